@@ -1,0 +1,83 @@
+"""``create_app(settings)``: the FastAPI application."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from psycopg_pool import AsyncConnectionPool
+
+from api.errors import install_error_handlers
+from api.middleware import RequestContextMiddleware
+from api.routers import agents, health, runs, tasks
+from engine.catalog import Catalog, file_catalog
+from engine.tokens import display_prefix, hash_token
+from ops.settings import Settings
+from store import agents as agents_store
+from store import migrate
+from store.db import Connection, create_pool
+
+log = logging.getLogger("ordinaut.api")
+
+DESCRIPTION = """
+Ordinaut schedules **tasks** for AI agents: a schedule (once, cron, RFC 5545 RRULE or an
+event topic) plus a **pipeline** of tool calls whose arguments are `${...}` JMESPath
+templates over earlier results.
+
+Authenticate with `Authorization: Bearer <token>`. Each route names the scope it needs;
+`admin` implies every scope. Errors always answer
+`{"error": {"code", "message", "details": [{"path", "message", "type"}], "request_id"}}`.
+"""
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The API for ``settings`` (``settings.database_url`` must be set)."""
+    if not settings.database_url:
+        raise ValueError("create_app needs settings.database_url")
+    pool = create_pool(settings.database_url, max_size=settings.pool_max_size, name="ordinaut-api")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await pool.open(wait=False)
+        await _bootstrap_admin(pool, settings)
+        try:
+            yield
+        finally:
+            await pool.close()
+
+    app = FastAPI(
+        title="Ordinaut",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.pool = pool
+    app.state.catalog_provider = _file_catalog_provider
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware)
+    for module in (health, tasks, runs, agents):
+        app.include_router(module.router)
+    return app
+
+
+async def _file_catalog_provider(conn: Connection) -> Catalog:
+    return file_catalog()
+
+
+async def _bootstrap_admin(pool: AsyncConnectionPool[Connection], settings: Settings) -> None:
+    """Ensure the ``admin`` agent owns ``ORDINAUT_BOOTSTRAP_ADMIN_TOKEN`` (when set)."""
+    token = settings.bootstrap_admin_token
+    if not token:
+        return
+    async with pool.connection() as conn:
+        at_head, reason = await migrate.is_at_head(conn)
+        if not at_head:
+            log.warning("bootstrap admin skipped: %s (run `ordinaut migrate`)", reason)
+            return
+        async with conn.transaction():
+            await agents_store.ensure_admin_token(
+                conn, token_hash=hash_token(token), prefix=display_prefix(token)
+            )

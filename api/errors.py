@@ -1,0 +1,152 @@
+"""The one place where errors become HTTP responses.
+
+Every 4xx/5xx body has the same shape::
+
+    {"error": {"code": "...", "message": "...", "details": [...], "request_id": "..."}}
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from engine.errors import (
+    Conflict,
+    NotFound,
+    OrdinautError,
+    PermissionDenied,
+    Problem,
+    RateLimited,
+    StoreUnavailable,
+    Unauthenticated,
+    ValidationFailed,
+)
+
+log = logging.getLogger("ordinaut.api")
+
+_STATUS: list[tuple[type[OrdinautError], int]] = [
+    (ValidationFailed, 422),
+    (NotFound, 404),
+    (Conflict, 409),
+    (PermissionDenied, 403),
+    (Unauthenticated, 401),
+    (RateLimited, 429),
+    (StoreUnavailable, 503),
+]
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "rate_limited",
+}
+
+
+def error_body(
+    request: Request, code: str, message: str, details: list[Any] | None = None
+) -> dict[str, Any]:
+    return {
+        "error": {
+            "code": code,
+            "message": message,
+            "details": details or [],
+            "request_id": getattr(request.state, "request_id", None),
+        }
+    }
+
+
+def error_response(
+    request: Request,
+    status: int,
+    code: str,
+    message: str,
+    details: list[Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    return JSONResponse(
+        error_body(request, code, message, details), status_code=status, headers=headers
+    )
+
+
+def status_for(exc: OrdinautError) -> int:
+    for cls, status in _STATUS:
+        if isinstance(exc, cls):
+            return status
+    return 500
+
+
+async def _ordinaut_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, OrdinautError)
+    status = status_for(exc)
+    headers: dict[str, str] = {}
+    if isinstance(exc, Unauthenticated):
+        headers["WWW-Authenticate"] = "Bearer"
+    if isinstance(exc, RateLimited):
+        headers["Retry-After"] = str(exc.retry_after)
+    if isinstance(exc, StoreUnavailable):
+        headers["Retry-After"] = "1"
+    if status >= 500:
+        log.error("request failed: %s", exc.message, exc_info=exc)
+    details = [p.as_dict() for p in exc.problems] if isinstance(exc, ValidationFailed) else []
+    return error_response(request, status, exc.code, exc.message, details, headers)
+
+
+def _loc_to_path(loc: tuple[Any, ...]) -> str:
+    parts = list(loc)
+    if parts and parts[0] in ("body", "query", "path", "header"):
+        source = parts.pop(0)
+        prefix = "$" if source == "body" else source
+    else:
+        prefix = "$"
+    path = prefix
+    for part in parts:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return path
+
+
+async def _request_validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    problems = [
+        Problem(_loc_to_path(tuple(err.get("loc", ()))), str(err.get("msg")), str(err.get("type")))
+        for err in exc.errors()
+    ]
+    message = "; ".join(f"{p.path}: {p.message}" for p in problems) or "invalid request"
+    return error_response(
+        request, 422, "validation_error", message, [p.as_dict() for p in problems]
+    )
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "error" if exc.status_code < 500 else "internal")
+    return error_response(
+        request, exc.status_code, code, str(exc.detail), headers=dict(exc.headers or {})
+    )
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error", exc_info=exc)
+    return error_response(request, 500, "internal", "internal error (this is a bug)")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(OrdinautError, _ordinaut_error)
+    app.add_exception_handler(RequestValidationError, _request_validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)
+
+
+# Re-exported so routers raise domain errors without importing the engine tree piecemeal.
+__all__ = ["Conflict", "NotFound", "PermissionDenied", "install_error_handlers"]

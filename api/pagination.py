@@ -1,0 +1,49 @@
+"""Opaque cursors for keyset pagination over ``(timestamp, id)``."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import Query
+
+from engine.errors import Problem, ValidationFailed
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 500
+
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size (1..500).")]
+CursorParam = Annotated[
+    str | None,
+    Query(max_length=200, description="`next_cursor` of the previous page (opaque)."),
+]
+
+
+def encode_cursor(at: datetime, row_id: Any) -> str:
+    raw = json.dumps([at.isoformat(), str(row_id)]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> tuple[datetime, UUID] | None:
+    """The ``(timestamp, id)`` inside a cursor; 422 when it was not made by us."""
+    if cursor is None:
+        return None
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        at, row_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        return datetime.fromisoformat(at), UUID(row_id)
+    except (ValueError, TypeError, json.JSONDecodeError):
+        raise ValidationFailed([Problem("cursor", "invalid cursor", "cursor")]) from None
+
+
+def page(
+    rows: list[dict[str, Any]], limit: int, key: str
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Split one extra fetched row off into the next cursor (rows were fetched limit + 1)."""
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    return rows, encode_cursor(rows[-1][key], rows[-1]["id"])

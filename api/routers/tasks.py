@@ -1,0 +1,164 @@
+"""``/tasks``: create, list, read and run tasks."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Query, Request, status
+
+from api.body import json_body, json_body_openapi
+from api.deps import AppCatalog, AppSettings, Conn, TasksRead, TasksWrite
+from api.pagination import DEFAULT_LIMIT, CursorParam, Limit, decode_cursor, page
+from api.schemas import ErrorResponse, Run, Task, TaskPage
+from engine.errors import Conflict, NotFound, PermissionDenied, Problem, ValidationFailed
+from engine.expansion import initial_state
+from engine.validation import TASK_SCHEMA, validate_task
+from store import due_work as due_work_store
+from store import runs as runs_store
+from store import tasks as tasks_store
+
+router = APIRouter(prefix="/tasks", tags=["tasks"])
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorResponse, "description": "Missing or invalid token."},
+    403: {"model": ErrorResponse, "description": "The token lacks the required scope."},
+}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorResponse, "description": "No such task (or not yours)."}
+}
+
+QUICK_START_TASK = {
+    "title": "Weekday briefing",
+    "schedule_kind": "once",
+    "schedule_expr": "2030-01-01T08:30:00",
+    "timezone": "Europe/Chisinau",
+    "payload": {
+        "params": {"city": "Chisinau"},
+        "pipeline": [
+            {
+                "id": "greet",
+                "uses": "debug.echo",
+                "with": {"message": "Hello ${params.city}"},
+                "save_as": "greeting",
+            },
+            {
+                "id": "log",
+                "uses": "debug.log",
+                "with": {"message": "${steps.greeting.message}"},
+                "if": "steps.greeting != null",
+            },
+        ],
+    },
+}
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=Task,
+    summary="Create a task (scope tasks:write)",
+    responses={
+        **ERRORS,
+        422: {"model": ErrorResponse, "description": "Invalid task; every problem listed."},
+    },
+    openapi_extra=json_body_openapi(TASK_SCHEMA, QUICK_START_TASK),
+)
+async def create_task(
+    request: Request, principal: TasksWrite, conn: Conn, settings: AppSettings, catalog: AppCatalog
+) -> Any:
+    document = await json_body(request)
+    now = now_utc()
+    spec = validate_task(document, catalog, default_timezone=settings.default_timezone, now=now)
+    owner = _owner_for(spec.created_by, principal.agent_id, principal.is_admin)
+    expanded_until, next_expand_at = initial_state(spec.schedule, now)
+    task = await tasks_store.insert_task(
+        conn,
+        document=spec.document(),
+        created_by=owner,
+        anchor_at=now.replace(second=0, microsecond=0),
+        expanded_until=expanded_until,
+        next_expand_at=next_expand_at,
+    )
+    return task
+
+
+def _owner_for(created_by: str | None, caller: UUID, is_admin: bool) -> UUID:
+    if created_by is None or created_by == str(caller):
+        return caller
+    if not is_admin:
+        raise PermissionDenied("created_by other than yourself needs the 'admin' scope")
+    try:
+        return UUID(created_by)
+    except ValueError:
+        raise ValidationFailed([Problem("$.created_by", "not an agent id", "uuid")]) from None
+
+
+@router.get(
+    "",
+    response_model=TaskPage,
+    summary="List your tasks, newest first (scope tasks:read; admin: all)",
+    responses=ERRORS,
+)
+async def list_tasks(
+    principal: TasksRead,
+    conn: Conn,
+    status_: Annotated[
+        str | None,
+        Query(alias="status", pattern="^(active|paused|canceled|completed)$"),
+    ] = None,
+    schedule_kind: Annotated[str | None, Query(pattern="^(once|cron|rrule|event)$")] = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: CursorParam = None,
+) -> Any:
+    rows = await tasks_store.list_tasks(
+        conn,
+        owner=principal.owner_filter,
+        status=status_,
+        schedule_kind=schedule_kind,
+        limit=limit + 1,
+        after=decode_cursor(cursor),
+    )
+    items, next_cursor = page(rows, limit, "created_at")
+    return {"items": items, "next_cursor": next_cursor}
+
+
+@router.get(
+    "/{task_id}",
+    response_model=Task,
+    summary="One task, including next_run_at (scope tasks:read)",
+    responses={**ERRORS, **NOT_FOUND},
+)
+async def get_task(task_id: UUID, principal: TasksRead, conn: Conn) -> Any:
+    return await visible_task(conn, task_id, principal.owner_filter)
+
+
+async def visible_task(conn: Conn, task_id: UUID, owner: UUID | None) -> dict[str, Any]:
+    """The task, or 404 when it does not exist or belongs to another agent."""
+    task = await tasks_store.get_task(conn, task_id, owner=owner)
+    if task is None:
+        raise NotFound(f"task {task_id} not found")
+    return task
+
+
+@router.post(
+    "/{task_id}/run_now",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=Run,
+    summary="Queue a run of the task now (scope tasks:write)",
+    responses={**ERRORS, **NOT_FOUND, 409: {"model": ErrorResponse}},
+)
+async def run_now(task_id: UUID, principal: TasksWrite, conn: Conn) -> Any:
+    task = await visible_task(conn, task_id, principal.owner_filter)
+    if task["status"] == "canceled":
+        raise Conflict("the task is canceled")
+    row = await due_work_store.insert_manual_run(
+        conn, run_id=uuid.uuid4(), task_id=task_id, trigger="manual"
+    )
+    return await runs_store.get_run(conn, row["id"], owner=None)

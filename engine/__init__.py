@@ -1,0 +1,1 @@
+"""The pure core: schedules, templates, pipelines, catalog, validation, tools."""

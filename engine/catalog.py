@@ -1,0 +1,191 @@
+"""The tool catalog: what each tool address means and which JSON schemas guard it.
+
+Entries come from ``catalogs/*.json`` (the builtin tools ship in ``catalogs/tools.json``)
+and from tools registered at runtime (``POST /tools``, persisted by the store). Each file is
+validated against :data:`CATALOG_FILE_SCHEMA` when it is loaded.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import jsonschema.validators
+
+from engine.errors import Problem, ValidationFailed
+
+CATALOG_DIR = Path(__file__).resolve().parents[1] / "catalogs"
+TRANSPORTS = ("builtin", "http", "mcp")
+ANY_OBJECT: dict[str, Any] = {"type": "object"}
+
+TOOL_ENTRY_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "address": {
+            "type": "string",
+            "pattern": r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)+$",
+            "maxLength": 200,
+        },
+        "transport": {"enum": list(TRANSPORTS)},
+        "endpoint": {"type": "string", "pattern": "^https?://", "maxLength": 2000},
+        "server": {"type": "string", "minLength": 1, "maxLength": 2000},
+        "tool": {"type": "string", "minLength": 1, "maxLength": 200},
+        "input_schema": {"type": "object"},
+        "output_schema": {"type": "object"},
+        "timeout_seconds": {"type": "number", "exclusiveMinimum": 0, "maximum": 86400},
+        "description": {"type": "string", "maxLength": 2000},
+    },
+    "required": ["address", "transport", "input_schema"],
+    "additionalProperties": False,
+    "allOf": [
+        {
+            "if": {"properties": {"transport": {"const": "http"}}},
+            "then": {"required": ["endpoint"]},
+        },
+        {
+            "if": {"properties": {"transport": {"const": "mcp"}}},
+            "then": {"required": ["server", "tool"]},
+        },
+    ],
+}
+
+CATALOG_FILE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"tools": {"type": "array", "items": TOOL_ENTRY_SCHEMA}},
+    "required": ["tools"],
+    "additionalProperties": False,
+}
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """One catalog entry."""
+
+    address: str
+    transport: str
+    input_schema: dict[str, Any]
+    output_schema: dict[str, Any] = field(default_factory=lambda: dict(ANY_OBJECT))
+    endpoint: str | None = None
+    server: str | None = None
+    tool: str | None = None
+    timeout_seconds: float = 30.0
+    description: str = ""
+
+    @classmethod
+    def from_dict(cls, entry: Mapping[str, Any]) -> ToolSpec:
+        return cls(
+            address=entry["address"],
+            transport=entry["transport"],
+            input_schema=entry["input_schema"],
+            output_schema=entry.get("output_schema") or dict(ANY_OBJECT),
+            endpoint=entry.get("endpoint"),
+            server=entry.get("server"),
+            tool=entry.get("tool"),
+            timeout_seconds=float(entry.get("timeout_seconds", 30.0)),
+            description=entry.get("description", ""),
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "address": self.address,
+            "transport": self.transport,
+            "description": self.description,
+            "input_schema": self.input_schema,
+            "output_schema": self.output_schema,
+            "timeout_seconds": self.timeout_seconds,
+        }
+        for key in ("endpoint", "server", "tool"):
+            if getattr(self, key) is not None:
+                entry[key] = getattr(self, key)
+        return entry
+
+
+def schema_problems(schema: Mapping[str, Any], value: Any, path: str = "$") -> list[Problem]:
+    """Every way ``value`` violates ``schema``, as problems with JSON paths under ``path``."""
+    validator = _validator(json.dumps(schema, sort_keys=True))
+    return [
+        Problem(_json_path(path, error.absolute_path), error.message, "schema")
+        for error in sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path))
+    ]
+
+
+def validate_entry(entry: Mapping[str, Any], path: str = "$") -> ToolSpec:
+    """Validate one catalog entry (also its schemas) and build the :class:`ToolSpec`."""
+    problems = schema_problems(TOOL_ENTRY_SCHEMA, entry, path)
+    for key in ("input_schema", "output_schema"):
+        if not problems and key in entry:
+            problems += _meta_schema_problems(entry[key], f"{path}.{key}")
+    if problems:
+        raise ValidationFailed(problems)
+    return ToolSpec.from_dict(entry)
+
+
+def _meta_schema_problems(schema: Any, path: str) -> list[Problem]:
+    try:
+        jsonschema.validators.validator_for(schema).check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        return [Problem(path, f"not a valid JSON Schema: {exc.message}", "schema")]
+    return []
+
+
+def _json_path(prefix: str, parts: Iterable[Any]) -> str:
+    path = prefix
+    for part in parts:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return path
+
+
+@functools.lru_cache(maxsize=1024)
+def _validator(schema_json: str) -> jsonschema.protocols.Validator:
+    schema = json.loads(schema_json)
+    cls = jsonschema.validators.validator_for(schema)
+    return cls(schema)
+
+
+class Catalog(Mapping[str, ToolSpec]):
+    """An immutable mapping from tool address to :class:`ToolSpec`."""
+
+    def __init__(self, tools: Iterable[ToolSpec] = ()) -> None:
+        self._tools = {tool.address: tool for tool in tools}
+
+    def __getitem__(self, address: str) -> ToolSpec:
+        return self._tools[address]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._tools)
+
+    def __len__(self) -> int:
+        return len(self._tools)
+
+    def with_tools(self, tools: Iterable[ToolSpec]) -> Catalog:
+        """A new catalog with ``tools`` added (a runtime tool never shadows a file's tool)."""
+        merged = dict(self._tools)
+        for tool in tools:
+            merged.setdefault(tool.address, tool)
+        return Catalog(merged.values())
+
+
+def load_catalog_file(path: Path) -> list[ToolSpec]:
+    """Read and validate one catalog file."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValidationFailed([Problem("$", f"{path.name}: not JSON ({exc})")]) from None
+    problems = schema_problems(CATALOG_FILE_SCHEMA, document)
+    if problems:
+        raise ValidationFailed(problems, f"{path}: invalid catalog")
+    return [validate_entry(entry, f"$.tools[{i}]") for i, entry in enumerate(document["tools"])]
+
+
+@functools.cache
+def file_catalog(directory: Path = CATALOG_DIR) -> Catalog:
+    """Every tool defined in ``directory/*.json`` (loaded once per process)."""
+    tools: list[ToolSpec] = []
+    for path in sorted(directory.glob("*.json")):
+        tools.extend(load_catalog_file(path))
+    return Catalog(tools)

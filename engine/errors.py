@@ -1,0 +1,138 @@
+"""The one error tree of Ordinaut. Each boundary maps it once (the API to HTTP statuses).
+
+::
+
+    OrdinautError
+    ├── ValidationFailed          bad input; carries every Problem (JSON path + reason)
+    ├── NotFound                  no such object, or not visible to the caller
+    ├── Conflict                  duplicate or state conflict
+    ├── PermissionDenied          authenticated, but the scope is missing
+    ├── Unauthenticated           no or bad credentials
+    ├── RateLimited               too many requests; carries retry_after seconds
+    ├── StoreError                the database failed (translated from the driver)
+    │   └── StoreUnavailable      cannot reach the database
+    └── StepError                 a pipeline step failed; ``retryable`` says whether to retry
+        ├── TemplateError         a ${...} expression could not be evaluated
+        ├── ToolNotFound          the step names a tool that is not in the catalog
+        ├── ToolInputInvalid      arguments violate the tool's input schema
+        ├── ToolOutputInvalid     the result violates the tool's output schema
+        ├── ToolFailed            the tool reported an error (4xx: not retryable; 5xx: retryable)
+        ├── StepTimeout           the step exceeded its timeout (retryable)
+        └── CircuitOpen           the endpoint's circuit breaker is open (retryable)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with an input: where (a JSON path such as ``$.payload.pipeline[0]``)
+    and why."""
+
+    path: str
+    message: str
+    type: str = "invalid"
+
+    def as_dict(self) -> dict[str, str]:
+        return {"path": self.path, "message": self.message, "type": self.type}
+
+
+class OrdinautError(Exception):
+    """Base of every error Ordinaut raises on purpose."""
+
+    code = "error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ValidationFailed(OrdinautError):
+    code = "validation_error"
+
+    def __init__(self, problems: list[Problem], message: str | None = None) -> None:
+        super().__init__(message or "; ".join(f"{p.path}: {p.message}" for p in problems))
+        self.problems = problems
+
+
+class NotFound(OrdinautError):
+    code = "not_found"
+
+
+class Conflict(OrdinautError):
+    code = "conflict"
+
+
+class PermissionDenied(OrdinautError):
+    code = "forbidden"
+
+
+class Unauthenticated(OrdinautError):
+    code = "unauthenticated"
+
+
+class RateLimited(OrdinautError):
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class StoreError(OrdinautError):
+    code = "store_error"
+
+
+class StoreUnavailable(StoreError):
+    code = "store_unavailable"
+
+
+class StepError(OrdinautError):
+    """A step failed. ``type`` names the kind for the run's structured error."""
+
+    code = "step_error"
+    type = "step_failed"
+    retryable = True
+
+    def __init__(self, message: str, *, retryable: bool | None = None, details: Any = None) -> None:
+        super().__init__(message)
+        if retryable is not None:
+            self.retryable = retryable
+        self.details = details
+
+
+class TemplateError(StepError):
+    type = "template_error"
+    retryable = False
+
+
+class ToolNotFound(StepError):
+    type = "unknown_tool"
+    retryable = False
+
+
+class ToolInputInvalid(StepError):
+    type = "invalid_input"
+    retryable = False
+
+
+class ToolOutputInvalid(StepError):
+    type = "invalid_output"
+    retryable = False
+
+
+class ToolFailed(StepError):
+    type = "tool_error"
+
+
+class StepTimeout(StepError):
+    type = "timeout"
+    retryable = True
+
+
+class CircuitOpen(StepError):
+    type = "circuit_open"
+    retryable = True

@@ -1,0 +1,36 @@
+"""``once``: a single ISO 8601 instant; a naive one is wall-clock time in the task's zone."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, tzinfo
+
+from engine.schedules.wallclock import to_instant
+
+
+@dataclass(frozen=True)
+class OnceSchedule:
+    at: datetime
+    kind: str = "once"
+
+    def occurrences_after(self, instant: datetime) -> Iterator[datetime]:
+        if self.at > instant:
+            yield self.at
+
+    def next_after(self, instant: datetime) -> datetime | None:
+        return next(self.occurrences_after(instant), None)
+
+
+def parse_once(expr: str, zone: tzinfo) -> OnceSchedule:
+    """Parse the ISO 8601 date-time; raises ``ValueError`` with the reason."""
+    text = expr.strip()
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise ValueError(
+            f"not an ISO 8601 date-time: {expr!r} (example: 2026-12-01T09:00:00+02:00)"
+        ) from None
+    if parsed.tzinfo is None:
+        return OnceSchedule(to_instant(parsed, zone))
+    return OnceSchedule(parsed.astimezone(UTC))

@@ -1,0 +1,35 @@
+"""Build a :class:`~engine.schedules.base.Schedule` from a task's schedule fields."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from engine.errors import Problem, ValidationFailed
+from engine.schedules.base import SCHEDULE_KINDS, Schedule
+from engine.schedules.once import parse_once
+from engine.timezones import UnknownTimezone, get_zone
+
+
+def parse_schedule(kind: str, expr: str, timezone: str, *, anchor: datetime) -> Schedule | None:
+    """Validate and build the schedule; ``None`` for ``event`` schedules.
+
+    ``anchor`` is the task's creation time: the DTSTART of an RRULE that has none.
+    """
+    if kind not in SCHEDULE_KINDS:
+        raise ValidationFailed(
+            [Problem("$.schedule_kind", f"must be one of {', '.join(SCHEDULE_KINDS)}", "enum")]
+        )
+    try:
+        zone = get_zone(timezone)
+    except UnknownTimezone as exc:
+        raise ValidationFailed([Problem("$.timezone", str(exc), "timezone")]) from None
+    try:
+        if kind == "once":
+            return parse_once(expr, zone)
+        if kind == "event":
+            return None
+    except ValueError as exc:
+        raise ValidationFailed([Problem("$.schedule_expr", str(exc), "schedule")]) from None
+    raise ValidationFailed(
+        [Problem("$.schedule_kind", f"schedule kind {kind!r} is not implemented yet", "schedule")]
+    )

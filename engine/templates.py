@@ -1,0 +1,188 @@
+"""``${...}`` templates: JMESPath over the run context ``{now, params, steps, event, run}``.
+
+A string that is exactly one template keeps the JSON type of its value (an object stays an
+object, ``5`` stays a number); templates inside longer text are interpolated, objects and
+arrays as compact JSON, ``null`` as an empty string. ``$${`` is a literal ``${``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import jmespath
+import jmespath.exceptions
+import jmespath.parser
+
+from engine.errors import TemplateError
+from engine.timefuncs import TimeFunctions
+
+_OPTIONS = jmespath.Options(custom_functions=TimeFunctions())
+_CLOSERS = {"{": "}", "[": "]", "(": ")"}
+_QUOTES = ("'", '"', "`")
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A piece of a template string: literal text, or an expression to evaluate."""
+
+    text: str
+    is_expression: bool
+
+
+class TemplateSyntaxError(ValueError):
+    """A ``${`` without its closing ``}``, or an empty expression."""
+
+
+def split_template(text: str) -> list[Segment]:
+    """Split ``text`` into literal and expression segments."""
+    segments: list[Segment] = []
+    literal: list[str] = []
+    index = 0
+    while index < len(text):
+        if text.startswith("$${", index):
+            literal.append("${")
+            index += 3
+        elif text.startswith("${", index):
+            end = _expression_end(text, index + 2)
+            expression = text[index + 2 : end].strip()
+            if not expression:
+                raise TemplateSyntaxError(f"empty expression at offset {index}")
+            if literal:
+                segments.append(Segment("".join(literal), False))
+                literal = []
+            segments.append(Segment(expression, True))
+            index = end + 1
+        else:
+            literal.append(text[index])
+            index += 1
+    if literal:
+        segments.append(Segment("".join(literal), False))
+    return segments
+
+
+def _expression_end(text: str, start: int) -> int:
+    """Index of the ``}`` that closes the expression starting at ``start``.
+
+    Braces inside JMESPath (multiselect hashes) and inside quoted literals do not count.
+    """
+    stack: list[str] = []
+    index = start
+    while index < len(text):
+        char = text[index]
+        if char in _QUOTES:
+            index = _skip_quoted(text, index)
+            continue
+        if char in _CLOSERS:
+            stack.append(_CLOSERS[char])
+        elif char == "}" and not stack:
+            return index
+        elif stack and char == stack[-1]:
+            stack.pop()
+        index += 1
+    raise TemplateSyntaxError(f"unclosed '${{' at offset {start - 2}")
+
+
+def _skip_quoted(text: str, index: int) -> int:
+    quote = text[index]
+    index += 1
+    while index < len(text):
+        if text[index] == "\\":
+            index += 2
+            continue
+        if text[index] == quote:
+            return index + 1
+        index += 1
+    raise TemplateSyntaxError("unclosed quote inside an expression")
+
+
+@functools.lru_cache(maxsize=4096)
+def compile_expression(expression: str) -> jmespath.parser.ParsedResult:
+    """Compile (and cache) a JMESPath expression; raises ``jmespath`` parse errors."""
+    return jmespath.compile(expression)
+
+
+def evaluate(expression: str, context: dict[str, Any]) -> Any:
+    """Evaluate one JMESPath expression against the context."""
+    return compile_expression(expression).search(context, options=_OPTIONS)
+
+
+def strip_wrapper(condition: str) -> str:
+    """``if`` conditions may be raw JMESPath or wrapped in ``${...}``; return the raw form."""
+    stripped = condition.strip()
+    if stripped.startswith("${") and stripped.endswith("}"):
+        segments = split_template(stripped)
+        if len(segments) == 1 and segments[0].is_expression:
+            return segments[0].text
+    return stripped
+
+
+def render(value: Any, context: dict[str, Any]) -> Any:
+    """Render every template inside ``value`` (dicts and lists recursively)."""
+    if isinstance(value, str):
+        return _render_string(value, context)
+    if isinstance(value, dict):
+        return {key: render(item, context) for key, item in value.items()}
+    if isinstance(value, list):
+        return [render(item, context) for item in value]
+    return value
+
+
+def _render_string(text: str, context: dict[str, Any]) -> Any:
+    if "${" not in text:
+        return text
+    try:
+        segments = split_template(text)
+    except TemplateSyntaxError as exc:
+        raise TemplateError(f"bad template {text!r}: {exc}") from None
+    if len(segments) == 1 and segments[0].is_expression:
+        return _evaluate_segment(segments[0].text, context)
+    parts = []
+    for segment in segments:
+        if segment.is_expression:
+            parts.append(_to_text(_evaluate_segment(segment.text, context)))
+        else:
+            parts.append(segment.text)
+    return "".join(parts)
+
+
+def _evaluate_segment(expression: str, context: dict[str, Any]) -> Any:
+    try:
+        return evaluate(expression, context)
+    except jmespath.exceptions.JMESPathError as exc:
+        raise TemplateError(f"expression ${{{expression}}} failed: {exc}") from None
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise TemplateError(f"expression ${{{expression}}} failed: {exc}") from None
+
+
+def _to_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def iter_expressions(value: Any, path: str = "$") -> Iterator[tuple[str, str]]:
+    """Yield ``(json_path, expression)`` for every template inside ``value``.
+
+    Raises :class:`TemplateSyntaxError` (with the path in its message) on a malformed one.
+    """
+    if isinstance(value, str):
+        if "${" in value:
+            try:
+                segments = split_template(value)
+            except TemplateSyntaxError as exc:
+                raise TemplateSyntaxError(f"{path}: {exc}") from None
+            for segment in segments:
+                if segment.is_expression:
+                    yield path, segment.text
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from iter_expressions(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for position, item in enumerate(value):
+            yield from iter_expressions(item, f"{path}[{position}]")

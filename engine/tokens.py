@@ -1,0 +1,27 @@
+"""Agent tokens: random, shown once, stored only as a SHA-256 digest.
+
+A token carries 256 random bits, so a fast hash is enough: there is nothing to brute-force
+(unlike a password), and lookups stay one indexed equality.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+TOKEN_PREFIX = "ord_"
+
+
+def generate_token() -> str:
+    """A new random token, e.g. ``ord_3q0...``."""
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_token(token: str) -> bytes:
+    """The digest stored in the database."""
+    return hashlib.sha256(token.encode("utf-8")).digest()
+
+
+def display_prefix(token: str) -> str:
+    """Enough of the token to tell tokens apart in listings, not enough to use one."""
+    return token[: len(TOKEN_PREFIX) + 6]

@@ -1,0 +1,336 @@
+"""Validation of task documents: structure (JSON Schema), schedule, and pipeline.
+
+Every problem is collected, each with the JSON path of the offending value, so an agent can
+fix its document in one round trip. :func:`validate_task` returns a normalised
+:class:`TaskSpec` or raises :class:`~engine.errors.ValidationFailed`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import jmespath.exceptions
+
+from engine.catalog import Catalog, schema_problems
+from engine.errors import Problem, ValidationFailed
+from engine.schedules import SCHEDULE_KINDS, Schedule, parse_schedule
+from engine.templates import (
+    TemplateSyntaxError,
+    compile_expression,
+    split_template,
+    strip_wrapper,
+)
+
+BACKOFF_STRATEGIES = ("exponential_jitter", "exponential", "linear", "fixed")
+CATCH_UP_POLICIES = ("latest", "all", "none")
+ON_ERROR = ("fail", "continue")
+NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$"
+
+STEP_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string", "pattern": NAME_PATTERN},
+        "uses": {"type": "string", "minLength": 1, "maxLength": 200},
+        "with": {"type": "object"},
+        "save_as": {"type": "string", "pattern": NAME_PATTERN},
+        "if": {"type": "string", "minLength": 1, "maxLength": 2000},
+        "timeout_seconds": {"type": "number", "exclusiveMinimum": 0, "maximum": 86400},
+        "max_retries": {"type": "integer", "minimum": 0, "maximum": 20},
+        "on_error": {"enum": list(ON_ERROR)},
+    },
+    "required": ["id", "uses"],
+    "additionalProperties": False,
+}
+
+TASK_PROPERTIES: dict[str, Any] = {
+    "title": {"type": "string", "minLength": 1, "maxLength": 200},
+    "description": {"type": ["string", "null"], "maxLength": 10000},
+    "schedule_kind": {"enum": list(SCHEDULE_KINDS)},
+    "schedule_expr": {"type": "string", "minLength": 1, "maxLength": 10000},
+    "timezone": {"type": "string", "minLength": 1, "maxLength": 64},
+    "payload": {
+        "type": "object",
+        "properties": {
+            "params": {"type": "object"},
+            "pipeline": {"type": "array", "items": STEP_SCHEMA, "minItems": 1, "maxItems": 100},
+        },
+        "required": ["pipeline"],
+        "additionalProperties": False,
+    },
+    "priority": {"type": "integer", "minimum": 1, "maximum": 9},
+    "max_retries": {"type": "integer", "minimum": 0, "maximum": 100},
+    "backoff_strategy": {"enum": list(BACKOFF_STRATEGIES)},
+    "timeout_seconds": {"type": "integer", "minimum": 1, "maximum": 86400},
+    "concurrency_key": {"type": ["string", "null"], "minLength": 1, "maxLength": 200},
+    "dedupe_key": {"type": ["string", "null"], "minLength": 1, "maxLength": 200},
+    "dedupe_window_seconds": {"type": "integer", "minimum": 0, "maximum": 31536000},
+    "catch_up": {"enum": list(CATCH_UP_POLICIES)},
+    "created_by": {"type": ["string", "null"], "format": "uuid"},
+}
+
+TASK_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": TASK_PROPERTIES,
+    "required": ["title", "schedule_kind", "schedule_expr", "payload"],
+    "additionalProperties": False,
+}
+
+# The fields a PATCH may carry (any subset; ``created_by`` cannot change).
+PATCH_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {k: v for k, v in TASK_PROPERTIES.items() if k != "created_by"},
+    "additionalProperties": False,
+    "minProperties": 1,
+}
+
+DEFAULTS: dict[str, Any] = {
+    "description": None,
+    "priority": 5,
+    "max_retries": 3,
+    "backoff_strategy": "exponential_jitter",
+    "timeout_seconds": 300,
+    "concurrency_key": None,
+    "dedupe_key": None,
+    "dedupe_window_seconds": 0,
+    "catch_up": "latest",
+    "created_by": None,
+}
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A validated task document with every default filled in."""
+
+    title: str
+    schedule_kind: str
+    schedule_expr: str
+    timezone: str
+    payload: dict[str, Any]
+    description: str | None = None
+    priority: int = 5
+    max_retries: int = 3
+    backoff_strategy: str = "exponential_jitter"
+    timeout_seconds: int = 300
+    concurrency_key: str | None = None
+    dedupe_key: str | None = None
+    dedupe_window_seconds: int = 0
+    catch_up: str = "latest"
+    created_by: str | None = None
+    schedule: Schedule | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def pipeline(self) -> list[dict[str, Any]]:
+        return list(self.payload["pipeline"])
+
+    def document(self) -> dict[str, Any]:
+        """The client-facing fields, as stored."""
+        return {
+            "title": self.title,
+            "description": self.description,
+            "schedule_kind": self.schedule_kind,
+            "schedule_expr": self.schedule_expr,
+            "timezone": self.timezone,
+            "payload": self.payload,
+            "priority": self.priority,
+            "max_retries": self.max_retries,
+            "backoff_strategy": self.backoff_strategy,
+            "timeout_seconds": self.timeout_seconds,
+            "concurrency_key": self.concurrency_key,
+            "dedupe_key": self.dedupe_key,
+            "dedupe_window_seconds": self.dedupe_window_seconds,
+            "catch_up": self.catch_up,
+        }
+
+
+def validate_task(
+    document: Any,
+    catalog: Catalog,
+    *,
+    default_timezone: str,
+    now: datetime,
+    anchor: datetime | None = None,
+) -> TaskSpec:
+    """Validate a whole task document; raise :class:`ValidationFailed` listing every problem.
+
+    ``now`` decides whether a schedule can still fire; ``anchor`` (default ``now``) is the
+    task's creation time, the DTSTART of an RRULE without one.
+    """
+    problems = task_problems(document, catalog, default_timezone=default_timezone, now=now)
+    if problems:
+        raise ValidationFailed(problems)
+    merged = {**DEFAULTS, "timezone": default_timezone, **document}
+    payload = {"params": {}, **merged["payload"]}
+    schedule = parse_schedule(
+        merged["schedule_kind"], merged["schedule_expr"], merged["timezone"], anchor=anchor or now
+    )
+    return TaskSpec(**{**merged, "payload": payload, "schedule": schedule})
+
+
+def task_problems(
+    document: Any,
+    catalog: Catalog,
+    *,
+    default_timezone: str,
+    now: datetime,
+    anchor: datetime | None = None,
+) -> list[Problem]:
+    """Every problem with ``document`` (empty when it is valid)."""
+    problems = schema_problems(TASK_SCHEMA, document)
+    if not isinstance(document, Mapping):
+        return problems
+    problems += schedule_problems(document, default_timezone, now, anchor or now)
+    payload = document.get("payload")
+    if isinstance(payload, Mapping) and isinstance(payload.get("pipeline"), list):
+        problems += pipeline_problems(payload["pipeline"], catalog)
+    return _unique(problems)
+
+
+def schedule_problems(
+    document: Mapping[str, Any], default_timezone: str, now: datetime, anchor: datetime
+) -> list[Problem]:
+    """Problems with the schedule fields, including a schedule that can never fire."""
+    kind, expr = document.get("schedule_kind"), document.get("schedule_expr")
+    timezone = document.get("timezone") or default_timezone
+    if not (isinstance(kind, str) and isinstance(expr, str) and isinstance(timezone, str)):
+        return []
+    if kind not in SCHEDULE_KINDS:
+        return []  # the schema already reported it
+    try:
+        schedule = parse_schedule(kind, expr, timezone, anchor=anchor)
+    except ValidationFailed as exc:
+        return exc.problems
+    if schedule is not None and kind != "once" and schedule.next_after(now) is None:
+        return [Problem("$.schedule_expr", "the schedule never fires after now", "never_fires")]
+    return []
+
+
+def pipeline_problems(pipeline: list[Any], catalog: Catalog) -> list[Problem]:
+    """Unknown tools, duplicate ids, bad templates, unsaved ``steps.X`` references and
+    literal arguments that violate a tool's input schema."""
+    problems: list[Problem] = []
+    seen_ids: set[str] = set()
+    saved: set[str] = set()
+    for position, step in enumerate(pipeline):
+        if not isinstance(step, Mapping):
+            continue
+        path = f"$.payload.pipeline[{position}]"
+        problems += _step_problems(step, path, catalog, seen_ids, saved)
+        if isinstance(step.get("id"), str):
+            seen_ids.add(step["id"])
+        if isinstance(step.get("save_as"), str):
+            saved.add(step["save_as"])
+    return problems
+
+
+def _step_problems(
+    step: Mapping[str, Any],
+    path: str,
+    catalog: Catalog,
+    seen_ids: set[str],
+    saved: set[str],
+) -> list[Problem]:
+    problems: list[Problem] = []
+    step_id = step.get("id")
+    if isinstance(step_id, str) and step_id in seen_ids:
+        problems.append(Problem(f"{path}.id", f"duplicate step id {step_id!r}", "duplicate_id"))
+    uses = step.get("uses")
+    if isinstance(uses, str) and uses not in catalog:
+        problems.append(Problem(f"{path}.uses", f"unknown tool {uses!r}", "unknown_tool"))
+    condition = step.get("if")
+    if isinstance(condition, str):
+        problems += _expression_problems(strip_wrapper(condition), f"{path}.if", saved)
+    arguments = step.get("with", {})
+    if isinstance(arguments, Mapping):
+        for arg_path, expression in _templates(arguments, f"{path}.with", problems):
+            problems += _expression_problems(expression, arg_path, saved)
+        if isinstance(uses, str) and uses in catalog:
+            problems += literal_argument_problems(
+                arguments, catalog[uses].input_schema, f"{path}.with"
+            )
+    return problems
+
+
+def _templates(value: Any, path: str, problems: list[Problem]) -> Iterator[tuple[str, str]]:
+    """Yield ``(path, expression)`` for each template; record malformed ones as problems."""
+    if isinstance(value, str) and "${" in value:
+        try:
+            segments = split_template(value)
+        except TemplateSyntaxError as exc:
+            problems.append(Problem(path, f"bad template: {exc}", "template"))
+            return
+        for segment in segments:
+            if segment.is_expression:
+                yield path, segment.text
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _templates(item, f"{path}.{key}", problems)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _templates(item, f"{path}[{index}]", problems)
+
+
+def _expression_problems(expression: str, path: str, saved: set[str]) -> list[Problem]:
+    try:
+        parsed = compile_expression(expression)
+    except jmespath.exceptions.JMESPathError as exc:
+        reason = str(exc).splitlines()[0]
+        return [Problem(path, f"invalid JMESPath {expression!r}: {reason}", "jmespath")]
+    return [
+        Problem(
+            path,
+            f"{expression!r} reads steps.{name}, but no earlier step has save_as {name!r}",
+            "unknown_step_reference",
+        )
+        for name in sorted(step_references(parsed.parsed))
+        if name not in saved
+    ]
+
+
+def step_references(node: Mapping[str, Any]) -> set[str]:
+    """Names ``X`` read as ``steps.X`` anywhere in a parsed JMESPath AST."""
+    found: set[str] = set()
+    children = node.get("children", [])
+    if node.get("type") == "subexpression" and len(children) >= 2:
+        first, second = children[0], children[1]
+        if first.get("type") == "field" and first.get("value") == "steps":
+            if second.get("type") == "index_expression":
+                second = second["children"][0]
+            if second.get("type") == "field":
+                found.add(second["value"])
+    for child in children:
+        if isinstance(child, Mapping):
+            found |= step_references(child)
+    return found
+
+
+def literal_argument_problems(
+    arguments: Mapping[str, Any], schema: Mapping[str, Any], path: str
+) -> list[Problem]:
+    """Schema violations that templates cannot fix at run time.
+
+    A templated value is unknown until the run, so violations at or below it are ignored;
+    everything else (missing required keys, wrong literal types, unknown keys) counts.
+    """
+    templated = {p for p, _ in _templates(arguments, path, [])}
+    return [
+        problem
+        for problem in schema_problems(schema, dict(arguments), path)
+        if not any(_is_within(problem.path, t) for t in templated)
+    ]
+
+
+def _is_within(path: str, prefix: str) -> bool:
+    return path == prefix or path.startswith(prefix + ".") or path.startswith(prefix + "[")
+
+
+def _unique(problems: list[Problem]) -> list[Problem]:
+    seen: set[Problem] = set()
+    result = []
+    for problem in problems:
+        if problem not in seen:
+            seen.add(problem)
+            result.append(problem)
+    return result

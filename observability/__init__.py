@@ -1,0 +1,1 @@
+"""Metrics, logging and health checks shared by every Ordinaut process."""

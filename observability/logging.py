@@ -1,0 +1,80 @@
+"""Logging: JSON lines for services (``ORDINAUT_LOG_FORMAT=json``), text for humans.
+
+Context such as ``task_id``, ``run_id``, ``step_id`` and ``worker_id`` is passed with
+``extra=`` and becomes top-level JSON keys. Values under keys that look like secrets are
+redacted wherever they appear.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+CONTEXT_KEYS = ("task_id", "run_id", "step_id", "worker_id", "request_id", "agent_id")
+_SECRET_KEY = re.compile(r"pass(word)?|token|secret|api[_-]?key|authorization|cookie", re.I)
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+
+def redact(value: Any) -> Any:
+    """A copy of ``value`` with secret-looking keys' values replaced by ``"[redacted]"``."""
+    if isinstance(value, dict):
+        return {
+            key: "[redacted]" if _SECRET_KEY.search(str(key)) else redact(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [redact(item) for item in value]
+    return value
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, context and extras."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in vars(record).items():
+            if key not in _STANDARD and not key.startswith("_"):
+                entry[key] = "[redacted]" if _SECRET_KEY.search(key) else redact(value)
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+class TextFormatter(logging.Formatter):
+    """``time level logger message key=value ...``"""
+
+    def format(self, record: logging.LogRecord) -> str:
+        context = " ".join(
+            f"{key}={getattr(record, key)}" for key in CONTEXT_KEYS if hasattr(record, key)
+        )
+        line = (
+            f"{datetime.fromtimestamp(record.created, UTC):%H:%M:%S.%f}"[:-3]
+            + f" {record.levelname:<7} {record.name}: {record.getMessage()}"
+        )
+        if context:
+            line += f" [{context}]"
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+def configure_logging(level: str, fmt: str) -> None:
+    """Send every log record to stderr in the chosen format."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # Access logs carry query strings; our own middleware logs requests instead.
+    logging.getLogger("uvicorn.access").disabled = True
+    for noisy in ("httpx", "httpcore", "mcp", "apscheduler"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))

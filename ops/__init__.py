@@ -1,0 +1,1 @@
+"""Operations: the CLI, settings, embedded Postgres, process supervision, deployment."""

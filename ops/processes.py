@@ -1,0 +1,127 @@
+"""The long-running processes: API, scheduler and worker, each built from one Settings."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import uvicorn
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from api.app import create_app
+from engine.catalog import Catalog, file_catalog
+from observability import metrics
+from observability.http import serve_metrics
+from ops.settings import Settings
+from scheduler.service import Scheduler
+from store.db import create_pool
+from workers.service import Worker
+
+log = logging.getLogger("ordinaut")
+
+
+def run_api(settings: Settings, host: str, port: int) -> None:
+    """Serve the REST API until SIGINT/SIGTERM (uvicorn handles the signals)."""
+    app = create_app(settings)
+    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, lifespan="on")
+
+
+def run_scheduler(settings: Settings, metrics_port: int | None) -> None:
+    asyncio.run(_with_stop_signal(lambda stop: _scheduler_main(settings, metrics_port, stop)))
+
+
+def run_worker(settings: Settings, concurrency: int, metrics_port: int | None) -> None:
+    asyncio.run(
+        _with_stop_signal(lambda stop: _worker_main(settings, concurrency, metrics_port, stop))
+    )
+
+
+async def _with_stop_signal(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await main(stop)
+
+
+async def _scheduler_main(
+    settings: Settings, metrics_port: int | None, stop: asyncio.Event
+) -> None:
+    assert settings.database_url
+    pool = create_pool(settings.database_url, max_size=4, name="ordinaut-scheduler")
+    await pool.open(wait=False)
+    scheduler = Scheduler(settings, pool)
+    last_tick: dict[str, Any] = {"at": None}
+
+    async def tick() -> None:
+        try:
+            result = await scheduler.tick()
+            last_tick["at"] = datetime.now(UTC)
+            if result.occurrences:
+                log.info(
+                    "tick: %d occurrences from %d tasks in %.3fs",
+                    result.occurrences,
+                    result.tasks,
+                    result.seconds,
+                )
+        except Exception:
+            log.exception("scheduler tick failed")
+
+    async def health() -> tuple[bool, dict[str, Any]]:
+        at = last_tick["at"]
+        age = (datetime.now(UTC) - at).total_seconds() if at else None
+        healthy = age is not None and age < max(30.0, settings.scheduler_tick_seconds * 10)
+        return healthy, {"last_tick_age_seconds": age}
+
+    server = await serve_metrics("0.0.0.0", metrics_port, health) if metrics_port else None
+    # APScheduler is only the metronome: it calls tick() at a fixed interval and never runs
+    # two ticks of this process at once; the work itself is in Scheduler.tick.
+    metronome = AsyncIOScheduler(timezone=UTC)
+    metronome.add_job(
+        tick,
+        "interval",
+        seconds=settings.scheduler_tick_seconds,
+        id="tick",
+        max_instances=1,
+        coalesce=True,
+        next_run_time=datetime.now(UTC),
+    )
+    metronome.start()
+    log.info("scheduler started")
+    await stop.wait()
+    metronome.shutdown(wait=False)
+    if server:
+        server.close()
+    await pool.close()
+    log.info("scheduler stopped")
+
+
+async def _worker_main(
+    settings: Settings, concurrency: int, metrics_port: int | None, stop: asyncio.Event
+) -> None:
+    assert settings.database_url
+    pool = create_pool(
+        settings.database_url, max_size=min(concurrency, 8) + 2, name="ordinaut-worker"
+    )
+    await pool.open(wait=False)
+
+    async def catalog() -> Catalog:
+        return file_catalog()
+
+    worker = Worker(settings, pool, catalog, concurrency=concurrency)
+
+    async def health() -> tuple[bool, dict[str, Any]]:
+        return True, {"worker_id": worker.worker_id, "processed": worker.processed}
+
+    server = await serve_metrics("0.0.0.0", metrics_port, health) if metrics_port else None
+    metrics.WORKER_CONCURRENCY.set(concurrency)
+    log.info("worker started", extra={"worker_id": worker.worker_id})
+    await worker.run(stop)
+    if server:
+        server.close()
+    await pool.close()
+    log.info("worker stopped", extra={"worker_id": worker.worker_id})

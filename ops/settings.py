@@ -1,0 +1,197 @@
+"""The settings type and the one function that reads the environment.
+
+Every process builds one frozen :class:`Settings` in ``main()`` and passes it down; no
+other module reads ``os.environ``. A bad value raises :class:`SettingsError` whose message is
+one line that names the variable and the reason; the CLI prints it and exits non-zero.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import zoneinfo
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+T = TypeVar("T")
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("json", "text")
+
+
+class SettingsError(ValueError):
+    """A configuration value is invalid; the message is one line meant for the operator."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Configuration of every Ordinaut process (see the README's configuration table)."""
+
+    database_url: str | None = None
+    home: Path = Path(".ordinaut")
+    bootstrap_admin_token: str | None = field(default=None, repr=False)
+    default_timezone: str = "UTC"
+    log_level: str = "INFO"
+    log_format: str = "json"
+    lease_seconds: float = 30.0
+    poll_seconds: float = 1.0
+    retry_base_seconds: float = 1.0
+    retry_max_seconds: float = 3600.0
+    shutdown_grace_seconds: float = 30.0
+    run_retention_days: int = 30
+    max_body_bytes: int = 1024 * 1024
+    http_allow: tuple[str, ...] = ()
+    scheduler_tick_seconds: float = 1.0
+    scheduler_horizon_seconds: float = 10.0
+    catch_up_grace_seconds: float = 60.0
+    max_output_bytes: int = 64 * 1024
+    rate_limit_per_minute: int = 600
+    pool_max_size: int = 10
+
+    def with_database_url(self, url: str) -> Settings:
+        """A copy pointing at ``url`` (used once the embedded Postgres is up)."""
+        return replace(self, database_url=url)
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Build :class:`Settings` from ``env`` (default: the process environment)."""
+    env = os.environ if env is None else env
+    reader = _Reader(env)
+    settings = Settings(
+        database_url=reader.get("DATABASE_URL", _database_url, None),
+        home=reader.get("ORDINAUT_HOME", _path, Path(".ordinaut")),
+        bootstrap_admin_token=reader.get("ORDINAUT_BOOTSTRAP_ADMIN_TOKEN", _token, None),
+        default_timezone=reader.get("ORDINAUT_DEFAULT_TIMEZONE", _timezone, "UTC"),
+        log_level=reader.get("ORDINAUT_LOG_LEVEL", _choice(LOG_LEVELS, upper=True), "INFO"),
+        log_format=reader.get("ORDINAUT_LOG_FORMAT", _choice(LOG_FORMATS), "json"),
+        lease_seconds=reader.get("ORDINAUT_LEASE_SECONDS", _positive_float, 30.0),
+        poll_seconds=reader.get("ORDINAUT_POLL_SECONDS", _positive_float, 1.0),
+        retry_base_seconds=reader.get("ORDINAUT_RETRY_BASE_SECONDS", _positive_float, 1.0),
+        retry_max_seconds=reader.get("ORDINAUT_RETRY_MAX_SECONDS", _positive_float, 3600.0),
+        shutdown_grace_seconds=reader.get(
+            "ORDINAUT_SHUTDOWN_GRACE_SECONDS", _non_negative_float, 30.0
+        ),
+        run_retention_days=reader.get("ORDINAUT_RUN_RETENTION_DAYS", _positive_int, 30),
+        max_body_bytes=reader.get("ORDINAUT_MAX_BODY_BYTES", _positive_int, 1024 * 1024),
+        http_allow=reader.get("ORDINAUT_HTTP_ALLOW", _host_list, ()),
+        scheduler_tick_seconds=reader.get("ORDINAUT_SCHEDULER_TICK_SECONDS", _positive_float, 1.0),
+        scheduler_horizon_seconds=reader.get(
+            "ORDINAUT_SCHEDULER_HORIZON_SECONDS", _positive_float, 10.0
+        ),
+        catch_up_grace_seconds=reader.get(
+            "ORDINAUT_CATCH_UP_GRACE_SECONDS", _non_negative_float, 60.0
+        ),
+        max_output_bytes=reader.get("ORDINAUT_MAX_OUTPUT_BYTES", _positive_int, 64 * 1024),
+        rate_limit_per_minute=reader.get("ORDINAUT_RATE_LIMIT_PER_MINUTE", _non_negative_int, 600),
+        pool_max_size=reader.get("ORDINAUT_POOL_MAX_SIZE", _positive_int, 10),
+    )
+    return settings
+
+
+class _Reader:
+    """Reads one variable, parses it, and turns a parse failure into a one-line error."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+
+    def get(self, name: str, parse: Callable[[str], T], default: T) -> T:
+        raw = self._env.get(name)
+        if raw is None or raw.strip() == "":
+            return default
+        try:
+            return parse(raw.strip())
+        except (ValueError, zoneinfo.ZoneInfoNotFoundError) as exc:
+            shown = "<hidden>" if "TOKEN" in name else repr(raw)
+            raise SettingsError(f"invalid {name}={shown}: {exc}") from None
+
+
+def _database_url(raw: str) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise ValueError("must start with postgresql:// (or postgres://)")
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError as exc:
+        raise ValueError(f"malformed port ({exc})") from None
+    if not (parts.hostname or parts.path.strip("/") or "host=" in parts.query):
+        raise ValueError("names neither a host nor a database")
+    return raw
+
+
+def _path(raw: str) -> Path:
+    return Path(raw).expanduser()
+
+
+def _token(raw: str) -> str:
+    if len(raw) < 16:
+        raise ValueError("must be at least 16 characters long")
+    return raw
+
+
+def _timezone(raw: str) -> str:
+    from engine.timezones import get_zone  # the engine knows where the newest tz data lives
+
+    get_zone(raw)
+    return raw
+
+
+def _choice(allowed: tuple[str, ...], *, upper: bool = False) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.upper() if upper else raw.lower()
+        if value not in allowed:
+            raise ValueError(f"must be one of {', '.join(allowed)}")
+        return value
+
+    return parse
+
+
+def _positive_float(raw: str) -> float:
+    value = float(raw)
+    if not value > 0 or value != value:
+        raise ValueError("must be a number greater than 0")
+    return value
+
+
+def _non_negative_float(raw: str) -> float:
+    value = float(raw)
+    if not value >= 0:
+        raise ValueError("must be a number of at least 0")
+    return value
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value <= 0:
+        raise ValueError("must be a whole number greater than 0")
+    return value
+
+
+def _non_negative_int(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError("must be a whole number of at least 0")
+    return value
+
+
+def _host_list(raw: str) -> tuple[str, ...]:
+    """Comma-separated hostnames, IP addresses or CIDR networks."""
+    entries = tuple(part.strip() for part in raw.split(",") if part.strip())
+    for entry in entries:
+        if any(ch.isdigit() for ch in entry) and ("/" in entry or ":" in entry):
+            ipaddress.ip_network(entry, strict=False)
+    return entries
+
+
+def child_environment(settings: Settings) -> dict[str, str]:
+    """The environment for child processes of ``ordinaut up``: this process's environment
+    with the resolved database URL, home and admin token."""
+    env = dict(os.environ)
+    env["ORDINAUT_HOME"] = str(settings.home)
+    if settings.database_url:
+        env["DATABASE_URL"] = settings.database_url
+    if settings.bootstrap_admin_token:
+        env["ORDINAUT_BOOTSTRAP_ADMIN_TOKEN"] = settings.bootstrap_admin_token
+    return env

@@ -1,0 +1,71 @@
+"""The async connection pool and the translation of driver errors into the error tree."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import psycopg
+from psycopg.rows import DictRow, dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from engine.errors import StoreError, StoreUnavailable
+
+Connection = psycopg.AsyncConnection[DictRow]
+Row = dict[str, Any]
+
+
+async def _configure(conn: Connection) -> None:
+    # Statements autocommit unless the caller opens ``conn.transaction()``: a single
+    # statement then costs one round trip instead of three (BEGIN, statement, COMMIT).
+    await conn.set_autocommit(True)
+
+
+def create_pool(
+    url: str, *, min_size: int = 1, max_size: int = 10, name: str = "ordinaut"
+) -> AsyncConnectionPool[Connection]:
+    """A pool of autocommit connections returning rows as dicts (not yet opened)."""
+    return AsyncConnectionPool(
+        url,
+        min_size=min_size,
+        max_size=max_size,
+        name=name,
+        open=False,
+        configure=_configure,
+        # Timestamps come back in UTC whatever the server's TimeZone is.
+        kwargs={"row_factory": dict_row, "application_name": name, "options": "-c TimeZone=UTC"},
+        connection_class=psycopg.AsyncConnection[DictRow],
+        reconnect_timeout=300,
+        check=AsyncConnectionPool.check_connection,
+    )
+
+
+async def connect(url: str, *, autocommit: bool = True, name: str = "ordinaut") -> Connection:
+    """One connection outside the pool (LISTEN, migrations, tests)."""
+    try:
+        return await psycopg.AsyncConnection.connect(
+            url,
+            autocommit=autocommit,
+            row_factory=dict_row,
+            application_name=name,
+            options="-c TimeZone=UTC",
+        )
+    except psycopg.OperationalError as exc:
+        raise StoreUnavailable(f"cannot connect to the database: {_first_line(exc)}") from exc
+
+
+@asynccontextmanager
+async def translated_errors() -> AsyncIterator[None]:
+    """Translate driver errors raised inside the block into :class:`StoreError`."""
+    try:
+        yield
+    except psycopg.OperationalError as exc:
+        raise StoreUnavailable(f"database unavailable: {_first_line(exc)}") from exc
+    except psycopg.Error as exc:
+        raise StoreError(f"database error: {_first_line(exc)}") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,291 @@
+"""The ``due_work`` queue: materialise, lease, heartbeat, complete, retry, reap.
+
+Rows are inserted by the scheduler (occurrences), the API (run_now, events, retry) and
+workers (``events.publish``). A statement-level trigger is not used for wake-ups: every
+insert here calls ``pg_notify`` itself, and Postgres folds identical notifications of one
+transaction into one.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from psycopg.types.json import Jsonb
+
+from store.db import Connection, Row
+
+WAKE_CHANNEL = "ordinaut_due_work"
+
+
+@dataclass(frozen=True)
+class Occurrence:
+    """One scheduled run to materialise."""
+
+    run_id: UUID
+    task_id: UUID
+    scheduled_for: datetime
+    priority: int
+    concurrency_key: str | None
+
+
+async def insert_occurrences(conn: Connection, occurrences: Sequence[Occurrence]) -> int:
+    """Insert scheduled runs; an occurrence already present is skipped (idempotent).
+
+    Returns how many rows were new.
+    """
+    if not occurrences:
+        return 0
+    cursor = await conn.execute(
+        """
+        WITH inserted AS (
+            INSERT INTO due_work (id, task_id, scheduled_for, run_at, priority,
+                                  concurrency_key, trigger)
+            SELECT o.id, o.task_id, o.scheduled_for, o.scheduled_for, o.priority,
+                   o.concurrency_key, 'schedule'
+              FROM unnest(%s::uuid[], %s::uuid[], %s::timestamptz[], %s::smallint[],
+                          %s::text[]) AS o(id, task_id, scheduled_for, priority,
+                                           concurrency_key)
+            ON CONFLICT ON CONSTRAINT due_work_one_per_occurrence DO NOTHING
+            RETURNING 1
+        )
+        SELECT count(*) AS inserted, pg_notify(%s, '') FROM inserted
+        """,
+        (
+            [o.run_id for o in occurrences],
+            [o.task_id for o in occurrences],
+            [o.scheduled_for for o in occurrences],
+            [o.priority for o in occurrences],
+            [o.concurrency_key for o in occurrences],
+            WAKE_CHANNEL,
+        ),
+    )
+    row = await cursor.fetchone()
+    return int(row["inserted"]) if row else 0
+
+
+async def insert_manual_run(
+    conn: Connection,
+    *,
+    run_id: UUID,
+    task_id: UUID,
+    trigger: str,
+    event: Any = None,
+    retry_of: UUID | None = None,
+) -> Row:
+    """Queue a run now (run_now, an event, a retry of a dead run) and wake the workers.
+
+    ``scheduled_for`` is the statement's clock time, so it is distinct per call and the
+    (task, occurrence) uniqueness holds.
+    """
+    cursor = await conn.execute(
+        """
+        WITH inserted AS (
+            INSERT INTO due_work (id, task_id, scheduled_for, run_at, priority,
+                                  concurrency_key, trigger, event, retry_of)
+            SELECT %(id)s, t.id, clock_timestamp(), clock_timestamp(), t.priority,
+                   t.concurrency_key, %(trigger)s, %(event)s, %(retry_of)s
+              FROM tasks t WHERE t.id = %(task_id)s
+            RETURNING id
+        )
+        SELECT inserted.id, pg_notify(%(channel)s, '') FROM inserted
+        """,
+        {
+            "id": run_id,
+            "task_id": task_id,
+            "trigger": trigger,
+            "event": Jsonb(event) if event is not None else None,
+            "retry_of": retry_of,
+            "channel": WAKE_CHANNEL,
+        },
+    )
+    row = await cursor.fetchone()
+    assert row is not None
+    return row
+
+
+# The lease: lock a batch of ready rows (skipping rows other workers hold), at most one per
+# concurrency key and none whose key already runs, then mark them running in the same
+# statement. ``due_work_lease`` matches the WHERE and ORDER BY exactly. Rows locked but not
+# picked (a second row of one key) are released when the statement's transaction ends.
+_LEASE = """
+WITH locked AS (
+    SELECT d.id, d.concurrency_key, d.priority, d.run_at
+      FROM due_work d
+     WHERE d.state IN ('queued', 'failed') AND d.run_at <= now()
+       AND (d.concurrency_key IS NULL OR NOT EXISTS (
+             SELECT 1 FROM due_work r
+              WHERE r.state = 'running' AND r.concurrency_key = d.concurrency_key))
+     ORDER BY d.priority, d.run_at
+     LIMIT %(limit)s
+       FOR UPDATE SKIP LOCKED
+), picked AS (
+    SELECT id FROM (
+        SELECT id, concurrency_key,
+               row_number() OVER (PARTITION BY concurrency_key ORDER BY priority, run_at) AS nth
+          FROM locked) ranked
+     WHERE concurrency_key IS NULL OR nth = 1
+)
+UPDATE due_work d
+   SET state = 'running', leased_by = %(worker)s,
+       lease_expires_at = now() + make_interval(secs => %(lease_seconds)s),
+       attempt = d.attempt + 1, started_at = now(),
+       first_started_at = COALESCE(d.first_started_at, now())
+  FROM picked p, tasks t
+ WHERE d.id = p.id AND t.id = d.task_id
+RETURNING d.id, d.task_id, d.scheduled_for, d.trigger, d.attempt, d.event, d.started_at,
+          d.created_at, d.retry_of, t.created_by AS agent_id, t.payload, t.timeout_seconds,
+          t.max_retries, t.backoff_strategy
+"""
+
+
+async def lease_batch(
+    conn: Connection, *, worker_id: str, limit: int, lease_seconds: float
+) -> list[Row]:
+    """Lease up to ``limit`` ready runs for ``worker_id``; returns them with their task's
+    pipeline and retry policy."""
+    cursor = await conn.execute(
+        _LEASE, {"limit": limit, "worker": worker_id, "lease_seconds": lease_seconds}
+    )
+    return await cursor.fetchall()
+
+
+async def next_due_at(conn: Connection) -> datetime | None:
+    """When the earliest waiting row becomes ready (None: nothing is waiting)."""
+    cursor = await conn.execute(
+        "SELECT min(run_at) AS at FROM due_work WHERE state IN ('queued', 'failed')"
+    )
+    row = await cursor.fetchone()
+    return row["at"] if row else None
+
+
+async def extend_leases(
+    conn: Connection, *, worker_id: str, run_ids: Sequence[UUID], lease_seconds: float
+) -> list[Row]:
+    """Heartbeat: push the leases this worker still holds forward. Rows missing from the
+    result were lost (reaped); ``cancel_requested`` asks the worker to stop the run."""
+    if not run_ids:
+        return []
+    cursor = await conn.execute(
+        """
+        UPDATE due_work
+           SET lease_expires_at = now() + make_interval(secs => %s)
+         WHERE id = ANY(%s::uuid[]) AND leased_by = %s AND state = 'running'
+        RETURNING id, cancel_requested
+        """,
+        (lease_seconds, list(run_ids), worker_id),
+    )
+    return await cursor.fetchall()
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A run that ended for good: ``succeeded``, ``dead`` or ``canceled``."""
+
+    run_id: UUID
+    attempt: int
+    agent_id: UUID
+    status: str
+    finished_at: datetime
+    duration_ms: int
+    steps: list[dict[str, Any]]
+    error: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class Retrying:
+    """A run whose attempt failed and that runs again at ``run_at``."""
+
+    run_id: UUID
+    attempt: int
+    run_at: datetime
+    steps: list[dict[str, Any]]
+    error: dict[str, Any]
+
+
+# Completion is fenced on the lease holder and the attempt: a run whose lease was reaped
+# (and perhaps re-leased) is not touched, and its result is dropped.
+_FINISH = """
+WITH input AS (
+    SELECT * FROM jsonb_to_recordset(%(items)s::jsonb)
+        AS x(id uuid, attempt int, agent_id uuid, status text, finished_at timestamptz,
+             duration_ms int, steps jsonb, error jsonb)
+), done AS (
+    DELETE FROM due_work d USING input i
+     WHERE d.id = i.id AND d.attempt = i.attempt AND d.leased_by = %(worker)s
+       AND d.state = 'running'
+    RETURNING d.id, d.task_id, d.trigger, d.scheduled_for, d.created_at, d.attempt,
+              d.started_at, d.event, d.retry_of
+)
+INSERT INTO runs (id, task_id, agent_id, trigger, status, scheduled_for, queued_at, attempt,
+                  started_at, finished_at, duration_ms, worker_id, steps, error, event,
+                  retry_of)
+SELECT done.id, done.task_id, i.agent_id, done.trigger, i.status, done.scheduled_for,
+       done.created_at, done.attempt, done.started_at, i.finished_at, i.duration_ms,
+       %(worker)s, i.steps, i.error, done.event, done.retry_of
+  FROM done JOIN input i ON i.id = done.id
+RETURNING id, task_id, status, trigger, scheduled_for, started_at
+"""
+
+_RETRY = """
+UPDATE due_work d
+   SET state = 'failed', run_at = i.run_at, leased_by = NULL, lease_expires_at = NULL,
+       steps = i.steps, last_error = i.error
+  FROM jsonb_to_recordset(%(items)s::jsonb)
+       AS i(id uuid, attempt int, run_at timestamptz, steps jsonb, error jsonb)
+ WHERE d.id = i.id AND d.attempt = i.attempt AND d.leased_by = %(worker)s
+   AND d.state = 'running'
+RETURNING d.id
+"""
+
+
+async def finish_runs(conn: Connection, *, worker_id: str, runs: Sequence[Finished]) -> list[Row]:
+    """Move finished runs from the queue to the history, in one statement. Returns the rows
+    written (a run whose lease was lost is absent)."""
+    if not runs:
+        return []
+    items = [
+        {
+            "id": str(r.run_id),
+            "attempt": r.attempt,
+            "agent_id": str(r.agent_id),
+            "status": r.status,
+            "finished_at": r.finished_at.isoformat(),
+            "duration_ms": r.duration_ms,
+            "steps": r.steps,
+            "error": r.error,
+        }
+        for r in runs
+    ]
+    cursor = await conn.execute(_FINISH, {"items": _json(items), "worker": worker_id})
+    return await cursor.fetchall()
+
+
+async def schedule_retries(
+    conn: Connection, *, worker_id: str, runs: Sequence[Retrying]
+) -> list[UUID]:
+    """Put failed attempts back in the queue for their retry time. Returns the ids kept."""
+    if not runs:
+        return []
+    items = [
+        {
+            "id": str(r.run_id),
+            "attempt": r.attempt,
+            "run_at": r.run_at.isoformat(),
+            "steps": r.steps,
+            "error": r.error,
+        }
+        for r in runs
+    ]
+    cursor = await conn.execute(_RETRY, {"items": _json(items), "worker": worker_id})
+    return [row["id"] for row in await cursor.fetchall()]
+
+
+def _json(value: Any) -> str:
+    # One JSON document per batch: a single parameter instead of eight arrays, and
+    # jsonb_to_recordset turns it back into typed rows on the server.
+    return json.dumps(value, separators=(",", ":"), default=str)

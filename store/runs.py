@@ -1,0 +1,65 @@
+"""Run history and the combined view of finished and unfinished runs (``run_view``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+from store.db import Connection, Row
+
+_SELECT_RUN = """
+SELECT id, task_id, agent_id, trigger, status, scheduled_for, queued_at, attempt,
+       started_at, finished_at, duration_ms, worker_id, steps, error, event, retry_of,
+       next_attempt_at
+  FROM run_view
+"""
+
+
+async def get_run(conn: Connection, run_id: UUID, *, owner: UUID | None) -> Row | None:
+    """One run, finished or not; ``owner`` restricts to one agent's runs (None: any)."""
+    cursor = await conn.execute(
+        _SELECT_RUN
+        + " WHERE id = %(id)s AND (%(owner)s::uuid IS NULL OR agent_id = %(owner)s::uuid)",
+        {"id": run_id, "owner": owner},
+    )
+    return await cursor.fetchone()
+
+
+async def list_runs(
+    conn: Connection,
+    *,
+    owner: UUID | None,
+    task_id: UUID | None,
+    status: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    limit: int,
+    after: tuple[datetime, UUID] | None,
+) -> list[Row]:
+    """Runs newest first (by queue time); ``after`` is the previous page's last
+    ``(queued_at, id)``. ``since``/``until`` bound the queue time."""
+    cursor = await conn.execute(
+        _SELECT_RUN
+        + """
+         WHERE (%(owner)s::uuid IS NULL OR agent_id = %(owner)s::uuid)
+           AND (%(task_id)s::uuid IS NULL OR task_id = %(task_id)s::uuid)
+           AND (%(status)s::text IS NULL OR status = %(status)s::text)
+           AND (%(since)s::timestamptz IS NULL OR queued_at >= %(since)s::timestamptz)
+           AND (%(until)s::timestamptz IS NULL OR queued_at < %(until)s::timestamptz)
+           AND (%(after_at)s::timestamptz IS NULL
+                OR (queued_at, id) < (%(after_at)s::timestamptz, %(after_id)s::uuid))
+         ORDER BY queued_at DESC, id DESC
+         LIMIT %(limit)s
+        """,
+        {
+            "owner": owner,
+            "task_id": task_id,
+            "status": status,
+            "since": since,
+            "until": until,
+            "after_at": after[0] if after else None,
+            "after_id": after[1] if after else None,
+            "limit": limit,
+        },
+    )
+    return await cursor.fetchall()

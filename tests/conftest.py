@@ -1,0 +1,117 @@
+"""Test fixtures: one real PostgreSQL per session, isolation per test.
+
+- ``TEST_DATABASE_URL`` (or ``DATABASE_URL``) names a server to use; otherwise a private
+  embedded cluster is started with fsync off and removed afterwards.
+- ``conn``: a connection to the migrated test database inside a transaction that is rolled
+  back after the test (the fast default).
+- ``fresh_db``: a new database cloned from the migrated template, for tests that commit,
+  use several connections, LISTEN/NOTIFY or real processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from ops.embedded_pg import EmbeddedPostgres
+from store.db import Connection, connect
+from store.migrate import migrate
+
+TEMPLATE = "ordinaut_template"
+
+
+def _with_database(url: str, name: str) -> str:
+    base, _, query = url.partition("?")
+    base = base.rsplit("/", 1)[0]
+    return f"{base}/{name}" + (f"?{query}" if query else "")
+
+
+@pytest.fixture(scope="session")
+def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of a database on the session's PostgreSQL server."""
+    given = os.environ.get("TEST_DATABASE_URL") or os.environ.get("DATABASE_URL")
+    if given:
+        yield given
+        return
+    cluster = EmbeddedPostgres(Path(tmp_path_factory.mktemp("ordinaut-home")), fast=True)
+    url = cluster.start()
+    try:
+        yield url
+    finally:
+        cluster.destroy()
+
+
+def _admin(url: str) -> psycopg.Connection[tuple[object, ...]]:
+    return psycopg.connect(_with_database(url, "postgres"), autocommit=True)
+
+
+@pytest.fixture(scope="session")
+def template_url(server_url: str) -> str:
+    """A database with every migration applied, used as the template for clones."""
+    with _admin(server_url) as admin:
+        admin.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(TEMPLATE))
+        )
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(TEMPLATE)))
+    url = _with_database(server_url, TEMPLATE)
+
+    async def apply() -> None:
+        conn = await connect(url)
+        async with conn:
+            await migrate(conn)
+
+    asyncio.run(apply())
+    return url
+
+
+def clone_database(server_url: str, template_url: str) -> str:
+    name = f"ordinaut_test_{uuid.uuid4().hex[:12]}"
+    with _admin(server_url) as admin:
+        admin.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(name), sql.Identifier(TEMPLATE)
+            )
+        )
+    return _with_database(template_url, name)
+
+
+def drop_database(server_url: str, url: str) -> None:
+    name = url.partition("?")[0].rsplit("/", 1)[1]
+    with _admin(server_url) as admin:
+        admin.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
+@pytest.fixture(scope="session")
+def shared_db_url(server_url: str, template_url: str) -> Iterator[str]:
+    """One migrated database shared by the rolled-back-transaction tests."""
+    url = clone_database(server_url, template_url)
+    yield url
+    drop_database(server_url, url)
+
+
+@pytest.fixture
+def fresh_db(server_url: str, template_url: str) -> Iterator[str]:
+    """A database of this test's own, cloned from the migrated template."""
+    url = clone_database(server_url, template_url)
+    yield url
+    drop_database(server_url, url)
+
+
+@pytest.fixture
+async def conn(shared_db_url: str) -> AsyncIterator[Connection]:
+    """A connection whose work is rolled back after the test."""
+    connection = await connect(shared_db_url)
+    try:
+        async with connection.transaction(force_rollback=True):
+            yield connection
+    finally:
+        await connection.close()

@@ -1,0 +1,1 @@
+"""The worker process: lease, heartbeat, run, complete, reap, shutdown."""
