@@ -249,7 +249,7 @@ class EmbeddedPostgres:
 
     def _start_pgserver(self) -> str:
         try:
-            import pgserver
+            from pgserver import postgres_server
         except ImportError:
             raise EmbeddedPostgresError(
                 "no PostgreSQL binaries found (initdb/pg_ctl on PATH or under "
@@ -258,9 +258,9 @@ class EmbeddedPostgres:
             ) from None
         self.pg_dir.mkdir(parents=True, exist_ok=True)
         self.say("No system PostgreSQL binaries: starting the pgserver package's PostgreSQL...")
-        server = pgserver.get_server(str(self.pg_dir / "pgserver"), cleanup_mode=None)
-        base = server.get_uri()
-        with psycopg.connect(base, autocommit=True) as conn:
+        # cleanup_mode=None: the server outlives this process, like the system cluster.
+        server = postgres_server.get_server(self._pgserver_data, cleanup_mode=None)
+        with psycopg.connect(server.get_uri(), autocommit=True) as conn:
             if not conn.execute(
                 "SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)
             ).fetchone():
@@ -269,11 +269,21 @@ class EmbeddedPostgres:
         self._pgserver_marker.write_text(url)
         return url
 
-    def _stop_pgserver(self) -> bool:
-        import pgserver
+    @property
+    def _pgserver_data(self) -> Path:
+        return self.pg_dir / "pgserver"
 
-        server = pgserver.get_server(str(self.pg_dir / "pgserver"), cleanup_mode="stop")
-        server.cleanup()
+    def _stop_pgserver(self) -> bool:
+        from pgserver._commands import POSTGRES_BIN_PATH
+
+        self.say("Stopping the pgserver PostgreSQL...")
+        argv = [
+            str(POSTGRES_BIN_PATH / "pg_ctl"), "stop", "-D", str(self._pgserver_data),
+            "-m", "fast", "-w",
+        ]
+        if self.as_root:  # pgserver runs its server as the "pgserver" OS user
+            argv = ["runuser", "-u", "pgserver", "--", *argv]
+        subprocess.run(argv, capture_output=True, check=False, cwd="/")
         self._pgserver_marker.unlink(missing_ok=True)
         return True
 
