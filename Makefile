@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: up test lint typecheck unit bench clean venv
+.PHONY: up test lint typecheck unit bench clean venv schema-snapshot
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,3 +36,6 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+
+schema-snapshot: $(STAMP)
+	$(BIN)/python -m tests.schema_snapshot

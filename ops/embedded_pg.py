@@ -278,8 +278,13 @@ class EmbeddedPostgres:
 
         self.say("Stopping the pgserver PostgreSQL...")
         argv = [
-            str(POSTGRES_BIN_PATH / "pg_ctl"), "stop", "-D", str(self._pgserver_data),
-            "-m", "fast", "-w",
+            str(POSTGRES_BIN_PATH / "pg_ctl"),
+            "stop",
+            "-D",
+            str(self._pgserver_data),
+            "-m",
+            "fast",
+            "-w",
         ]
         if self.as_root:  # pgserver runs its server as the "pgserver" OS user
             argv = ["runuser", "-u", "pgserver", "--", *argv]

@@ -72,14 +72,24 @@ def template_url(server_url: str) -> str:
 
 
 def clone_database(server_url: str, template_url: str) -> str:
+    """A new database copied from the migrated template."""
+    return _create_database(server_url, TEMPLATE)
+
+
+def empty_database(server_url: str) -> str:
+    """A new database without any table."""
+    return _create_database(server_url, "template0")
+
+
+def _create_database(server_url: str, template: str) -> str:
     name = f"ordinaut_test_{uuid.uuid4().hex[:12]}"
     with _admin(server_url) as admin:
         admin.execute(
             sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                sql.Identifier(name), sql.Identifier(TEMPLATE)
+                sql.Identifier(name), sql.Identifier(template)
             )
         )
-    return _with_database(template_url, name)
+    return _with_database(server_url, name)
 
 
 def drop_database(server_url: str, url: str) -> None:

@@ -1,0 +1,85 @@
+"""The ``ordinaut`` command line as separate processes."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+import psutil
+import pytest
+
+from tests.support import REPO, Cluster, free_port
+
+pytestmark = pytest.mark.e2e
+
+
+def test_a_bad_setting_exits_non_zero_with_one_line(tmp_path):
+    result = Cluster("postgresql://unused/x", tmp_path).run("migrate", ORDINAUT_LEASE_SECONDS="-3")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert lines == [
+        "ordinaut: invalid ORDINAUT_LEASE_SECONDS='-3': must be a number greater than 0"
+    ]
+
+
+def test_a_malformed_database_url_exits_non_zero(tmp_path):
+    result = Cluster("postgresql://host:port/db", tmp_path).run("worker")
+    assert result.returncode == 2
+    assert "DATABASE_URL" in result.stderr
+
+
+def test_migrate_and_agent_create(fresh_db, tmp_path):
+    running = Cluster(fresh_db, tmp_path)
+    first = running.run("migrate")
+    assert first.returncode == 0, first.stderr
+    again = running.run("migrate")
+    assert "already at head" in again.stderr
+    created = running.run("agent", "create", "reporter", "--scope", "tasks:read")
+    assert created.returncode == 0, created.stderr
+    token = created.stdout.strip()
+    assert re.fullmatch(r"ord_[A-Za-z0-9_-]{40,}", token)
+    duplicate = running.run("agent", "create", "reporter", "--scope", "tasks:read")
+    assert duplicate.returncode == 1
+    assert "already exists" in duplicate.stderr
+    bad_scope = running.run("agent", "create", "x", "--scope", "root")
+    assert bad_scope.returncode == 1 and "unknown scope" in bad_scope.stderr
+
+
+def test_up_runs_everything_and_stops_cleanly(fresh_db, tmp_path):
+    port = free_port()
+    env = Cluster(fresh_db, tmp_path).env()
+    log = (tmp_path / "up.log").open("w+")
+    up = subprocess.Popen(
+        [sys.executable, "-m", "ops.cli", "up", "--port", str(port), "--workers", "2"],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while "Ordinaut is up." not in (tmp_path / "up.log").read_text():
+            assert up.poll() is None, (tmp_path / "up.log").read_text()
+            assert time.monotonic() < deadline, "ordinaut up did not come up"
+            time.sleep(0.2)
+        output = (tmp_path / "up.log").read_text()
+        found = re.search(r"Admin token:\s+(\S+)", output)
+        assert found, output
+        token = found.group(1)
+        me = httpx.get(
+            f"http://127.0.0.1:{port}/agents/me", headers={"Authorization": f"Bearer {token}"}
+        )
+        assert me.status_code == 200 and me.json()["name"] == "admin"
+        children = psutil.Process(up.pid).children(recursive=True)
+        assert len(children) == 4  # api, scheduler, two workers
+        up.send_signal(signal.SIGINT)
+        assert up.wait(timeout=40) == 0
+        assert "Ordinaut stopped." in (tmp_path / "up.log").read_text()
+        assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+    finally:
+        if up.poll() is None:
+            up.kill()

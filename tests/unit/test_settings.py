@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ops.settings import SettingsError, load_settings
+
+
+def test_defaults_follow_the_design():
+    settings = load_settings({})
+    assert settings.database_url is None
+    assert settings.home == Path(".ordinaut")
+    assert settings.default_timezone == "UTC"
+    assert settings.lease_seconds == 30
+    assert settings.poll_seconds == 1
+    assert settings.retry_base_seconds == 1
+    assert settings.shutdown_grace_seconds == 30
+    assert settings.run_retention_days == 30
+    assert settings.max_body_bytes == 1024 * 1024
+    assert settings.log_format == "json"
+    assert settings.http_allow == ()
+
+
+def test_values_are_parsed():
+    settings = load_settings(
+        {
+            "DATABASE_URL": "postgresql://u:p@db:5433/ordinaut",
+            "ORDINAUT_DEFAULT_TIMEZONE": "Europe/Chisinau",
+            "ORDINAUT_LEASE_SECONDS": "12.5",
+            "ORDINAUT_LOG_FORMAT": "TEXT",
+            "ORDINAUT_LOG_LEVEL": "debug",
+            "ORDINAUT_HTTP_ALLOW": "127.0.0.1, 10.0.0.0/8 ,internal.example",
+        }
+    )
+    assert settings.database_url == "postgresql://u:p@db:5433/ordinaut"
+    assert settings.default_timezone == "Europe/Chisinau"
+    assert settings.lease_seconds == 12.5
+    assert settings.log_format == "text"
+    assert settings.log_level == "DEBUG"
+    assert settings.http_allow == ("127.0.0.1", "10.0.0.0/8", "internal.example")
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "reason"),
+    [
+        ("DATABASE_URL", "mysql://x/y", "postgresql://"),
+        ("DATABASE_URL", "postgresql://host:notaport/db", "port"),
+        ("ORDINAUT_LEASE_SECONDS", "-1", "greater than 0"),
+        ("ORDINAUT_LEASE_SECONDS", "soon", "could not convert"),
+        ("ORDINAUT_POLL_SECONDS", "0", "greater than 0"),
+        ("ORDINAUT_SHUTDOWN_GRACE_SECONDS", "-5", "at least 0"),
+        ("ORDINAUT_RUN_RETENTION_DAYS", "1.5", "invalid literal"),
+        ("ORDINAUT_MAX_BODY_BYTES", "0", "greater than 0"),
+        ("ORDINAUT_DEFAULT_TIMEZONE", "Mars/Olympus", "unknown time zone"),
+        ("ORDINAUT_LOG_FORMAT", "xml", "json, text"),
+        ("ORDINAUT_HTTP_ALLOW", "10.0.0.0/33", "10.0.0.0/33"),
+        ("ORDINAUT_BOOTSTRAP_ADMIN_TOKEN", "short", "16 characters"),
+    ],
+)
+def test_a_bad_value_is_one_clear_line(name, value, reason):
+    with pytest.raises(SettingsError) as caught:
+        load_settings({name: value})
+    message = str(caught.value)
+    assert name in message
+    assert reason in message
+    assert "\n" not in message
+
+
+def test_the_admin_token_is_never_echoed():
+    with pytest.raises(SettingsError) as caught:
+        load_settings({"ORDINAUT_BOOTSTRAP_ADMIN_TOKEN": "tiny"})
+    assert "tiny" not in str(caught.value)
