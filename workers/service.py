@@ -31,7 +31,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from engine.catalog import Catalog
-from engine.pipeline import Executor, PipelineOutcome, RunError, RunInfo
+from engine.pipeline import Executor, PipelineOutcome, RunError, RunInfo, ToolCaller
 from engine.retry import decide_retry
 from engine.tools import ToolRouter
 from engine.tools.builtin import BuiltinTransport
@@ -68,6 +68,7 @@ class Worker:
     pool: AsyncConnectionPool[Connection]
     catalog_provider: CatalogProvider
     concurrency: int = 10
+    tools: ToolCaller | None = None  # default: builtin tools only
     worker_id: str = field(default_factory=make_worker_id)
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
@@ -77,7 +78,7 @@ class Worker:
         self._outcomes: list[tuple[Row, PipelineOutcome, float]] = []
         self._outcome_ready = asyncio.Event()
         self._stopping = asyncio.Event()
-        self._router = ToolRouter({"builtin": BuiltinTransport()})
+        self._router = self.tools or ToolRouter({"builtin": BuiltinTransport()})
         self.processed = 0
 
     # -- lifecycle --------------------------------------------------------------------
