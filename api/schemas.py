@@ -105,6 +105,9 @@ class Run(BaseModel):
     next_attempt_at: Timestamp | None = Field(
         default=None, description="When a queued or failed run becomes ready to start."
     )
+    cancel_requested: bool = Field(
+        default=False, description="A cancel was requested; the worker stops the run."
+    )
 
 
 class RunPage(BaseModel):

@@ -289,3 +289,168 @@ def _json(value: Any) -> str:
     # One JSON document per batch: a single parameter instead of eight arrays, and
     # jsonb_to_recordset turns it back into typed rows on the server.
     return json.dumps(value, separators=(",", ":"), default=str)
+
+
+CANCEL_CHANNEL = "ordinaut_cancel"
+
+# Expired leases (a crashed or partitioned worker): attempts left → back to the queue at
+# once; attempts exhausted → the run is dead. One statement, so a reaper that dies halfway
+# leaves nothing inconsistent; SKIP LOCKED lets several reapers run at once.
+_REAP = """
+WITH expired AS (
+    SELECT d.id, d.attempt, t.max_retries, t.created_by AS agent_id
+      FROM due_work d JOIN tasks t ON t.id = d.task_id
+     WHERE d.state = 'running' AND d.lease_expires_at < now()
+     ORDER BY d.lease_expires_at
+     LIMIT %(limit)s
+       FOR UPDATE OF d SKIP LOCKED
+), requeued AS (
+    UPDATE due_work d
+       SET state = 'queued', leased_by = NULL, lease_expires_at = NULL, run_at = now(),
+           cancel_requested = false, last_error = %(error)s
+      FROM expired e
+     WHERE d.id = e.id AND e.attempt <= e.max_retries AND NOT d.cancel_requested
+    RETURNING d.id
+), removed AS (
+    DELETE FROM due_work d USING expired e
+     WHERE d.id = e.id AND (e.attempt > e.max_retries OR d.cancel_requested)
+    RETURNING d.id, d.task_id, d.trigger, d.scheduled_for, d.created_at, d.attempt,
+              d.started_at, d.event, d.retry_of, d.steps, d.cancel_requested, e.agent_id
+), buried AS (
+    INSERT INTO runs (id, task_id, agent_id, trigger, status, scheduled_for, queued_at,
+                      attempt, started_at, finished_at, duration_ms, worker_id, steps, error,
+                      event, retry_of)
+    SELECT id, task_id, agent_id, trigger,
+           CASE WHEN cancel_requested THEN 'canceled' ELSE 'dead' END,
+           scheduled_for, created_at, attempt, started_at, now(),
+           (extract(epoch FROM now() - started_at) * 1000)::integer, NULL,
+           COALESCE(steps, '[]'::jsonb), %(error)s, event, retry_of
+      FROM removed
+    RETURNING id, task_id, status, trigger
+)
+SELECT (SELECT count(*) FROM requeued) AS requeued,
+       (SELECT coalesce(jsonb_agg(jsonb_build_object('id', id, 'task_id', task_id,
+                                                     'status', status, 'trigger', trigger)),
+                        '[]'::jsonb) FROM buried) AS finished,
+       pg_notify(%(channel)s, '')
+"""
+
+LEASE_EXPIRED_ERROR = {
+    "step_id": None,
+    "type": "lease_expired",
+    "message": "the worker running this attempt stopped heartbeating (crashed or cut off)",
+    "retryable": True,
+}
+
+
+async def reap_expired_leases(conn: Connection, *, limit: int = 1000) -> tuple[int, list[Row]]:
+    """Return expired leases to the queue (or bury them when out of attempts).
+
+    Returns ``(requeued, finished)`` where ``finished`` lists the runs that ended (dead, or
+    canceled when a cancel was pending)."""
+    cursor = await conn.execute(
+        _REAP, {"limit": limit, "error": Jsonb(LEASE_EXPIRED_ERROR), "channel": WAKE_CHANNEL}
+    )
+    row = await cursor.fetchone()
+    assert row is not None
+    return int(row["requeued"]), list(row["finished"])
+
+
+async def release_leases(conn: Connection, *, worker_id: str, run_ids: Sequence[UUID]) -> int:
+    """Give unfinished runs back (graceful shutdown): queued again at once, and the attempt
+    that was cut short does not count."""
+    if not run_ids:
+        return 0
+    cursor = await conn.execute(
+        """
+        WITH released AS (
+            UPDATE due_work
+               SET state = 'queued', leased_by = NULL, lease_expires_at = NULL,
+                   run_at = now(), attempt = attempt - 1
+             WHERE id = ANY(%s::uuid[]) AND leased_by = %s AND state = 'running'
+            RETURNING 1
+        )
+        SELECT count(*) AS released, pg_notify(%s, '') FROM released
+        """,
+        (list(run_ids), worker_id, WAKE_CHANNEL),
+    )
+    row = await cursor.fetchone()
+    return int(row["released"]) if row else 0
+
+
+async def cancel_waiting_run(
+    conn: Connection, run_id: UUID, *, error: dict[str, Any]
+) -> Row | None:
+    """Cancel a run that is not running (queued, or failed and waiting for its retry): it
+    moves to the history as ``canceled``. None when the run is not waiting."""
+    cursor = await conn.execute(
+        """
+        WITH gone AS (
+            DELETE FROM due_work d USING tasks t
+             WHERE d.id = %(id)s AND t.id = d.task_id AND d.state IN ('queued', 'failed')
+            RETURNING d.id, d.task_id, t.created_by AS agent_id, d.trigger, d.scheduled_for,
+                      d.created_at, d.attempt, d.started_at, d.steps, d.event, d.retry_of
+        )
+        INSERT INTO runs (id, task_id, agent_id, trigger, status, scheduled_for, queued_at,
+                          attempt, started_at, finished_at, steps, error, event, retry_of)
+        SELECT id, task_id, agent_id, trigger, 'canceled', scheduled_for, created_at, attempt,
+               started_at, now(), COALESCE(steps, '[]'::jsonb), %(error)s, event, retry_of
+          FROM gone
+        RETURNING id, task_id, status, trigger
+        """,
+        {"id": run_id, "error": Jsonb(error)},
+    )
+    return await cursor.fetchone()
+
+
+async def request_cancel(conn: Connection, run_id: UUID) -> bool:
+    """Ask the worker running ``run_id`` to stop it (it is told through NOTIFY at once and
+    through its heartbeat otherwise). False when the run is not running."""
+    cursor = await conn.execute(
+        """
+        WITH flagged AS (
+            UPDATE due_work SET cancel_requested = true
+             WHERE id = %s AND state = 'running'
+            RETURNING id
+        )
+        SELECT id, pg_notify(%s, id::text) FROM flagged
+        """,
+        (run_id, CANCEL_CHANNEL),
+    )
+    return await cursor.fetchone() is not None
+
+
+async def retry_failed_now(conn: Connection, run_id: UUID) -> bool:
+    """A run waiting for its retry becomes ready now. False when it is not waiting."""
+    cursor = await conn.execute(
+        """
+        WITH ready AS (
+            UPDATE due_work SET run_at = now() WHERE id = %s AND state = 'failed' RETURNING id
+        )
+        SELECT id, pg_notify(%s, '') FROM ready
+        """,
+        (run_id, WAKE_CHANNEL),
+    )
+    return await cursor.fetchone() is not None
+
+
+async def queue_retry_of(conn: Connection, *, dead_run_id: UUID, new_run_id: UUID) -> Row | None:
+    """Queue a new run (trigger ``retry``) repeating a dead run of an active or paused task.
+    None when there is no such dead run."""
+    cursor = await conn.execute(
+        """
+        WITH inserted AS (
+            INSERT INTO due_work (id, task_id, scheduled_for, run_at, priority,
+                                  concurrency_key, trigger, event, retry_of)
+            SELECT %(new_id)s, r.task_id, clock_timestamp(), clock_timestamp(), t.priority,
+                   t.concurrency_key, 'retry', r.event, r.id
+              FROM runs r JOIN tasks t ON t.id = r.task_id
+             WHERE r.id = %(dead_id)s AND r.status = 'dead'
+               AND t.status <> 'canceled'
+            RETURNING id
+        )
+        SELECT id, pg_notify(%(channel)s, '') FROM inserted
+        """,
+        {"new_id": new_run_id, "dead_id": dead_run_id, "channel": WAKE_CHANNEL},
+    )
+    return await cursor.fetchone()

@@ -10,7 +10,7 @@ from store.db import Connection, Row
 _SELECT_RUN = """
 SELECT id, task_id, agent_id, trigger, status, scheduled_for, queued_at, attempt,
        started_at, finished_at, duration_ms, worker_id, steps, error, event, retry_of,
-       next_attempt_at
+       next_attempt_at, cancel_requested
   FROM run_view
 """
 

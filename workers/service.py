@@ -1,16 +1,19 @@
 """The worker: lease runs in batches, execute their pipelines, complete them in batches.
 
-Three cooperating loops share one process:
+Cooperating asyncio tasks share one process:
 
 - the **lease loop** fills free slots with one ``lease_batch`` round trip, then sleeps until
   a NOTIFY arrives, a slot frees up, the next known due time comes, or the poll interval
   passes (the fallback when notifications are lost);
-- one asyncio task per **run** executes its pipeline under the task's run timeout;
-- the **completer** collects outcomes and writes them in one transaction per batch (flushed
-  when the batch is full or a few milliseconds after its first outcome).
+- one task per **run** executes its pipeline under the task's run timeout;
+- the **completer** writes outcomes in one transaction per batch (:mod:`.completion`);
+- the **listener** turns NOTIFYs into wake-ups and cancel requests (:mod:`.listener`);
+- the **lease heartbeat** extends the leases of runs in flight; a run whose lease was lost
+  is stopped (the fenced completion would drop its result anyway);
+- **maintenance** keeps the registry row fresh and reaps expired leases (:mod:`.maintenance`).
 
-A **heartbeat** extends the leases of runs in flight; a run whose lease was lost is stopped
-(its result would be dropped by the fenced completion anyway).
+On stop (SIGTERM): no new leases; in-flight runs get ``shutdown_grace_seconds`` to finish;
+the rest are stopped and their leases released so another worker takes them at once.
 """
 
 from __future__ import annotations
@@ -24,27 +27,26 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from engine.catalog import Catalog
-from engine.pipeline import Executor, PipelineOutcome, RunError, RunInfo, ToolCaller
-from engine.retry import decide_retry
+from engine.pipeline import Executor, PipelineOutcome, RunError, RunInfo, StepResult, ToolCaller
 from engine.tools import ToolRouter
 from engine.tools.builtin import BuiltinTransport
 from observability import metrics
 from ops.settings import Settings
 from store import due_work as due_work_store
-from store import tasks as tasks_store
 from store.db import Connection, Row
+from workers.completion import Completer, Outcome
+from workers.listener import listen
+from workers.maintenance import Maintenance
 
 log = logging.getLogger("ordinaut.worker")
 
-COMPLETION_BATCH = 100
-COMPLETION_LINGER_SECONDS = 0.002
 LEASE_BATCH_MAX = 100
 
 # Returns the current catalog (files + runtime tools); implementations cache it.
@@ -57,9 +59,16 @@ def make_worker_id() -> str:
 
 @dataclass
 class _Inflight:
+    """A run this worker executes; ``stop_reason`` says why it was stopped, if it was."""
+
     row: Row
-    task: asyncio.Task[None]
-    started: float
+    task: asyncio.Task[None] | None = None
+    stop_reason: str | None = None  # "canceled" | "lease_lost" | "shutdown"
+
+    def stop(self, reason: str) -> None:
+        if self.stop_reason is None and self.task is not None and not self.task.done():
+            self.stop_reason = reason
+            self.task.cancel()
 
 
 @dataclass
@@ -75,51 +84,88 @@ class Worker:
     def __post_init__(self) -> None:
         self._inflight: dict[Any, _Inflight] = {}
         self._wake = asyncio.Event()
-        self._outcomes: list[tuple[Row, PipelineOutcome, float]] = []
-        self._outcome_ready = asyncio.Event()
-        self._stopping = asyncio.Event()
+        self._stopping = False
         self._router = self.tools or ToolRouter({"builtin": BuiltinTransport()})
-        self.processed = 0
+        self._completer = Completer(
+            self.settings, self.pool, self.worker_id, self.clock, self._forget
+        )
+        self._maintenance = Maintenance(
+            self.settings,
+            self.pool,
+            self.worker_id,
+            self.concurrency,
+            lambda: (len(self._inflight), self._completer.processed),
+        )
+
+    @property
+    def processed(self) -> int:
+        return self._completer.processed
 
     # -- lifecycle --------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
         """Work until ``stop`` is set, then drain in-flight runs and return."""
         metrics.WORKER_CONCURRENCY.set(self.concurrency)
+        await self._maintenance.register()
+        assert self.settings.database_url
         background = [
-            asyncio.create_task(self._listen(), name="listen"),
-            asyncio.create_task(self._complete_loop(), name="complete"),
-            asyncio.create_task(self._heartbeat_loop(), name="heartbeat"),
+            asyncio.create_task(
+                listen(
+                    self.settings.database_url,
+                    on_wake=self._wake.set,
+                    on_cancel=self._cancel_requested,
+                    worker_id=self.worker_id,
+                ),
+                name="listen",
+            ),
+            asyncio.create_task(self._completer.run(), name="complete"),
+            asyncio.create_task(self._lease_heartbeat(), name="lease-heartbeat"),
+            asyncio.create_task(self._maintenance.run(), name="maintenance"),
         ]
         lease_loop = asyncio.create_task(self._lease_loop(), name="lease")
         await stop.wait()
         log.info("stopping: no new leases", extra={"worker_id": self.worker_id})
-        self._stopping.set()
+        self._stopping = True
         self._wake.set()
         await lease_loop
         await self._drain()
         for task in background:
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)
-        await self._flush()
+        await self._completer.flush(give_up_after=5.0)
+        await self._maintenance.unregister()
 
     async def _drain(self) -> None:
-        """Wait for in-flight runs (up to the grace period)."""
-        pending = [entry.task for entry in self._inflight.values()]
+        """Let in-flight runs finish within the grace period; stop and release the rest."""
+        pending = [e.task for e in self._inflight.values() if e.task is not None]
         if pending:
             await asyncio.wait(pending, timeout=self.settings.shutdown_grace_seconds)
+        leftovers = [e for e in self._inflight.values() if e.task and not e.task.done()]
+        for entry in leftovers:
+            entry.stop("shutdown")
+        await asyncio.gather(*(e.task for e in leftovers if e.task), return_exceptions=True)
+        released = [e.row["id"] for e in leftovers]
+        if released:
+            with contextlib.suppress(psycopg.Error, OSError):
+                async with self.pool.connection(timeout=5) as conn:
+                    count = await due_work_store.release_leases(
+                        conn, worker_id=self.worker_id, run_ids=released
+                    )
+                log.info("released %d runs at shutdown", count, extra={"worker_id": self.worker_id})
+            for run_id in released:
+                self._inflight.pop(run_id, None)
 
     # -- leasing ----------------------------------------------------------------------
 
     async def _lease_loop(self) -> None:
-        while not self._stopping.is_set():
+        while not self._stopping:
             free = self.concurrency - len(self._inflight)
-            leased: list[Row] = []
-            if free > 0:
-                leased = await self._lease(min(free, LEASE_BATCH_MAX))
+            wanted = min(free, LEASE_BATCH_MAX)
+            if wanted > 0:
+                leased = await self._lease(wanted)
                 for row in leased:
                     self._start(row)
-                if leased and len(leased) == min(free, LEASE_BATCH_MAX):
+                if len(leased) == wanted:
                     continue  # there may be more ready work
             await self._sleep_until_work(free_slots=free > 0)
 
@@ -133,8 +179,8 @@ class Worker:
                     lease_seconds=self.settings.lease_seconds,
                 )
         except psycopg.errors.UniqueViolation:
-            # Another worker leased a run with the same concurrency key at the same
-            # moment; the key's index refused ours. Try again: the key now shows running.
+            # Another worker leased a run of the same concurrency key at the same moment
+            # and the key's unique index refused ours; the key now shows as running.
             return []
         except (psycopg.Error, OSError) as exc:
             log.warning("lease failed: %s", exc, extra={"worker_id": self.worker_id})
@@ -163,199 +209,114 @@ class Worker:
             return None
         return due
 
-    async def _listen(self) -> None:
-        """LISTEN for new due work; reconnect with backoff when the connection drops."""
-        delay = 0.1
-        while True:
-            try:
-                assert self.settings.database_url
-                conn = await psycopg.AsyncConnection.connect(
-                    self.settings.database_url, autocommit=True
-                )
-                async with conn:
-                    await conn.execute(f"LISTEN {due_work_store.WAKE_CHANNEL}")
-                    delay = 0.1
-                    self._wake.set()  # we may have missed notifications while away
-                    async for _ in conn.notifies():
-                        self._wake.set()
-            except (psycopg.Error, OSError) as exc:
-                log.warning("listen connection lost: %s", exc, extra={"worker_id": self.worker_id})
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-
     # -- running ----------------------------------------------------------------------
 
     def _start(self, row: Row) -> None:
-        started_at: datetime = row["started_at"]
-        reference = row["scheduled_for"] if row["attempt"] == 1 else None
-        if reference is not None:
-            delay = max(0.0, (started_at - reference).total_seconds())
-            metrics.RUN_START_DELAY.labels(row["trigger"]).observe(delay)
-        task = asyncio.create_task(self._execute(row), name=f"run-{row['id']}")
-        self._inflight[row["id"]] = _Inflight(row, task, time.perf_counter())
+        if row["attempt"] == 1:
+            delay = (row["started_at"] - row["scheduled_for"]).total_seconds()
+            metrics.RUN_START_DELAY.labels(row["trigger"]).observe(max(0.0, delay))
+        entry = _Inflight(row)
+        self._inflight[row["id"]] = entry
+        entry.task = asyncio.create_task(self._execute(entry), name=f"run-{row['id']}")
         metrics.WORKER_INFLIGHT.set(len(self._inflight))
+        log.debug(
+            "run started",
+            extra={
+                "run_id": str(row["id"]),
+                "task_id": str(row["task_id"]),
+                "worker_id": self.worker_id,
+                "attempt": row["attempt"],
+            },
+        )
 
-    async def _execute(self, row: Row) -> None:
+    async def _execute(self, entry: _Inflight) -> None:
+        row = entry.row
         outcome = PipelineOutcome()
         started = time.perf_counter()
         try:
-            catalog = await self.catalog_provider()
             executor = Executor(
-                catalog=catalog,
+                catalog=await self.catalog_provider(),
                 call_tool=self._router,
                 retry_base_seconds=self.settings.retry_base_seconds,
                 observe_step=_observe_step,
             )
             payload = row["payload"]
-            run = RunInfo(str(row["id"]), str(row["task_id"]), row["attempt"], row["scheduled_for"])
             async with asyncio.timeout(row["timeout_seconds"]):
                 await executor.run(
                     payload["pipeline"],
                     params=payload.get("params", {}),
-                    run=run,
+                    run=RunInfo(
+                        str(row["id"]), str(row["task_id"]), row["attempt"], row["scheduled_for"]
+                    ),
                     event=row["event"],
                     outcome=outcome,
+                    cancelled=lambda: entry.stop_reason == "canceled",
                 )
         except TimeoutError:
             outcome.error = RunError(
                 None, "timeout", f"run exceeded its timeout of {row['timeout_seconds']}s", True
             )
         except asyncio.CancelledError:
-            outcome.error = RunError(None, "canceled", "run stopped by the worker", True)
+            if entry.stop_reason is None:
+                raise  # not ours: let the cancellation propagate
+            outcome.error = RunError(None, "canceled", "run canceled", False)
         except Exception as exc:  # a bug in a tool or the engine must not kill the worker
             log.exception("run crashed", extra={"run_id": str(row["id"])})
             outcome.error = RunError(None, "internal", f"{type(exc).__name__}: {exc}", True)
-        self._outcomes.append((row, outcome, time.perf_counter() - started))
-        self._outcome_ready.set()
+        if entry.stop_reason in ("lease_lost", "shutdown"):
+            return  # nothing to record: the lease is gone, or released by _drain
+        self._completer.add(Outcome(row, outcome, time.perf_counter() - started))
 
-    # -- completing -------------------------------------------------------------------
-
-    async def _complete_loop(self) -> None:
-        while True:
-            await self._outcome_ready.wait()
-            if len(self._outcomes) < COMPLETION_BATCH:
-                await asyncio.sleep(COMPLETION_LINGER_SECONDS)
-            await self._flush()
-
-    async def _flush(self) -> None:
-        """Write every collected outcome in one transaction; retry while the DB is away."""
-        if not self._outcomes:
-            self._outcome_ready.clear()
-            return
-        batch, self._outcomes = self._outcomes, []
-        self._outcome_ready.clear()
-        finished, retrying = self._classify(batch)
-        delay = 0.1
-        while True:
-            try:
-                await self._write(finished, retrying, batch)
-                break
-            except (psycopg.Error, OSError) as exc:
-                if self._stopping.is_set() and delay > 5:
-                    log.error("could not record %d outcomes: %s", len(batch), exc)
-                    break
-                log.warning("completion failed, retrying: %s", exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-        for row, _, _ in batch:
-            self._inflight.pop(row["id"], None)
+    def _forget(self, outcomes: list[Outcome]) -> None:
+        """After a flush: free the slots and look for more work."""
+        for outcome in outcomes:
+            self._inflight.pop(outcome.row["id"], None)
         metrics.WORKER_INFLIGHT.set(len(self._inflight))
         self._wake.set()
 
-    def _classify(
-        self, batch: list[tuple[Row, PipelineOutcome, float]]
-    ) -> tuple[list[due_work_store.Finished], list[due_work_store.Retrying]]:
-        finished: list[due_work_store.Finished] = []
-        retrying: list[due_work_store.Retrying] = []
-        now = self.clock()
-        for row, outcome, elapsed in batch:
-            steps = [step.as_dict() for step in outcome.steps]
-            error = outcome.error.as_dict() if outcome.error else None
-            status = "succeeded"
-            if outcome.error is not None:
-                decision = decide_retry(
-                    attempt=row["attempt"],
-                    max_retries=row["max_retries"],
-                    retryable=outcome.error.retryable,
-                    strategy=row["backoff_strategy"],
-                    base=self.settings.retry_base_seconds,
-                    cap=self.settings.retry_max_seconds,
-                )
-                if decision.retry:
-                    assert error is not None
-                    run_at = now + timedelta(seconds=decision.delay_seconds)
-                    retrying.append(
-                        due_work_store.Retrying(row["id"], row["attempt"], run_at, steps, error)
-                    )
-                    continue
-                status = "dead"
-            finished.append(
-                due_work_store.Finished(
-                    row["id"],
-                    row["attempt"],
-                    row["agent_id"],
-                    status,
-                    now,
-                    int(elapsed * 1000),
-                    steps,
-                    error,
-                )
-            )
-        return finished, retrying
+    def _cancel_requested(self, run_id: str) -> None:
+        for key, entry in self._inflight.items():
+            if str(key) == run_id:
+                log.info("cancel requested", extra={"run_id": run_id})
+                entry.stop("canceled")
 
-    async def _write(
-        self,
-        finished: list[due_work_store.Finished],
-        retrying: list[due_work_store.Retrying],
-        batch: list[tuple[Row, PipelineOutcome, float]],
-    ) -> None:
-        async with self.pool.connection() as conn, conn.transaction():
-            written = await due_work_store.finish_runs(
-                conn, worker_id=self.worker_id, runs=finished
-            )
-            kept = await due_work_store.schedule_retries(
-                conn, worker_id=self.worker_id, runs=retrying
-            )
-            await tasks_store.complete_finished_tasks(conn, [r["task_id"] for r in written])
-        elapsed = {row["id"]: seconds for row, _, seconds in batch}
-        for run in written:
-            metrics.RUNS.labels(run["status"], run["trigger"]).inc()
-            metrics.RUN_DURATION.labels(run["status"]).observe(elapsed.get(run["id"], 0.0))
-        metrics.RETRIES.inc(len(kept))
-        self.processed += len(written)
-        lost = len(finished) + len(retrying) - len(written) - len(kept)
-        if lost:
-            log.warning("%d outcomes dropped: their leases were lost", lost)
+    # -- lease heartbeat --------------------------------------------------------------
 
-    # -- heartbeat --------------------------------------------------------------------
-
-    async def _heartbeat_loop(self) -> None:
+    async def _lease_heartbeat(self) -> None:
         interval = max(self.settings.lease_seconds / 3, 0.05)
         while True:
             await asyncio.sleep(interval)
-            ids = list(self._inflight)
-            if not ids:
+            running = [k for k, e in self._inflight.items() if e.task and not e.task.done()]
+            if not running:
                 continue
             try:
                 async with self.pool.connection() as conn:
                     held = await due_work_store.extend_leases(
                         conn,
                         worker_id=self.worker_id,
-                        run_ids=ids,
+                        run_ids=running,
                         lease_seconds=self.settings.lease_seconds,
                     )
             except (psycopg.Error, OSError) as exc:
-                log.warning("heartbeat failed: %s", exc)
+                log.warning("lease heartbeat failed: %s", exc, extra={"worker_id": self.worker_id})
                 continue
-            still_held = {row["id"] for row in held}
-            for run_id in ids:
-                entry = self._inflight.get(run_id)
-                if run_id not in still_held and entry is not None and not entry.task.done():
-                    log.warning("lease lost; stopping run", extra={"run_id": str(run_id)})
-                    entry.task.cancel()
+            self._apply_heartbeat(running, held)
+
+    def _apply_heartbeat(self, running: list[Any], held: list[Row]) -> None:
+        still_held = {row["id"]: row["cancel_requested"] for row in held}
+        for run_id in running:
+            entry = self._inflight.get(run_id)
+            if entry is None:
+                continue
+            if run_id not in still_held:
+                log.warning("lease lost; stopping run", extra={"run_id": str(run_id)})
+                entry.stop("lease_lost")
+                self._inflight.pop(run_id, None)
+            elif still_held[run_id]:
+                entry.stop("canceled")
 
 
-def _observe_step(result: Any) -> None:
+def _observe_step(result: StepResult) -> None:
     metrics.STEP_DURATION.labels(result.uses, result.status).observe(
         (result.duration_ms or 0) / 1000
     )

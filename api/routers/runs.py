@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, status
 
-from api.deps import Conn, RunsRead
+from api.deps import Conn, Principal, RunsRead, RunsWrite
 from api.pagination import DEFAULT_LIMIT, CursorParam, Limit, decode_cursor, page
 from api.schemas import ErrorResponse, Run, RunPage
-from engine.errors import NotFound
+from engine.errors import Conflict, NotFound
+from store import due_work as due_work_store
 from store import runs as runs_store
+from store import tasks as tasks_store
 
 router = APIRouter(prefix="/runs", tags=["runs"])
+
+FINAL = ("succeeded", "dead", "canceled")
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorResponse, "description": "Missing or invalid token."},
@@ -61,6 +66,67 @@ async def list_runs(
     responses={**ERRORS, 404: {"model": ErrorResponse}},
 )
 async def get_run(run_id: UUID, principal: RunsRead, conn: Conn) -> Any:
+    return await _visible_run(conn, run_id, principal)
+
+
+@router.post(
+    "/{run_id}/cancel",
+    response_model=Run,
+    summary="Cancel a queued, waiting or running run (scope runs:write)",
+    description=(
+        "A queued run (or a failed one waiting for its retry) is canceled at once. A running "
+        "run is stopped by its worker (its tool call is cancelled) and answers with "
+        "`cancel_requested: true` until the worker records it as `canceled`. A finished run "
+        "is a 409."
+    ),
+    responses={**ERRORS, 404: {"model": ErrorResponse}, 409: {"model": ErrorResponse}},
+)
+async def cancel_run(run_id: UUID, principal: RunsWrite, conn: Conn) -> Any:
+    run = await _visible_run(conn, run_id, principal)
+    if run["status"] in FINAL:
+        raise Conflict(f"run {run_id} already ended ({run['status']})")
+    error = {
+        "step_id": None,
+        "type": "canceled",
+        "message": f"canceled by agent {principal.name}",
+        "retryable": False,
+    }
+    async with conn.transaction():
+        canceled = await due_work_store.cancel_waiting_run(conn, run_id, error=error)
+        if canceled is not None:
+            await tasks_store.complete_finished_tasks(conn, [canceled["task_id"]])
+    if canceled is None:
+        await due_work_store.request_cancel(conn, run_id)
+    return await runs_store.get_run(conn, run_id, owner=None)
+
+
+@router.post(
+    "/{run_id}/retry",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=Run,
+    summary="Re-queue a failed or dead run (scope runs:write)",
+    description=(
+        "A `failed` run (waiting for its automatic retry) becomes ready now and keeps its id. "
+        "A `dead` run is repeated by a new run with trigger `retry` and `retry_of` set; the "
+        "answer is that new run. Other states are a 409."
+    ),
+    responses={**ERRORS, 404: {"model": ErrorResponse}, 409: {"model": ErrorResponse}},
+)
+async def retry_run(run_id: UUID, principal: RunsWrite, conn: Conn) -> Any:
+    run = await _visible_run(conn, run_id, principal)
+    if run["status"] == "failed" and await due_work_store.retry_failed_now(conn, run_id):
+        return await runs_store.get_run(conn, run_id, owner=None)
+    if run["status"] == "dead":
+        queued = await due_work_store.queue_retry_of(
+            conn, dead_run_id=run_id, new_run_id=uuid.uuid4()
+        )
+        if queued is None:
+            raise Conflict("the run's task is canceled")
+        return await runs_store.get_run(conn, queued["id"], owner=None)
+    raise Conflict(f"only failed or dead runs can be retried (this one is {run['status']})")
+
+
+async def _visible_run(conn: Conn, run_id: UUID, principal: Principal) -> dict[str, Any]:
     run = await runs_store.get_run(conn, run_id, owner=principal.owner_filter)
     if run is None:
         raise NotFound(f"run {run_id} not found")

@@ -1,0 +1,173 @@
+"""Batched completion: outcomes of finished attempts, written one transaction per batch.
+
+A run's outcome becomes data first (:func:`classify`: succeeded, retry at a time, dead or
+canceled), then the batch is written fenced on this worker's leases: the finished runs move
+from ``due_work`` to ``runs``, the retries go back to the queue, and tasks with nothing left
+are marked completed — all atomically.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from engine.pipeline import PipelineOutcome
+from engine.retry import decide_retry
+from observability import metrics
+from ops.settings import Settings
+from store import due_work as due_work_store
+from store import tasks as tasks_store
+from store.db import Connection, Row
+
+log = logging.getLogger("ordinaut.worker")
+
+BATCH_SIZE = 100
+LINGER_SECONDS = 0.002
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What an attempt produced, with the leased row it belongs to."""
+
+    row: Row
+    result: PipelineOutcome
+    seconds: float
+
+
+@dataclass
+class Classified:
+    finished: list[due_work_store.Finished] = field(default_factory=list)
+    retrying: list[due_work_store.Retrying] = field(default_factory=list)
+
+
+def classify(
+    outcomes: list[Outcome],
+    *,
+    now: datetime,
+    settings: Settings,
+    rand: Callable[[], float] = random.random,
+) -> Classified:
+    """Decide, as data, what becomes of each attempt."""
+    classified = Classified()
+    for outcome in outcomes:
+        row, result = outcome.row, outcome.result
+        steps = [step.as_dict() for step in result.steps]
+        error = result.error.as_dict() if result.error else None
+        status = "succeeded"
+        if result.error is not None and result.error.type == "canceled":
+            status = "canceled"
+        elif result.error is not None:
+            decision = decide_retry(
+                attempt=row["attempt"],
+                max_retries=row["max_retries"],
+                retryable=result.error.retryable,
+                strategy=row["backoff_strategy"],
+                base=settings.retry_base_seconds,
+                cap=settings.retry_max_seconds,
+                rand=rand,
+            )
+            if decision.retry:
+                assert error is not None
+                run_at = now + timedelta(seconds=decision.delay_seconds)
+                classified.retrying.append(
+                    due_work_store.Retrying(row["id"], row["attempt"], run_at, steps, error)
+                )
+                continue
+            status = "dead"
+        classified.finished.append(
+            due_work_store.Finished(
+                row["id"],
+                row["attempt"],
+                row["agent_id"],
+                status,
+                now,
+                int(outcome.seconds * 1000),
+                steps,
+                error,
+            )
+        )
+    return classified
+
+
+@dataclass
+class Completer:
+    """Collects outcomes and flushes them in batches (on size, or ``LINGER_SECONDS`` after
+    the first one arrives)."""
+
+    settings: Settings
+    pool: AsyncConnectionPool[Connection]
+    worker_id: str
+    clock: Callable[[], datetime]
+    on_flushed: Callable[[list[Outcome]], None]
+    processed: int = 0
+
+    def __post_init__(self) -> None:
+        self._pending: list[Outcome] = []
+        self._ready = asyncio.Event()
+
+    def add(self, outcome: Outcome) -> None:
+        self._pending.append(outcome)
+        self._ready.set()
+
+    async def run(self) -> None:
+        while True:
+            await self._ready.wait()
+            if len(self._pending) < BATCH_SIZE:
+                await asyncio.sleep(LINGER_SECONDS)
+            await self.flush()
+
+    async def flush(self, *, give_up_after: float | None = None) -> None:
+        """Write everything pending; while the database is away, retry with backoff (until
+        ``give_up_after`` seconds when shutting down: the leases then expire and the runs
+        are retried elsewhere)."""
+        self._ready.clear()
+        if not self._pending:
+            return
+        batch, self._pending = self._pending, []
+        classified = classify(batch, now=self.clock(), settings=self.settings)
+        delay, waited = 0.05, 0.0
+        while True:
+            try:
+                await self._write(classified, batch)
+                break
+            except (psycopg.Error, OSError) as exc:
+                if give_up_after is not None and waited >= give_up_after:
+                    log.error("gave up recording %d outcomes: %s", len(batch), exc)
+                    break
+                log.warning("completion failed, retrying: %s", exc)
+                await asyncio.sleep(delay)
+                waited += delay
+                delay = min(delay * 2, 2.0)
+        self.on_flushed(batch)
+
+    async def _write(self, classified: Classified, batch: list[Outcome]) -> None:
+        async with self.pool.connection() as conn, conn.transaction():
+            written = await due_work_store.finish_runs(
+                conn, worker_id=self.worker_id, runs=classified.finished
+            )
+            kept = await due_work_store.schedule_retries(
+                conn, worker_id=self.worker_id, runs=classified.retrying
+            )
+            await tasks_store.complete_finished_tasks(conn, [r["task_id"] for r in written])
+        seconds = {outcome.row["id"]: outcome.seconds for outcome in batch}
+        for run in written:
+            metrics.RUNS.labels(run["status"], run["trigger"]).inc()
+            metrics.RUN_DURATION.labels(run["status"]).observe(seconds.get(run["id"], 0.0))
+        for run_id in kept:
+            metrics.RUN_DURATION.labels("failed").observe(seconds.get(run_id, 0.0))
+        metrics.RETRIES.inc(len(kept))
+        self.processed += len(written)
+        lost = len(classified.finished) + len(classified.retrying) - len(written) - len(kept)
+        if lost:
+            log.warning(
+                "%d outcomes dropped: their leases were lost",
+                lost,
+                extra={"worker_id": self.worker_id},
+            )
