@@ -6,7 +6,10 @@ from datetime import datetime
 
 from engine.errors import Problem, ValidationFailed
 from engine.schedules.base import SCHEDULE_KINDS, Schedule
+from engine.schedules.cron import parse_cron_schedule
+from engine.schedules.events import parse_pattern
 from engine.schedules.once import parse_once
+from engine.schedules.rrule import parse_rrule_schedule
 from engine.timezones import UnknownTimezone, get_zone
 
 
@@ -14,6 +17,7 @@ def parse_schedule(kind: str, expr: str, timezone: str, *, anchor: datetime) -> 
     """Validate and build the schedule; ``None`` for ``event`` schedules.
 
     ``anchor`` is the task's creation time: the DTSTART of an RRULE that has none.
+    Problems are reported at ``$.schedule_kind``, ``$.timezone`` or ``$.schedule_expr``.
     """
     if kind not in SCHEDULE_KINDS:
         raise ValidationFailed(
@@ -26,10 +30,13 @@ def parse_schedule(kind: str, expr: str, timezone: str, *, anchor: datetime) -> 
     try:
         if kind == "once":
             return parse_once(expr, zone)
-        if kind == "event":
-            return None
+        if kind == "cron":
+            return parse_cron_schedule(expr, zone)
+        if kind == "rrule":
+            return parse_rrule_schedule(expr, zone, anchor=anchor)
+        parse_pattern(expr)
+        return None
     except ValueError as exc:
-        raise ValidationFailed([Problem("$.schedule_expr", str(exc), "schedule")]) from None
-    raise ValidationFailed(
-        [Problem("$.schedule_kind", f"schedule kind {kind!r} is not implemented yet", "schedule")]
-    )
+        raise ValidationFailed(
+            [Problem("$.schedule_expr", f"invalid {kind} schedule: {exc}", "schedule")]
+        ) from None
