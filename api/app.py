@@ -14,6 +14,7 @@ from api.middleware import RequestContextMiddleware
 from api.routers import agents, health, runs, tasks
 from engine.catalog import Catalog, file_catalog
 from engine.tokens import display_prefix, hash_token
+from observability import metrics
 from ops.settings import Settings
 from store import agents as agents_store
 from store import migrate
@@ -57,6 +58,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.pool = pool
     app.state.catalog_provider = _file_catalog_provider
     install_error_handlers(app)
+    metrics.register("api")  # the HTTP metrics the middleware records
     app.add_middleware(RequestContextMiddleware)
     for module in (health, tasks, runs, agents):
         app.include_router(module.router)

@@ -7,17 +7,23 @@ install its own, so this answers the two GET routes over plain asyncio streams.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+log = logging.getLogger("ordinaut.metrics")
+
 HealthCheck = Callable[[], Awaitable[tuple[bool, dict[str, Any]]]]
 
 
 async def serve_metrics(host: str, port: int, health: HealthCheck) -> asyncio.Server:
-    """Start serving ``GET /metrics`` and ``GET /health`` on ``host:port``."""
+    """Start serving ``GET /metrics`` and ``GET /health`` on ``host:port`` (port 0: any
+    free port; read it from ``server.sockets``). ``/health`` answers 200 or 503 with the
+    check's details as JSON."""
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -33,8 +39,14 @@ async def serve_metrics(host: str, port: int, health: HealthCheck) -> asyncio.Se
             )
             writer.write(head.encode("latin-1") + body)
             await writer.drain()
-        except (TimeoutError, ConnectionError):
-            pass
+        except (TimeoutError, ConnectionError, ValueError, EOFError):
+            pass  # a slow, vanished or garbled client: nothing to answer
+        except Exception:
+            # A failing health check must not kill the server: answer 500 and log it.
+            log.exception("metrics endpoint failed")
+            with contextlib.suppress(ConnectionError):
+                writer.write(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n")
+                await writer.drain()
         finally:
             writer.close()
 

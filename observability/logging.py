@@ -1,8 +1,13 @@
 """Logging: JSON lines for services (``ORDINAUT_LOG_FORMAT=json``), text for humans.
 
-Context such as ``task_id``, ``run_id``, ``step_id`` and ``worker_id`` is passed with
-``extra=`` and becomes top-level JSON keys. Values under keys that look like secrets are
-redacted wherever they appear.
+Context such as ``task_id``, ``run_id``, ``step_id`` and ``worker_id`` becomes top-level
+JSON keys. It comes from ``extra=`` on one call, or from :func:`bind_log_context` /
+:func:`log_context` for everything logged afterwards in the current context (asyncio tasks
+inherit the context they were created in, so a worker binds ``worker_id`` once and a run's
+task can bind ``run_id`` and ``task_id`` for every line it logs); ``extra=`` wins on a
+clash. The context is read when the record is formatted, which happens synchronously in the
+logging call (no queue handler). Values under keys that look like secrets are redacted
+wherever they appear.
 """
 
 from __future__ import annotations
@@ -11,12 +16,42 @@ import json
 import logging
 import re
 import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar, Token
 from datetime import UTC, datetime
 from typing import Any
 
 CONTEXT_KEYS = ("task_id", "run_id", "step_id", "worker_id", "request_id", "agent_id")
 _SECRET_KEY = re.compile(r"pass(word)?|token|secret|api[_-]?key|authorization|cookie", re.I)
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+_CONTEXT: ContextVar[Mapping[str, Any] | None] = ContextVar("ordinaut_log_context", default=None)
+
+
+def bind_log_context(**fields: Any) -> Token[Mapping[str, Any] | None]:
+    """Add ``fields`` to every record logged from now on in the current context."""
+    return _CONTEXT.set({**(_CONTEXT.get() or {}), **fields})
+
+
+@contextmanager
+def log_context(**fields: Any) -> Iterator[None]:
+    """Add ``fields`` to every record logged inside the block."""
+    token = bind_log_context(**fields)
+    try:
+        yield
+    finally:
+        _CONTEXT.reset(token)
+
+
+def _fields(record: logging.LogRecord) -> dict[str, Any]:
+    """The bound context, then the record's own extras (which win)."""
+    fields = dict(_CONTEXT.get() or {})
+    fields.update(
+        (key, value)
+        for key, value in vars(record).items()
+        if key not in _STANDARD and not key.startswith("_")
+    )
+    return fields
 
 
 def redact(value: Any) -> Any:
@@ -41,9 +76,8 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        for key, value in vars(record).items():
-            if key not in _STANDARD and not key.startswith("_"):
-                entry[key] = "[redacted]" if _SECRET_KEY.search(key) else redact(value)
+        for key, value in _fields(record).items():
+            entry[key] = "[redacted]" if _SECRET_KEY.search(key) else redact(value)
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str, ensure_ascii=False)
@@ -53,9 +87,8 @@ class TextFormatter(logging.Formatter):
     """``time level logger message key=value ...``"""
 
     def format(self, record: logging.LogRecord) -> str:
-        context = " ".join(
-            f"{key}={getattr(record, key)}" for key in CONTEXT_KEYS if hasattr(record, key)
-        )
+        fields = _fields(record)
+        context = " ".join(f"{key}={fields[key]}" for key in CONTEXT_KEYS if key in fields)
         line = (
             f"{datetime.fromtimestamp(record.created, UTC):%H:%M:%S.%f}"[:-3]
             + f" {record.levelname:<7} {record.name}: {record.getMessage()}"

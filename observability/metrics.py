@@ -10,72 +10,172 @@ ordinaut_run_duration_seconds              histogram  status                    
 ordinaut_run_start_delay_seconds           histogram  trigger                      worker
 ordinaut_step_duration_seconds             histogram  tool, status                 worker
 ordinaut_retries_total                     counter    —                            worker
-ordinaut_leases_reclaimed_total            counter    —                            worker, scheduler
-ordinaut_due_work_ready                    gauge      —                            scheduler
-ordinaut_due_work_oldest_age_seconds       gauge      —                            scheduler
-ordinaut_scheduler_tick_duration_seconds   histogram  —                            scheduler
-ordinaut_scheduler_occurrences_total       counter    —                            scheduler
+ordinaut_leases_reclaimed_total            counter    —                            worker
 ordinaut_worker_inflight                   gauge      —                            worker
 ordinaut_worker_concurrency                gauge      —                            worker
+ordinaut_scheduler_tick_duration_seconds   histogram  —                            scheduler
+ordinaut_scheduler_occurrences_total       counter    —                            scheduler
+ordinaut_due_work_ready                    gauge      —                            scheduler
+ordinaut_due_work_oldest_age_seconds       gauge      —                            scheduler
 ordinaut_tasks                             gauge      status                       scheduler
+ordinaut_workers_live                      gauge      —                            scheduler
 =========================================  =========  ===========================  ==========
 
+Label values: ``runs_total.status`` is ``succeeded|dead|canceled``;
+``run_duration_seconds.status`` adds ``failed`` (an attempt that will be retried);
+``trigger`` is ``schedule|manual|event|retry``; ``step_duration_seconds.tool`` is the
+tool's address and its ``status`` ``succeeded|failed|skipped``; ``route`` is the route
+template (``/tasks/{task_id}``), or ``unmatched``.
+
 Counters are declared without the ``_total`` suffix; the client library adds it.
+
+**Who exports what.** Metrics are declared unregistered and each process registers only
+its own group (:func:`register`), so an API process never shows a worker gauge stuck at 0
+(which would make ``count(ordinaut_worker_concurrency)`` count API processes as workers).
+
+**Database gauges.** The last four describe the shared database, not the process: every
+scheduler refreshes them (:mod:`scheduler.gauges`), so with several schedulers each exports
+the same value. Dashboards and alerts aggregate them with ``max()``, never ``sum()``.
+Counters and histograms are per process: aggregate them with ``sum(rate(...))``.
+
+Nothing here may be declared without a code path that updates it: the end-to-end test
+scrapes real processes and fails on any name used in ``ops/`` that none of them exports.
 """
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from typing import Literal
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.registry import Collector
+
+Role = Literal["api", "scheduler", "worker"]
 
 # Latency buckets from 1 ms to 1 min: run starts and API calls are expected in milliseconds.
 _FAST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 _RUN_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600)
 
+RUN_STATUSES = ("succeeded", "dead", "canceled")
+ATTEMPT_STATUSES = (*RUN_STATUSES, "failed")
+TRIGGERS = ("schedule", "manual", "event", "retry")
+
 HTTP_REQUESTS = Counter(
-    "ordinaut_http_requests", "HTTP requests answered by the API.", ["method", "route", "status"]
+    "ordinaut_http_requests",
+    "HTTP requests answered by the API.",
+    ["method", "route", "status"],
+    registry=None,
 )
 HTTP_REQUEST_DURATION = Histogram(
     "ordinaut_http_request_duration_seconds",
     "Time to answer an HTTP request.",
     ["method", "route", "status"],
     buckets=_FAST_BUCKETS,
+    registry=None,
 )
-RUNS = Counter("ordinaut_runs", "Runs that reached a final status.", ["status", "trigger"])
+RUNS = Counter(
+    "ordinaut_runs", "Runs that reached a final status.", ["status", "trigger"], registry=None
+)
 RUN_DURATION = Histogram(
     "ordinaut_run_duration_seconds",
     "Duration of a run attempt, from lease to end.",
     ["status"],
     buckets=_RUN_BUCKETS,
+    registry=None,
 )
 RUN_START_DELAY = Histogram(
     "ordinaut_run_start_delay_seconds",
-    "How late a run attempt started: started_at - scheduled_for (retries: - retry time).",
+    "How late a run started: started_at - scheduled_for (first attempts only).",
     ["trigger"],
     buckets=_FAST_BUCKETS,
+    registry=None,
 )
 STEP_DURATION = Histogram(
     "ordinaut_step_duration_seconds",
     "Duration of a pipeline step.",
     ["tool", "status"],
     buckets=_RUN_BUCKETS,
+    registry=None,
 )
-RETRIES = Counter("ordinaut_retries", "Failed run attempts that were scheduled for a retry.")
+RETRIES = Counter(
+    "ordinaut_retries", "Failed run attempts that were scheduled for a retry.", registry=None
+)
 LEASES_RECLAIMED = Counter(
-    "ordinaut_leases_reclaimed", "Expired leases returned to the queue (crashed workers)."
+    "ordinaut_leases_reclaimed",
+    "Expired leases returned to the queue or ended (crashed workers).",
+    registry=None,
 )
-DUE_WORK_READY = Gauge("ordinaut_due_work_ready", "Runs ready to start and not yet leased.")
-DUE_WORK_OLDEST_AGE = Gauge(
-    "ordinaut_due_work_oldest_age_seconds",
-    "Age of the oldest ready, unleased run (0 when none is waiting).",
+WORKER_INFLIGHT = Gauge(
+    "ordinaut_worker_inflight", "Runs this worker is executing now.", registry=None
+)
+WORKER_CONCURRENCY = Gauge(
+    "ordinaut_worker_concurrency", "Runs this worker may execute at once.", registry=None
 )
 SCHEDULER_TICK_DURATION = Histogram(
     "ordinaut_scheduler_tick_duration_seconds",
     "Duration of one scheduler tick.",
     buckets=_FAST_BUCKETS,
+    registry=None,
 )
 SCHEDULER_OCCURRENCES = Counter(
-    "ordinaut_scheduler_occurrences", "Occurrences materialised into due_work."
+    "ordinaut_scheduler_occurrences", "Occurrences materialised into due_work.", registry=None
 )
-WORKER_INFLIGHT = Gauge("ordinaut_worker_inflight", "Runs this worker is executing now.")
-WORKER_CONCURRENCY = Gauge("ordinaut_worker_concurrency", "Runs this worker may execute at once.")
-TASKS = Gauge("ordinaut_tasks", "Tasks by status (not deleted).", ["status"])
+DUE_WORK_READY = Gauge(
+    "ordinaut_due_work_ready", "Runs ready to start and not yet leased.", registry=None
+)
+DUE_WORK_OLDEST_AGE = Gauge(
+    "ordinaut_due_work_oldest_age_seconds",
+    "Age of the oldest ready, unleased run (0 when none is waiting).",
+    registry=None,
+)
+TASKS = Gauge("ordinaut_tasks", "Tasks by status (not deleted).", ["status"], registry=None)
+WORKERS_LIVE = Gauge(
+    "ordinaut_workers_live",
+    "Workers whose registry heartbeat is recent (from the database).",
+    registry=None,
+)
+
+GROUPS: dict[Role, tuple[Collector, ...]] = {
+    "api": (HTTP_REQUESTS, HTTP_REQUEST_DURATION),
+    "worker": (
+        RUNS,
+        RUN_DURATION,
+        RUN_START_DELAY,
+        STEP_DURATION,
+        RETRIES,
+        LEASES_RECLAIMED,
+        WORKER_INFLIGHT,
+        WORKER_CONCURRENCY,
+    ),
+    "scheduler": (
+        SCHEDULER_TICK_DURATION,
+        SCHEDULER_OCCURRENCES,
+        DUE_WORK_READY,
+        DUE_WORK_OLDEST_AGE,
+        TASKS,
+        WORKERS_LIVE,
+    ),
+}
+
+_registered: set[tuple[int, Role]] = set()
+
+
+def register(role: Role, registry: CollectorRegistry = REGISTRY) -> None:
+    """Export ``role``'s metrics from ``registry`` (idempotent: tests build many apps)."""
+    if (id(registry), role) in _registered:
+        return
+    for collector in GROUPS[role]:
+        registry.register(collector)
+    _registered.add((id(registry), role))
+    if role == "worker":
+        _initialise_worker_series()
+
+
+def _initialise_worker_series() -> None:
+    """Create the known label combinations at 0, so ``rate()`` sees a run's first failure
+    (a series born at 1 has no increase) and panels show 0 rather than "no data"."""
+    for trigger in TRIGGERS:
+        RUN_START_DELAY.labels(trigger)
+        for status in RUN_STATUSES:
+            RUNS.labels(status, trigger)
+    for status in ATTEMPT_STATUSES:
+        RUN_DURATION.labels(status)

@@ -16,7 +16,9 @@ from api.app import create_app
 from engine.catalog import Catalog, file_catalog
 from observability import metrics
 from observability.http import serve_metrics
+from observability.logging import bind_log_context
 from ops.settings import Settings
+from scheduler.gauges import QUEUE_EVERY_SECONDS, TASKS_EVERY_SECONDS, GaugeRefresher
 from scheduler.service import Scheduler
 from store.db import create_pool
 from workers.service import Worker
@@ -55,6 +57,8 @@ async def _scheduler_main(
     pool = create_pool(settings.database_url, max_size=4, name="ordinaut-scheduler")
     await pool.open(wait=False)
     scheduler = Scheduler(settings, pool)
+    metrics.register("scheduler")
+    gauges = GaugeRefresher(pool)
     last_tick: dict[str, Any] = {"at": None}
 
     async def tick() -> None:
@@ -90,6 +94,19 @@ async def _scheduler_main(
         coalesce=True,
         next_run_time=datetime.now(UTC),
     )
+    # The database gauges (ordinaut_due_work_*, ordinaut_tasks, ordinaut_workers_live).
+    for job, every in (
+        (gauges.refresh_queue, QUEUE_EVERY_SECONDS),
+        (gauges.refresh_tasks, TASKS_EVERY_SECONDS),
+    ):
+        metronome.add_job(
+            job,
+            "interval",
+            seconds=every,
+            max_instances=1,
+            coalesce=True,
+            next_run_time=datetime.now(UTC),
+        )
     metronome.start()
     log.info("scheduler started")
     await stop.wait()
@@ -113,6 +130,9 @@ async def _worker_main(
         return file_catalog()
 
     worker = Worker(settings, pool, catalog, concurrency=concurrency)
+    metrics.register("worker")
+    # Every log line of this process (and of the runs' tasks it creates) names the worker.
+    bind_log_context(worker_id=worker.worker_id)
 
     async def health() -> tuple[bool, dict[str, Any]]:
         return True, {"worker_id": worker.worker_id, "processed": worker.processed}
