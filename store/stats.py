@@ -70,3 +70,54 @@ async def live_workers(conn: Connection, *, silent_seconds: float) -> int:
     row = await cursor.fetchone()
     assert row is not None
     return int(row["live"])
+
+
+# Per-task tables of the "Ordinaut tasks and tools" dashboard, run by Grafana's PostgreSQL
+# data source (task ids are never metric labels: unbounded cardinality). ``$__timeFilter``
+# is Grafana's macro for the dashboard's time range; ``runs_finished`` indexes it.
+DEAD_RUNS_BY_TASK_SQL = """
+SELECT r.task_id::text AS task_id, t.title,
+       count(*) FILTER (WHERE r.status = 'dead') AS dead,
+       count(*) AS finished,
+       round(100.0 * count(*) FILTER (WHERE r.status = 'dead') / count(*), 1) AS dead_percent,
+       max(r.finished_at) FILTER (WHERE r.status = 'dead') AS last_dead_at,
+       (array_agg(r.error ->> 'message' ORDER BY r.finished_at DESC)
+            FILTER (WHERE r.status = 'dead'))[1] AS last_error
+  FROM runs r JOIN tasks t ON t.id = r.task_id
+ WHERE $__timeFilter(r.finished_at)
+ GROUP BY r.task_id, t.title
+HAVING count(*) FILTER (WHERE r.status = 'dead') > 0
+ ORDER BY dead DESC, finished DESC
+ LIMIT 20
+"""
+
+RUN_DURATION_BY_TASK_SQL = """
+SELECT r.task_id::text AS task_id, t.title, count(*) AS runs,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY r.duration_ms) AS p50_ms,
+       percentile_cont(0.95) WITHIN GROUP (ORDER BY r.duration_ms) AS p95_ms,
+       max(r.duration_ms) AS max_ms,
+       round(avg(EXTRACT(EPOCH FROM r.started_at - r.scheduled_for) * 1000)::numeric, 1)
+           AS avg_start_delay_ms
+  FROM runs r JOIN tasks t ON t.id = r.task_id
+ WHERE $__timeFilter(r.finished_at) AND r.duration_ms IS NOT NULL
+ GROUP BY r.task_id, t.title
+ ORDER BY p95_ms DESC
+ LIMIT 20
+"""
+
+READY_RUNS_BY_TASK_SQL = """
+SELECT d.task_id::text AS task_id, t.title, count(*) AS ready,
+       EXTRACT(EPOCH FROM now() - min(d.run_at))::float8 AS oldest_age_seconds,
+       t.concurrency_key
+  FROM due_work d JOIN tasks t ON t.id = d.task_id
+ WHERE d.state IN ('queued', 'failed') AND d.run_at <= now()
+ GROUP BY d.task_id, t.title, t.concurrency_key
+ ORDER BY ready DESC, oldest_age_seconds DESC
+ LIMIT 20
+"""
+
+GRAFANA_TABLES = {
+    "Tasks with dead runs": DEAD_RUNS_BY_TASK_SQL,
+    "Slowest tasks (run duration)": RUN_DURATION_BY_TASK_SQL,
+    "Tasks with ready runs waiting (now)": READY_RUNS_BY_TASK_SQL,
+}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 from tests.support import REPO
 
@@ -43,13 +44,33 @@ def names_used_in_ops() -> dict[str, set[str]]:
     return used
 
 
-def dashboard_targets() -> list[tuple[str, str, str]]:
-    """(dashboard file, panel title, PromQL expression) of every panel query."""
+def dashboard_panels() -> list[tuple[str, dict[str, Any]]]:
+    """(dashboard file, panel) of every panel that is not a row."""
     return [
-        (path.name, panel["title"], target["expr"])
+        (path.name, panel)
         for path in sorted(DASHBOARDS.glob("*.json"))
         for panel in json.loads(path.read_text())["panels"]
-        for target in panel.get("targets", [])
+        if panel["type"] != "row"
+    ]
+
+
+def dashboard_targets() -> list[tuple[str, str, str]]:
+    """(dashboard file, panel title, PromQL expression) of every Prometheus panel query."""
+    return [
+        (name, panel["title"], target["expr"])
+        for name, panel in dashboard_panels()
+        if panel["datasource"]["type"] == "prometheus"
+        for target in panel["targets"]
+    ]
+
+
+def dashboard_sql_targets() -> list[tuple[str, str, str]]:
+    """(dashboard file, panel title, SQL) of every PostgreSQL panel query."""
+    return [
+        (name, panel["title"], target["rawSql"])
+        for name, panel in dashboard_panels()
+        if panel["datasource"]["type"] == "grafana-postgresql-datasource"
+        for target in panel["targets"]
     ]
 
 

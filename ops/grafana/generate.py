@@ -8,6 +8,9 @@ Each panel is a title, a unit and its PromQL queries; the layout is automatic. C
   ``ordinaut_workers_live``) are exported identically by every scheduler: ``max()``;
 - a ratio whose numerator may have no series yet is written ``(num or vector(0)) / den`` so
   the panel shows 0 rather than "no data".
+
+Per-task tables read PostgreSQL directly (the provisioned data source ``ordinaut-postgres``)
+with the queries of :mod:`store.stats`: task ids are never metric labels.
 """
 
 from __future__ import annotations
@@ -24,13 +27,18 @@ from typing import Literal
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     from grafana_foundation_sdk.builders import common as common_builders
-    from grafana_foundation_sdk.builders import dashboard, prometheus, stat, timeseries
+    from grafana_foundation_sdk.builders import dashboard, prometheus, stat, table, timeseries
+    from grafana_foundation_sdk.cog import builder as cogbuilder
+    from grafana_foundation_sdk.cog import variants as cogvariants
     from grafana_foundation_sdk.cog.encoder import JSONEncoder
     from grafana_foundation_sdk.models import common
     from grafana_foundation_sdk.models import dashboard as dashboard_models
 
+from store.stats import GRAFANA_TABLES
+
 DASHBOARDS_DIR = Path(__file__).resolve().parent / "dashboards"
 DATASOURCE = common.DataSourceRef(type_val="prometheus", uid="${datasource}")
+POSTGRES = common.DataSourceRef(type_val="grafana-postgresql-datasource", uid="ordinaut-postgres")
 RATE = "$__rate_interval"
 
 
@@ -51,9 +59,18 @@ class Panel:
 
 
 @dataclass(frozen=True)
+class TablePanel:
+    """A table filled by one SQL query against the Ordinaut database."""
+
+    title: str
+    sql: str
+    width: int = 24
+
+
+@dataclass(frozen=True)
 class Row:
     title: str
-    panels: Sequence[Panel] = field(default_factory=tuple)
+    panels: Sequence[Panel | TablePanel] = field(default_factory=tuple)
 
 
 def _quantiles(metric: str, by: str = "", selector: str = "") -> list[Query]:
@@ -276,7 +293,48 @@ TASKS_AND_TOOLS: Sequence[Row] = (
             ),
         ),
     ),
+    Row(
+        "Per task (from PostgreSQL)",
+        tuple(TablePanel(title, sql) for title, sql in GRAFANA_TABLES.items()),
+    ),
 )
+
+
+class _SqlQuery(cogvariants.Dataquery):
+    """A raw-SQL target of Grafana's PostgreSQL data source (the SDK has no builder)."""
+
+    def __init__(self, sql: str) -> None:
+        self.sql = sql
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "datasource": POSTGRES.to_json(),
+            "editorMode": "code",
+            "format": "table",
+            "rawQuery": True,
+            "rawSql": self.sql.strip(),
+            "refId": "A",
+        }
+
+
+class _SqlTarget(cogbuilder.Builder[cogvariants.Dataquery]):
+    def __init__(self, sql: str) -> None:
+        self._query = _SqlQuery(sql)
+
+    def build(self) -> cogvariants.Dataquery:
+        return self._query
+
+
+def _table(spec: TablePanel, panel_id: int) -> table.Panel:
+    return (
+        table.Panel()
+        .id(panel_id)
+        .title(spec.title)
+        .datasource(POSTGRES)
+        .height(8)
+        .span(spec.width)
+        .with_target(_SqlTarget(spec.sql))
+    )
 
 
 def _panel(spec: Panel, panel_id: int) -> timeseries.Panel | stat.Panel:
@@ -328,7 +386,9 @@ def _dashboard(
         built = built.with_row(dashboard.Row(row.title).id(panel_id))
         for spec in row.panels:
             panel_id += 1
-            built = built.with_panel(_panel(spec, panel_id))
+            built = built.with_panel(
+                _table(spec, panel_id) if isinstance(spec, TablePanel) else _panel(spec, panel_id)
+            )
     return built
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -26,11 +27,13 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from observability import metrics
+from store.db import connect
 from tests.conftest import clone_database, drop_database
 from tests.ops_files import (
     METRIC_NAME,
     RULES,
     alert_names,
+    dashboard_sql_targets,
     dashboard_targets,
     dashboard_variable_queries,
     names_used_in_ops,
@@ -305,6 +308,31 @@ async def test_every_dashboard_panel_parses_names_exported_metrics_and_returns_d
         if not instant or not ranged:
             empty.append(f"{dashboard} / {title}: {promql}")
     assert not empty, "panels without data:\n" + "\n".join(empty)
+
+
+def grafana_sql(sql: str) -> str:
+    """Grafana's PostgreSQL macros, expanded for the last hour."""
+    expanded = re.sub(
+        r"\$__timeFilter\(([^)]+)\)", r"\1 BETWEEN now() - interval '1 hour' AND now()", sql
+    )
+    assert "$" not in expanded, f"unknown Grafana macro in {sql}"
+    return expanded
+
+
+async def test_per_task_tables_run_on_the_database_and_show_the_workload(stack):
+    tables = {title: grafana_sql(sql) for _, title, sql in dashboard_sql_targets()}
+    assert len(tables) == 3
+    conn = await connect(stack.running.database_url)
+    async with conn:
+        rows = {}
+        for title, sql in tables.items():
+            rows[title] = await (await conn.execute(sql)).fetchall()
+    [dead] = rows["Tasks with dead runs"]
+    assert dead["task_id"] == stack.task_ids["dead"]
+    assert dead["title"] == "always fails" and dead["dead"] == 1 and dead["last_error"]
+    slow = {row["task_id"] for row in rows["Slowest tasks (run duration)"]}
+    assert slow == set(stack.task_ids.values())
+    assert rows["Tasks with ready runs waiting (now)"] == []  # everything ran
 
 
 async def test_dashboard_variables_list_real_label_values(stack):

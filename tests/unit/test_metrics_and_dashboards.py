@@ -14,7 +14,15 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from observability import metrics
 from ops.grafana import generate
-from tests.ops_files import OPS, config_text, names_used_in_ops, ops_config_files
+from store import stats
+from tests.ops_files import (
+    OPS,
+    config_text,
+    dashboard_panels,
+    dashboard_sql_targets,
+    names_used_in_ops,
+    ops_config_files,
+)
 
 # DESIGN §9: at least these, renamed never.
 DESIGN_NAMES = {
@@ -101,25 +109,31 @@ def test_generated_dashboards_are_up_to_date():
     assert on_disk == rendered, "run: .venv/bin/python -m ops.grafana.generate"
 
 
-def dashboard_panels() -> list[tuple[str, dict]]:
-    return [
-        (path.name, panel)
-        for path in sorted(generate.DASHBOARDS_DIR.glob("*.json"))
-        for panel in json.loads(path.read_text())["panels"]
-        if panel["type"] != "row"
-    ]
-
-
-def test_every_panel_queries_prometheus_through_the_datasource_variable():
+def test_every_panel_has_queries_through_a_provisioned_datasource():
     panels = dashboard_panels()
-    assert len(panels) >= 15
+    assert len(panels) >= 18
+    prometheus = {"type": "prometheus", "uid": "${datasource}"}
+    postgres = {"type": "grafana-postgresql-datasource", "uid": "ordinaut-postgres"}
     for name, panel in panels:
-        assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, name
+        assert panel["datasource"] in (prometheus, postgres), (name, panel["title"])
         assert panel["targets"], panel["title"]
-        assert all(target["expr"].strip() for target in panel["targets"])
+        for target in panel["targets"]:
+            if "datasource" in target:
+                assert target["datasource"] == panel["datasource"]
+            assert (target.get("expr") or target.get("rawSql") or "").strip(), panel["title"]
         assert len({t["refId"] for t in panel["targets"]}) == len(panel["targets"])
         grid = panel["gridPos"]
         assert grid["x"] + grid["w"] <= 24
+
+
+def test_per_task_tables_use_the_store_queries_and_the_provisioned_database():
+    sql = {title: text for _, title, text in dashboard_sql_targets()}
+    assert set(sql) == set(stats.GRAFANA_TABLES)
+    for title, text in sql.items():
+        assert text == stats.GRAFANA_TABLES[title].strip()
+    datasources = (OPS / "grafana/provisioning/datasources/ordinaut.yaml").read_text()
+    assert "uid: ordinaut-postgres" in datasources
+    assert "type: grafana-postgresql-datasource" in datasources
 
 
 def test_panel_ids_are_unique_per_dashboard():
@@ -180,7 +194,7 @@ def test_provisioning_points_at_the_mounted_dashboards():
     assert path is not None
     assert f"./grafana/dashboards:{path.group(1)}:ro" in compose
     assert "./grafana/provisioning:/etc/grafana/provisioning:ro" in compose
-    datasource = (OPS / "grafana/provisioning/datasources/prometheus.yaml").read_text()
+    datasource = (OPS / "grafana/provisioning/datasources/ordinaut.yaml").read_text()
     assert "type: prometheus" in datasource and "url: http://prometheus:9090" in datasource
 
 
