@@ -11,7 +11,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from api.errors import install_error_handlers
 from api.middleware import RequestContextMiddleware
-from api.routers import agents, health, runs, tasks
+from api.routers import agents, events, health, runs, schedules, task_lifecycle, tasks
 from engine.catalog import Catalog, file_catalog
 from engine.tokens import display_prefix, hash_token
 from observability import metrics
@@ -60,7 +60,7 @@ def create_app(settings: Settings) -> FastAPI:
     install_error_handlers(app)
     metrics.register("api")  # the HTTP metrics the middleware records
     app.add_middleware(RequestContextMiddleware)
-    for module in (health, tasks, runs, agents):
+    for module in (health, tasks, task_lifecycle, schedules, events, runs, agents):
         app.include_router(module.router)
     return app
 

@@ -1,10 +1,22 @@
 """One scheduler tick: materialise the occurrences due within the horizon.
 
 Each batch is one transaction: lock tasks whose ``next_expand_at`` falls within the horizon
-(``FOR UPDATE SKIP LOCKED``: several schedulers split the work), plan their occurrences
-(pure, :mod:`engine.expansion`), insert them (``ON CONFLICT DO NOTHING``) and move each
-task's high-water mark forward. A crash between batches loses nothing: an uncommitted batch
-is simply planned again by the next tick, of this or any other scheduler.
+(``FOR UPDATE SKIP LOCKED`` on the partial index ``tasks_due_for_expansion``: several
+schedulers split the work, and tasks not due are never read), plan their occurrences (pure,
+:mod:`engine.expansion`), insert them (``ON CONFLICT DO NOTHING``) and move each task's
+high-water mark forward. A crash between batches loses nothing: an uncommitted batch is
+simply planned again by the next tick, of this or any other scheduler.
+
+Work is materialised ``ORDINAUT_SCHEDULER_HORIZON_SECONDS`` ahead, so a run is in the queue
+before it is due and an idle worker (which sleeps until the next ``run_at`` and is woken by
+``NOTIFY``) starts it on time.
+
+Two caches keep a tick cheap with many tasks:
+
+- parsed schedules, keyed by the schedule's definition (kind, expression, zone, and the
+  anchor of an RRULE), so 100 000 tasks sharing ``0 * * * *`` parse it once;
+- within a batch, plans keyed by (definition, mark, catch-up policy): tasks created or
+  expanded together share their mark and are planned once.
 """
 
 from __future__ import annotations
@@ -12,6 +24,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -31,12 +44,16 @@ from store.db import Connection, Row
 log = logging.getLogger("ordinaut.scheduler")
 
 BATCH_SIZE = 500
+SCHEDULE_CACHE_SIZE = 50_000
+
+ScheduleKey = tuple[str, str, str, datetime | None]
 
 
 @dataclass
 class TickResult:
     tasks: int = 0
     occurrences: int = 0
+    completed: int = 0
     seconds: float = 0.0
 
 
@@ -45,38 +62,40 @@ class Scheduler:
     settings: Settings
     pool: AsyncConnectionPool[Connection]
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    batch_size: int = BATCH_SIZE
 
     def __post_init__(self) -> None:
-        # Parsed schedules by (task id, updated_at): parsing an RRULE costs far more than
-        # asking it for the next occurrence.
-        self._schedules: dict[Any, tuple[datetime, Schedule | None]] = {}
+        self._schedules: OrderedDict[ScheduleKey, Schedule | None] = OrderedDict()
 
     async def tick(self) -> TickResult:
         """Expand every task due within the horizon, batch by batch."""
         started = time.perf_counter()
         result = TickResult()
         while True:
-            tasks, inserted = await self._expand_batch()
+            tasks, inserted, completed = await self._expand_batch()
             result.tasks += tasks
             result.occurrences += inserted
-            if tasks < BATCH_SIZE:
+            result.completed += completed
+            if tasks < self.batch_size:
                 break
         result.seconds = time.perf_counter() - started
         metrics.SCHEDULER_TICK_DURATION.observe(result.seconds)
         metrics.SCHEDULER_OCCURRENCES.inc(result.occurrences)
         return result
 
-    async def _expand_batch(self) -> tuple[int, int]:
+    async def _expand_batch(self) -> tuple[int, int, int]:
         now = self.clock()
         horizon = timedelta(seconds=self.settings.scheduler_horizon_seconds)
         async with self.pool.connection() as conn, conn.transaction():
             rows = await tasks_store.lock_tasks_due_for_expansion(
-                conn, horizon_end=now + horizon, limit=BATCH_SIZE
+                conn, horizon_end=now + horizon, limit=self.batch_size
             )
+            plans: dict[tuple[Any, ...], ExpansionPlan] = {}
             occurrences: list[due_work_store.Occurrence] = []
             updates: list[tuple[Any, datetime | None, datetime | None]] = []
+            finished: list[Any] = []
             for row in rows:
-                plan = self._plan(row, now, horizon)
+                plan = self._plan(row, now, horizon, plans)
                 occurrences += [
                     due_work_store.Occurrence(
                         uuid.uuid4(), row["id"], at, row["priority"], row["concurrency_key"]
@@ -84,49 +103,61 @@ class Scheduler:
                     for at in plan.occurrences
                 ]
                 updates.append((row["id"], plan.expanded_until, plan.next_expand_at))
+                if plan.next_expand_at is None:
+                    finished.append(row["id"])
             inserted = await due_work_store.insert_occurrences(conn, occurrences)
             await tasks_store.save_expansion_state(conn, updates)
-            # A task with nothing left to expand and nothing pending is finished now.
-            await tasks_store.complete_finished_tasks(
-                conn, [row["id"] for row in rows if not self._has_future(updates, row["id"])]
-            )
-        return len(rows), inserted
+            # A task with nothing left to expand and nothing pending is finished now (one
+            # with a pending last run is completed when that run ends).
+            completed = await tasks_store.complete_finished_tasks(conn, finished)
+        return len(rows), inserted, len(completed)
 
-    def _plan(self, row: Row, now: datetime, horizon: timedelta) -> ExpansionPlan:
-        schedule = self._schedule(row)
+    def _plan(
+        self,
+        row: Row,
+        now: datetime,
+        horizon: timedelta,
+        plans: dict[tuple[Any, ...], ExpansionPlan],
+    ) -> ExpansionPlan:
+        key = _schedule_key(row)
+        schedule = self._schedule(key)
         if schedule is None:
             return ExpansionPlan(expanded_until=row["expanded_until"], next_expand_at=None)
-        return plan_expansion(
-            schedule,
-            expanded_until=row["expanded_until"],
-            now=now,
-            horizon=horizon,
-            catch_up=row["catch_up"],
-            grace=timedelta(seconds=self.settings.catch_up_grace_seconds),
-        )
+        memo = (key, row["expanded_until"], row["catch_up"])
+        plan = plans.get(memo)
+        if plan is None:
+            plan = plan_expansion(
+                schedule,
+                expanded_until=row["expanded_until"],
+                now=now,
+                horizon=horizon,
+                catch_up=row["catch_up"],
+                grace=timedelta(seconds=self.settings.catch_up_grace_seconds),
+            )
+            plans[memo] = plan
+        return plan
 
-    def _schedule(self, row: Row) -> Schedule | None:
-        cached = self._schedules.get(row["id"])
-        if cached is not None and cached[0] == row["updated_at"]:
-            return cached[1]
+    def _schedule(self, key: ScheduleKey) -> Schedule | None:
+        if key in self._schedules:
+            self._schedules.move_to_end(key)
+            return self._schedules[key]
+        kind, expr, timezone, anchor = key
         schedule: Schedule | None
         try:
-            schedule = parse_schedule(
-                row["schedule_kind"],
-                row["schedule_expr"],
-                row["timezone"],
-                anchor=row["anchor_at"],
-            )
+            schedule = parse_schedule(kind, expr, timezone, anchor=anchor or datetime.now(UTC))
         except ValidationFailed as exc:
             # Validated at submit; only a tz database change could get here. Stop
             # expanding the task rather than failing every tick.
-            log.error("cannot parse schedule: %s", exc.message, extra={"task_id": str(row["id"])})
+            log.error("cannot parse schedule %r: %s", expr, exc.message)
             schedule = None
-        self._schedules[row["id"]] = (row["updated_at"], schedule)
+        self._schedules[key] = schedule
+        if len(self._schedules) > SCHEDULE_CACHE_SIZE:
+            self._schedules.popitem(last=False)
         return schedule
 
-    @staticmethod
-    def _has_future(
-        updates: list[tuple[Any, datetime | None, datetime | None]], task_id: Any
-    ) -> bool:
-        return any(u[0] == task_id and u[2] is not None for u in updates)
+
+def _schedule_key(row: Row) -> ScheduleKey:
+    # Only an RRULE depends on the anchor (its DTSTART when it has none); cron and once
+    # schedules with equal text and zone are the same object for every task.
+    anchor = row["anchor_at"] if row["schedule_kind"] == "rrule" else None
+    return (row["schedule_kind"], row["schedule_expr"], row["timezone"], anchor)

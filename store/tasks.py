@@ -113,24 +113,29 @@ async def list_tasks(
     return await cursor.fetchall()
 
 
+# The scheduler's batch: active tasks whose next occurrence falls within the horizon, in
+# due order. The partial index ``tasks_due_for_expansion`` (next_expand_at WHERE status =
+# 'active' AND next_expand_at IS NOT NULL) matches this WHERE and ORDER BY, so tasks that
+# are not due are never read. SKIP LOCKED lets several schedulers split the work.
+LOCK_DUE_FOR_EXPANSION = """
+SELECT id, schedule_kind, schedule_expr, timezone, anchor_at, expanded_until,
+       next_expand_at, catch_up, priority, concurrency_key, updated_at
+  FROM tasks
+ WHERE status = 'active' AND next_expand_at IS NOT NULL
+   AND next_expand_at <= %(horizon_end)s
+ ORDER BY next_expand_at
+ LIMIT %(limit)s
+   FOR UPDATE SKIP LOCKED
+"""
+
+
 async def lock_tasks_due_for_expansion(
     conn: Connection, *, horizon_end: datetime, limit: int
 ) -> list[Row]:
     """Lock up to ``limit`` active tasks whose next occurrence is at or before
-    ``horizon_end``. SKIP LOCKED lets several schedulers split the work without waiting;
-    call inside a transaction that also writes the expansion."""
+    ``horizon_end`` (call inside the transaction that also writes the expansion)."""
     cursor = await conn.execute(
-        """
-        SELECT id, schedule_kind, schedule_expr, timezone, anchor_at, expanded_until,
-               next_expand_at, catch_up, priority, concurrency_key, updated_at
-          FROM tasks
-         WHERE status = 'active' AND next_expand_at IS NOT NULL
-           AND next_expand_at <= %(horizon_end)s
-         ORDER BY next_expand_at
-         LIMIT %(limit)s
-           FOR UPDATE SKIP LOCKED
-        """,
-        {"horizon_end": horizon_end, "limit": limit},
+        LOCK_DUE_FOR_EXPANSION, {"horizon_end": horizon_end, "limit": limit}
     )
     return await cursor.fetchall()
 
@@ -173,3 +178,228 @@ async def complete_finished_tasks(conn: Connection, task_ids: Sequence[UUID]) ->
         (list(set(task_ids)),),
     )
     return [row["id"] for row in await cursor.fetchall()]
+
+
+# -- lifecycle (pause, resume, cancel, delete, snooze, PATCH) ------------------------------
+
+# The columns a lifecycle change needs. ``FOR UPDATE`` serialises changes of one task and
+# waits for a scheduler tick that holds the row (its ``SKIP LOCKED`` skips us in turn).
+_LOCK_TASK = """
+SELECT id, created_by, title, description, schedule_kind, schedule_expr, timezone, payload,
+       priority, max_retries, backoff_strategy, timeout_seconds, concurrency_key, dedupe_key,
+       dedupe_window_seconds, catch_up, status, anchor_at, expanded_until, next_expand_at
+  FROM tasks
+ WHERE id = %(id)s AND deleted_at IS NULL
+   AND (%(owner)s::uuid IS NULL OR created_by = %(owner)s::uuid)
+   FOR UPDATE
+"""
+
+
+async def lock_task(conn: Connection, task_id: UUID, *, owner: UUID | None) -> Row | None:
+    """Lock a visible task for a state change (call inside a transaction)."""
+    cursor = await conn.execute(_LOCK_TASK, {"id": task_id, "owner": owner})
+    return await cursor.fetchone()
+
+
+async def set_task_status(conn: Connection, task_id: UUID, status: str) -> None:
+    """Move a task to ``status`` (the caller checked that the transition is legal)."""
+    await conn.execute(
+        "UPDATE tasks SET status = %s, updated_at = now() WHERE id = %s", (status, task_id)
+    )
+
+
+async def hide_task(conn: Connection, task_id: UUID) -> None:
+    """DELETE /tasks/{id}: canceled and hidden from every read (the row stays for history)."""
+    await conn.execute(
+        """
+        UPDATE tasks SET status = 'canceled', deleted_at = now(), updated_at = now()
+         WHERE id = %s
+        """,
+        (task_id,),
+    )
+
+
+async def reset_expansion(
+    conn: Connection,
+    task_id: UUID,
+    *,
+    expanded_until: datetime | None,
+    next_expand_at: datetime | None,
+) -> None:
+    """Restart expansion from a new mark (resume). Unlike the
+    scheduler's :func:`save_expansion_state` this may move the mark backwards: the work it
+    covered was removed by the same transaction."""
+    await conn.execute(
+        """
+        UPDATE tasks
+           SET expanded_until = %(expanded_until)s, next_expand_at = %(next_expand_at)s,
+               updated_at = now()
+         WHERE id = %(id)s
+        """,
+        {"id": task_id, "expanded_until": expanded_until, "next_expand_at": next_expand_at},
+    )
+
+
+async def update_task_document(
+    conn: Connection,
+    task_id: UUID,
+    document: dict[str, Any],
+    *,
+    restart: tuple[datetime | None, datetime | None, datetime] | None = None,
+) -> None:
+    """Store a validated, merged task document (PATCH). ``restart`` = ``(expanded_until,
+    next_expand_at, anchor_at)`` restarts expansion for a new schedule in the same statement
+    (a change to or from ``event`` must move both at once: ``tasks_event_never_expands``)."""
+    await conn.execute(
+        """
+        UPDATE tasks
+           SET title = %(title)s, description = %(description)s,
+               schedule_kind = %(schedule_kind)s, schedule_expr = %(schedule_expr)s,
+               timezone = %(timezone)s, payload = %(payload)s, priority = %(priority)s,
+               max_retries = %(max_retries)s, backoff_strategy = %(backoff_strategy)s,
+               timeout_seconds = %(timeout_seconds)s, concurrency_key = %(concurrency_key)s,
+               dedupe_key = %(dedupe_key)s, dedupe_window_seconds = %(dedupe_window_seconds)s,
+               catch_up = %(catch_up)s, updated_at = now(),
+               expanded_until = CASE WHEN %(restart)s THEN %(expanded_until)s
+                                     ELSE expanded_until END,
+               next_expand_at = CASE WHEN %(restart)s THEN %(next_expand_at)s
+                                     ELSE next_expand_at END,
+               anchor_at = CASE WHEN %(restart)s THEN %(anchor_at)s ELSE anchor_at END
+         WHERE id = %(id)s
+        """,
+        {
+            **document,
+            "payload": Jsonb(document["payload"]),
+            "id": task_id,
+            "restart": restart is not None,
+            "expanded_until": restart[0] if restart else None,
+            "next_expand_at": restart[1] if restart else None,
+            "anchor_at": restart[2] if restart else None,
+        },
+    )
+
+
+async def update_waiting_runs(
+    conn: Connection, task_id: UUID, *, priority: int, concurrency_key: str | None
+) -> None:
+    """Carry a PATCHed priority and concurrency key to the task's runs that still wait."""
+    await conn.execute(
+        """
+        UPDATE due_work SET priority = %s, concurrency_key = %s
+         WHERE task_id = %s AND state IN ('queued', 'failed')
+           AND (priority <> %s OR concurrency_key IS DISTINCT FROM %s)
+        """,
+        (priority, concurrency_key, task_id, priority, concurrency_key),
+    )
+
+
+# Which waiting (queued, or failed and waiting for a retry) runs a lifecycle change removes:
+#   unstarted_scheduled: materialised occurrences no worker has touched (PATCH of the schedule)
+#   scheduled:           every waiting scheduled run (pause)
+#   all:                 every waiting run, whatever its trigger (cancel, DELETE)
+# Occurrences that never started simply disappear; runs that were asked for explicitly
+# (run_now, events, retries) or already attempted are recorded in the history as canceled.
+_WAITING_SCOPES = {
+    "unstarted_scheduled": "d.state = 'queued' AND d.attempt = 0 AND d.trigger = 'schedule'",
+    "scheduled": "d.trigger = 'schedule'",
+    "all": "true",
+}
+
+_REMOVE_WAITING = """
+WITH removed AS (
+    DELETE FROM due_work d USING tasks t
+     WHERE d.task_id = %(task_id)s AND t.id = d.task_id AND d.state IN ('queued', 'failed')
+       AND ({scope})
+    RETURNING d.id, d.task_id, t.created_by AS agent_id, d.trigger, d.scheduled_for,
+              d.created_at, d.attempt, d.steps, d.event, d.retry_of
+), recorded AS (
+    INSERT INTO runs (id, task_id, agent_id, trigger, status, scheduled_for, queued_at,
+                      attempt, finished_at, steps, error, event, retry_of)
+    SELECT id, task_id, agent_id, trigger, 'canceled', scheduled_for, created_at, attempt,
+           now(), COALESCE(steps, '[]'::jsonb), %(error)s, event, retry_of
+      FROM removed
+     WHERE attempt > 0 OR trigger <> 'schedule'
+    RETURNING id
+)
+SELECT (SELECT count(*) FROM removed) AS removed, (SELECT count(*) FROM recorded) AS recorded
+"""
+
+
+async def remove_waiting_runs(
+    conn: Connection, task_id: UUID, *, scope: str, reason: str
+) -> tuple[int, int]:
+    """Remove the task's waiting runs in ``scope`` (see ``_WAITING_SCOPES``). Returns
+    ``(removed, recorded_as_canceled)``."""
+    statement = _REMOVE_WAITING.format(scope=_WAITING_SCOPES[scope])
+    error = {"step_id": None, "type": "canceled", "message": reason, "retryable": False}
+    cursor = await conn.execute(statement, {"task_id": task_id, "error": Jsonb(error)})
+    row = await cursor.fetchone()
+    assert row is not None
+    return int(row["removed"]), int(row["recorded"])
+
+
+async def snooze_next_run(conn: Connection, task_id: UUID, *, delay_seconds: float) -> Row | None:
+    """Delay the task's earliest waiting run: its ``run_at`` becomes ``max(run_at, now) +
+    delay`` (``scheduled_for``, the occurrence's identity, stays). None when nothing waits.
+    A run a worker is leasing right now is skipped, not waited for."""
+    cursor = await conn.execute(
+        """
+        WITH earliest AS (
+            SELECT id FROM due_work
+             WHERE task_id = %(task_id)s AND state IN ('queued', 'failed')
+             ORDER BY run_at
+             LIMIT 1
+               FOR UPDATE SKIP LOCKED
+        )
+        UPDATE due_work d
+           SET run_at = GREATEST(d.run_at, now()) + make_interval(secs => %(delay)s)
+          FROM earliest
+         WHERE d.id = earliest.id
+        RETURNING d.id, d.scheduled_for, d.run_at
+        """,
+        {"task_id": task_id, "delay": delay_seconds},
+    )
+    return await cursor.fetchone()
+
+
+async def get_task_schedule(conn: Connection, task_id: UUID, *, owner: UUID | None) -> Row | None:
+    """A visible task's schedule fields and anchor (what a preview needs)."""
+    cursor = await conn.execute(
+        """
+        SELECT id, schedule_kind, schedule_expr, timezone, anchor_at
+          FROM tasks
+         WHERE id = %(id)s AND deleted_at IS NULL
+           AND (%(owner)s::uuid IS NULL OR created_by = %(owner)s::uuid)
+        """,
+        {"id": task_id, "owner": owner},
+    )
+    return await cursor.fetchone()
+
+
+async def earliest_waiting_run_at(conn: Connection, task_id: UUID) -> datetime | None:
+    """When the task's earliest waiting run is due (None: nothing waits)."""
+    cursor = await conn.execute(
+        """
+        SELECT min(run_at) AS at FROM due_work
+         WHERE task_id = %s AND state IN ('queued', 'failed')
+        """,
+        (task_id,),
+    )
+    row = await cursor.fetchone()
+    return row["at"] if row else None
+
+
+async def has_scheduled_run(conn: Connection, task_id: UUID) -> bool:
+    """Whether an occurrence of the task has run or is running (a ``once`` task that did
+    its work)."""
+    cursor = await conn.execute(
+        """
+        SELECT EXISTS (SELECT 1 FROM runs WHERE task_id = %(id)s AND trigger = 'schedule')
+            OR EXISTS (SELECT 1 FROM due_work
+                        WHERE task_id = %(id)s AND trigger = 'schedule' AND state = 'running')
+               AS ran
+        """,
+        {"id": task_id},
+    )
+    row = await cursor.fetchone()
+    return bool(row and row["ran"])

@@ -1,0 +1,56 @@
+"""Previews: the next occurrences of a schedule, as ISO 8601 text in a zone."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from itertools import islice
+
+from engine.errors import Problem, ValidationFailed
+from engine.schedules.base import Schedule
+from engine.schedules.wallclock import to_instant
+from engine.timezones import get_zone
+
+MAX_COUNT = 1000
+EARLIEST_YEAR = 1900
+LATEST_YEAR = 9000
+
+
+def preview(schedule: Schedule | None, timezone: str, *, after: datetime, count: int) -> list[str]:
+    """Up to ``count`` occurrences strictly after ``after``, each with ``timezone``'s offset
+    (``2026-03-30T09:00:00+03:00``). Event schedules (``None``) have none."""
+    if schedule is None:
+        return []
+    zone = get_zone(timezone)
+    return [
+        at.astimezone(zone).isoformat() for at in islice(schedule.occurrences_after(after), count)
+    ]
+
+
+def parse_after(text: str, timezone: str, path: str) -> datetime:
+    """An ISO 8601 instant for ``after``; a naive one is wall-clock time in ``timezone``.
+    Raises :class:`ValidationFailed` naming ``path``."""
+    try:
+        parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise ValidationFailed(
+            [
+                Problem(
+                    path,
+                    f"not an ISO 8601 date-time: {text!r} (e.g. 1997-09-01T00:00:00Z)",
+                    "datetime",
+                )
+            ]
+        ) from None
+    if not EARLIEST_YEAR <= parsed.year <= LATEST_YEAR:
+        raise ValidationFailed(
+            [
+                Problem(
+                    path,
+                    f"must lie between the years {EARLIEST_YEAR} and {LATEST_YEAR}",
+                    "datetime",
+                )
+            ]
+        )
+    if parsed.tzinfo is None:
+        return to_instant(parsed, get_zone(timezone))
+    return parsed

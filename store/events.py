@@ -1,0 +1,97 @@
+"""Events: publish a topic and queue one run for every active event task it matches.
+
+Used by ``POST /events`` and by the ``events.publish`` builtin tool. The run's ``event``
+(what pipelines read as ``${event...}``) is ``{"id", "topic", "payload", "published_at"}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from psycopg.types.json import Jsonb
+
+from engine.schedules.events import matching_patterns
+from store.db import Connection
+from store.due_work import WAKE_CHANNEL
+
+# Topics of up to ENUMERATE_UP_TO_SEGMENTS segments: the patterns that can match are listed
+# (each segment itself or *), so the lookup is an index scan of tasks_active_events.
+_MATCH_BY_PATTERNS = "t.schedule_expr = ANY(%(patterns)s::text[])"
+# Deeper topics: compare segment by segment over the active event tasks.
+_MATCH_BY_SEGMENTS = """
+    cardinality(string_to_array(t.schedule_expr, '.')) = cardinality(%(segments)s::text[])
+    AND NOT EXISTS (
+        SELECT 1 FROM unnest(string_to_array(t.schedule_expr, '.'), %(segments)s::text[])
+                      AS s(wanted, given)
+         WHERE s.wanted <> '*' AND s.wanted <> s.given)
+"""
+
+# One statement: record the event, find the matching tasks the publisher may reach, queue a
+# run for each (run_at = the transaction's start, like run_now), and wake the workers.
+_PUBLISH = """
+WITH event AS (
+    INSERT INTO events (topic, payload, published_by)
+    VALUES (%(topic)s, %(payload)s, %(published_by)s)
+    RETURNING id, created_at
+), matched AS (
+    SELECT t.id, t.priority, t.concurrency_key
+      FROM tasks t
+     WHERE t.schedule_kind = 'event' AND t.status = 'active' AND t.deleted_at IS NULL
+       AND (%(owner)s::uuid IS NULL OR t.created_by = %(owner)s::uuid)
+       AND ({match})
+), inserted AS (
+    INSERT INTO due_work (id, task_id, scheduled_for, run_at, priority, concurrency_key,
+                          trigger, event)
+    SELECT gen_random_uuid(), m.id, clock_timestamp(), now(), m.priority, m.concurrency_key,
+           'event', jsonb_build_object('id', e.id, 'topic', %(topic)s::text,
+                                       'payload', %(payload)s::jsonb,
+                                       'published_at', e.created_at)
+      FROM matched m CROSS JOIN event e
+    RETURNING id, task_id
+)
+SELECT e.id AS event_id,
+       (SELECT coalesce(jsonb_agg(jsonb_build_object('task_id', task_id, 'run_id', id)
+                                  ORDER BY task_id), '[]'::jsonb)
+          FROM inserted) AS runs,
+       (SELECT count(pg_notify(%(channel)s, '')) FROM (SELECT 1 FROM inserted LIMIT 1) one)
+           AS notified
+  FROM event e
+"""
+
+
+async def publish_event(
+    conn: Connection,
+    *,
+    topic: str,
+    payload: Any,
+    published_by: UUID | None,
+    owner_filter: UUID | None,
+) -> tuple[UUID, list[dict[str, UUID]]]:
+    """Record the event and queue a run (trigger ``event``) for every active event task
+    whose pattern matches ``topic``; ``owner_filter`` limits that to one agent's tasks
+    (None: every agent's, for admins). ``topic`` must be valid
+    (:func:`engine.schedules.events.parse_topic`).
+
+    Returns ``(event_id, [{"task_id", "run_id"}, ...])``.
+    """
+    patterns = matching_patterns(topic)
+    match = _MATCH_BY_PATTERNS if patterns is not None else _MATCH_BY_SEGMENTS
+    cursor = await conn.execute(
+        _PUBLISH.format(match=match),
+        {
+            "topic": topic,
+            "payload": Jsonb(payload),
+            "published_by": published_by,
+            "owner": owner_filter,
+            "patterns": patterns,
+            "segments": topic.split("."),
+            "channel": WAKE_CHANNEL,
+        },
+    )
+    row = await cursor.fetchone()
+    assert row is not None
+    runs = [
+        {"task_id": UUID(item["task_id"]), "run_id": UUID(item["run_id"])} for item in row["runs"]
+    ]
+    return row["event_id"], runs

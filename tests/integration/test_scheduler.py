@@ -1,0 +1,266 @@
+"""The scheduler against real Postgres, with a controlled clock: horizon, idempotence across
+schedulers, restarts under each catch-up policy, completion, and the indexed tick query."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from psycopg_pool import AsyncConnectionPool
+
+from engine.catalog import file_catalog
+from engine.expansion import initial_state
+from engine.validation import validate_task
+from ops.settings import Settings
+from scheduler.service import Scheduler
+from store import agents as agents_store
+from store import due_work as due_work_store
+from store import tasks as tasks_store
+from store.db import Connection, connect, create_pool
+
+SETTINGS = Settings(scheduler_horizon_seconds=10, catch_up_grace_seconds=60)
+# Whole minutes in the past, so every occurrence is also "due" for the database's now().
+T0 = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=2)
+
+
+@dataclass
+class Clock:
+    now: datetime
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+async def pool(fresh_db: str) -> AsyncIterator[AsyncConnectionPool[Connection]]:
+    pool = create_pool(fresh_db, max_size=8)
+    await pool.open()
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+async def owner(conn: Connection) -> Any:
+    agent = await agents_store.insert_agent(
+        conn, name=f"a-{uuid.uuid4().hex[:8]}", scopes=["admin"]
+    )
+    return agent["id"]
+
+
+async def add_task(
+    conn: Connection,
+    owner_id: Any,
+    kind: str,
+    expr: str,
+    *,
+    created: datetime = T0,
+    catch_up: str = "latest",
+    timezone: str = "UTC",
+) -> Any:
+    document = {
+        "title": "t",
+        "schedule_kind": kind,
+        "schedule_expr": expr,
+        "timezone": timezone,
+        "catch_up": catch_up,
+        "payload": {"pipeline": [{"id": "e", "uses": "debug.echo", "with": {"x": 1}}]},
+    }
+    spec = validate_task(document, file_catalog(), default_timezone="UTC", now=created)
+    expanded_until, next_expand_at = initial_state(spec.schedule, created)
+    task = await tasks_store.insert_task(
+        conn,
+        document=spec.document(),
+        created_by=owner_id,
+        anchor_at=created.replace(second=0, microsecond=0),
+        expanded_until=expanded_until,
+        next_expand_at=next_expand_at,
+    )
+    return task["id"]
+
+
+async def occurrences(conn: Connection, task_id: Any) -> list[datetime]:
+    cursor = await conn.execute(
+        """
+        SELECT scheduled_for FROM due_work WHERE task_id = %s AND trigger = 'schedule'
+        UNION ALL
+        SELECT scheduled_for FROM runs WHERE task_id = %s AND trigger = 'schedule'
+        ORDER BY 1
+        """,
+        (task_id, task_id),
+    )
+    return [row["scheduled_for"] for row in await cursor.fetchall()]
+
+
+async def task_row(conn: Connection, task_id: Any) -> dict[str, Any]:
+    cursor = await conn.execute(
+        "SELECT status, expanded_until, next_expand_at FROM tasks WHERE id = %s", (task_id,)
+    )
+    row = await cursor.fetchone()
+    assert row is not None
+    return row
+
+
+def minutes(*offsets: int) -> list[datetime]:
+    return [T0 + timedelta(minutes=m) for m in offsets]
+
+
+async def test_a_tick_materialises_what_falls_within_the_horizon(pool) -> None:  # type: ignore[no-untyped-def]
+    async with pool.connection() as conn:
+        task = await add_task(conn, await owner(conn), "cron", "* * * * *")
+    clock = Clock(T0 + timedelta(seconds=45))
+    scheduler = Scheduler(SETTINGS, pool, clock=clock)
+    assert (await scheduler.tick()).occurrences == 0  # 00:55 is beyond the horizon
+    clock.now = T0 + timedelta(seconds=52)
+    result = await scheduler.tick()
+    assert (result.tasks, result.occurrences) == (1, 1)
+    async with pool.connection() as conn:
+        assert await occurrences(conn, task) == minutes(1)
+        state = await task_row(conn, task)
+    assert state["expanded_until"] == clock.now + timedelta(seconds=10)
+    assert state["next_expand_at"] == T0 + timedelta(minutes=2)
+
+
+async def test_three_schedulers_never_duplicate_an_occurrence(pool) -> None:  # type: ignore[no-untyped-def]
+    async with pool.connection() as conn:
+        agent = await owner(conn)
+        tasks = [await add_task(conn, agent, "cron", "* * * * *") for _ in range(120)]
+        tasks += [
+            await add_task(conn, agent, "rrule", "FREQ=MINUTELY;INTERVAL=2") for _ in range(60)
+        ]
+    clock = Clock(T0)
+    schedulers = [Scheduler(SETTINGS, pool, clock=clock, batch_size=25) for _ in range(3)]
+    for step in range(1, 31):  # ten minutes in 20-second steps, all three ticking at once
+        clock.now = T0 + timedelta(seconds=20 * step)
+        await asyncio.gather(*(s.tick() for s in schedulers))
+    async with pool.connection() as conn:
+        for task in tasks[:120]:
+            assert await occurrences(conn, task) == minutes(*range(1, 11))
+        for task in tasks[120:]:
+            assert await occurrences(conn, task) == minutes(2, 4, 6, 8, 10)
+
+
+@pytest.mark.parametrize(
+    ("catch_up", "expected"),
+    [
+        # down from 00:05 to 10:00; the grace is 60 s, so 09:00 is late but not missed
+        ("latest", [1, 8, 9, 10]),
+        ("all", [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]),
+        ("none", [1, 9, 10]),
+    ],
+)
+async def test_a_restart_follows_catch_up(pool, catch_up: str, expected: list[int]) -> None:  # type: ignore[no-untyped-def]
+    async with pool.connection() as conn:
+        task = await add_task(conn, await owner(conn), "cron", "* * * * *", catch_up=catch_up)
+    before = Scheduler(SETTINGS, pool, clock=Clock(T0 + timedelta(seconds=55)))
+    await before.tick()  # materialises 00:01, then "crashes"
+    after = Scheduler(SETTINGS, pool, clock=Clock(T0 + timedelta(minutes=10)))
+    await after.tick()
+    await after.tick()  # a second tick changes nothing
+    async with pool.connection() as conn:
+        assert await occurrences(conn, task) == minutes(*expected)
+
+
+async def test_catch_up_all_works_through_a_long_backlog_in_batches(pool) -> None:  # type: ignore[no-untyped-def]
+    async with pool.connection() as conn:
+        task = await add_task(conn, await owner(conn), "cron", "* * * * *", catch_up="all")
+    scheduler = Scheduler(SETTINGS, pool, clock=Clock(T0 + timedelta(hours=1, seconds=5)))
+    await scheduler.tick()
+    async with pool.connection() as conn:
+        assert await occurrences(conn, task) == minutes(*range(1, 61))
+
+
+async def _finish_all(conn: Connection, task: Any) -> None:
+    """Run every waiting occurrence to success, as a worker would."""
+    async with conn.transaction():
+        leased = await due_work_store.lease_batch(conn, worker_id="w", limit=100, lease_seconds=30)
+    done = [
+        due_work_store.Finished(
+            row["id"], row["attempt"], row["agent_id"], "succeeded", datetime.now(UTC), 1, [], None
+        )
+        for row in leased
+        if row["task_id"] == task
+    ]
+    async with conn.transaction():
+        await due_work_store.finish_runs(conn, worker_id="w", runs=done)
+        await tasks_store.complete_finished_tasks(conn, [task])
+
+
+async def test_count_exhausted_completes_once_the_last_run_ends(pool) -> None:  # type: ignore[no-untyped-def]
+    start = (T0 + timedelta(minutes=1)).strftime("%Y%m%dT%H%M%SZ")
+    async with pool.connection() as conn:
+        task = await add_task(
+            conn, await owner(conn), "rrule", f"DTSTART:{start}\nRRULE:FREQ=MINUTELY;COUNT=2"
+        )
+    await Scheduler(SETTINGS, pool, clock=Clock(T0 + timedelta(minutes=1, seconds=55))).tick()
+    async with pool.connection() as conn:
+        assert await occurrences(conn, task) == minutes(1, 2)
+        state = await task_row(conn, task)
+        assert (state["status"], state["next_expand_at"]) == ("active", None)
+        await _finish_all(conn, task)
+        assert (await task_row(conn, task))["status"] == "completed"
+
+
+async def test_until_passed_with_nothing_to_run_completes_at_the_tick(pool) -> None:  # type: ignore[no-untyped-def]
+    until = (T0 + timedelta(minutes=3)).strftime("%Y%m%dT%H%M%SZ")
+    async with pool.connection() as conn:
+        task = await add_task(
+            conn, await owner(conn), "rrule", f"FREQ=MINUTELY;UNTIL={until}", catch_up="none"
+        )
+    await Scheduler(SETTINGS, pool, clock=Clock(T0 + timedelta(minutes=30))).tick()
+    async with pool.connection() as conn:
+        assert await occurrences(conn, task) == []
+        assert (await task_row(conn, task))["status"] == "completed"
+
+
+async def test_dst_gap_in_the_scheduler(pool) -> None:  # type: ignore[no-untyped-def]
+    """Cron 02:30 New York on the spring-forward night runs once, at 03:00 EDT."""
+    created = datetime(2026, 3, 7, 12, tzinfo=UTC)
+    async with pool.connection() as conn:
+        task = await add_task(
+            conn,
+            await owner(conn),
+            "cron",
+            "30 2 * * *",
+            created=created,
+            timezone="America/New_York",
+            catch_up="all",
+        )
+    await Scheduler(SETTINGS, pool, clock=Clock(datetime(2026, 3, 9, 12, tzinfo=UTC))).tick()
+    async with pool.connection() as conn:
+        assert await occurrences(conn, task) == [
+            datetime(2026, 3, 8, 7, 0, tzinfo=UTC),  # 03:00 EDT, the end of the gap
+            datetime(2026, 3, 9, 6, 30, tzinfo=UTC),  # 02:30 EDT
+        ]
+
+
+async def test_the_tick_query_uses_its_partial_index(fresh_db: str) -> None:
+    conn = await connect(fresh_db)
+    try:
+        agent = await owner(conn)
+        # 3000 tasks far in the future and a few due: the plan must not scan them all.
+        await conn.execute(
+            """
+            INSERT INTO tasks (created_by, title, schedule_kind, schedule_expr, timezone,
+                               payload, expanded_until, next_expand_at)
+            SELECT %s, 't', 'cron', '0 0 1 1 *', 'UTC', '{"pipeline": []}',
+                   now(), now() + make_interval(days => g)
+              FROM generate_series(1, 3000) g
+            """,
+            (agent,),
+        )
+        await conn.execute("ANALYZE tasks")
+        cursor = await conn.execute(
+            "EXPLAIN " + tasks_store.LOCK_DUE_FOR_EXPANSION,
+            {"horizon_end": datetime.now(UTC), "limit": 500},
+        )
+        plan = "\n".join(row["QUERY PLAN"] for row in await cursor.fetchall())
+    finally:
+        await conn.close()
+    assert "tasks_due_for_expansion" in plan, plan
+    assert "Seq Scan" not in plan, plan
