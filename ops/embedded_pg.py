@@ -109,6 +109,27 @@ class EmbeddedPostgres:
         )
         return True
 
+    def restart(self) -> None:
+        """Restart the server with its previous options (tests of reconnection)."""
+        assert self.bin_dir is not None
+        self._run(
+            [
+                str(self.bin_dir / "pg_ctl"),
+                "restart",
+                "-D",
+                str(self.data_dir),
+                "-m",
+                "fast",
+                "-w",
+                "-t",
+                "60",
+                # Without a log file the new server would inherit our stdout/stderr pipes
+                # and capture_output would wait for it to exit.
+                "-l",
+                str(self._cluster_root / "server.log"),
+            ]
+        )
+
     def destroy(self) -> None:
         """Stop the cluster and delete its files (test clusters)."""
         self.stop()

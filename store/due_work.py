@@ -87,7 +87,7 @@ async def insert_manual_run(
         WITH inserted AS (
             INSERT INTO due_work (id, task_id, scheduled_for, run_at, priority,
                                   concurrency_key, trigger, event, retry_of)
-            SELECT %(id)s, t.id, clock_timestamp(), clock_timestamp(), t.priority,
+            SELECT %(id)s, t.id, clock_timestamp(), now(), t.priority,
                    t.concurrency_key, %(trigger)s, %(event)s, %(retry_of)s
               FROM tasks t WHERE t.id = %(task_id)s
             RETURNING id
@@ -110,8 +110,10 @@ async def insert_manual_run(
 
 # The lease: lock a batch of ready rows (skipping rows other workers hold), at most one per
 # concurrency key and none whose key already runs, then mark them running in the same
-# statement. ``due_work_lease`` matches the WHERE and ORDER BY exactly. Rows locked but not
-# picked (a second row of one key) are released when the statement's transaction ends.
+# statement. ``due_work_lease`` matches the WHERE and ORDER BY exactly. The redundant
+# ``r.concurrency_key IS NOT NULL`` lets the key check use the partial unique index even when
+# the planner hashes the subquery. Rows locked but not picked (a second row of one key) are
+# released when the statement's transaction ends.
 _LEASE = """
 WITH locked AS (
     SELECT d.id, d.concurrency_key, d.priority, d.run_at
@@ -119,7 +121,8 @@ WITH locked AS (
      WHERE d.state IN ('queued', 'failed') AND d.run_at <= now()
        AND (d.concurrency_key IS NULL OR NOT EXISTS (
              SELECT 1 FROM due_work r
-              WHERE r.state = 'running' AND r.concurrency_key = d.concurrency_key))
+              WHERE r.state = 'running' AND r.concurrency_key IS NOT NULL
+                AND r.concurrency_key = d.concurrency_key))
      ORDER BY d.priority, d.run_at
      LIMIT %(limit)s
        FOR UPDATE SKIP LOCKED
@@ -442,7 +445,7 @@ async def queue_retry_of(conn: Connection, *, dead_run_id: UUID, new_run_id: UUI
         WITH inserted AS (
             INSERT INTO due_work (id, task_id, scheduled_for, run_at, priority,
                                   concurrency_key, trigger, event, retry_of)
-            SELECT %(new_id)s, r.task_id, clock_timestamp(), clock_timestamp(), t.priority,
+            SELECT %(new_id)s, r.task_id, clock_timestamp(), now(), t.priority,
                    t.concurrency_key, 'retry', r.event, r.id
               FROM runs r JOIN tasks t ON t.id = r.task_id
              WHERE r.id = %(dead_id)s AND r.status = 'dead'

@@ -34,18 +34,27 @@ def _with_database(url: str, name: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """URL of a database on the session's PostgreSQL server."""
-    given = os.environ.get("TEST_DATABASE_URL") or os.environ.get("DATABASE_URL")
-    if given:
-        yield given
+def pg_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres | None]:
+    """The session's embedded cluster; None when TEST_DATABASE_URL/DATABASE_URL names one."""
+    if os.environ.get("TEST_DATABASE_URL") or os.environ.get("DATABASE_URL"):
+        yield None
         return
     cluster = EmbeddedPostgres(Path(tmp_path_factory.mktemp("ordinaut-home")), fast=True)
-    url = cluster.start()
+    cluster.start()
     try:
-        yield url
+        yield cluster
     finally:
         cluster.destroy()
+
+
+@pytest.fixture(scope="session")
+def server_url(pg_cluster: EmbeddedPostgres | None) -> str:
+    """URL of a database on the session's PostgreSQL server."""
+    if pg_cluster is None:
+        return os.environ.get("TEST_DATABASE_URL") or os.environ["DATABASE_URL"]
+    url = pg_cluster.url()
+    assert url is not None
+    return url
 
 
 def _admin(url: str) -> psycopg.Connection[tuple[object, ...]]:

@@ -1,0 +1,48 @@
+"""Rows for store-level tests, created through the real store functions."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from engine.catalog import file_catalog
+from engine.expansion import initial_state
+from engine.tokens import display_prefix, generate_token, hash_token
+from engine.validation import validate_task
+from store import agents as agents_store
+from store import tasks as tasks_store
+from store.db import Connection
+from tests.support import echo_task
+
+
+async def make_agent(conn: Connection, *scopes: str, name: str | None = None) -> tuple[dict, str]:
+    """An agent with ``scopes`` and a token for it."""
+    agent = await agents_store.insert_agent(
+        conn, name=name or f"agent-{uuid.uuid4().hex[:8]}", scopes=list(scopes or ["admin"])
+    )
+    token = generate_token()
+    await agents_store.insert_token(
+        conn, agent_id=agent["id"], token_hash=hash_token(token), prefix=display_prefix(token)
+    )
+    return agent, token
+
+
+async def make_task(conn: Connection, owner: Any, **document: Any) -> dict:
+    """A validated task owned by ``owner`` (default document: :func:`echo_task`)."""
+    now = datetime.now(UTC)
+    spec = validate_task(echo_task(**document), file_catalog(), default_timezone="UTC", now=now)
+    expanded_until, next_expand_at = initial_state(spec.schedule, now)
+    return await tasks_store.insert_task(
+        conn,
+        document=spec.document(),
+        created_by=owner,
+        anchor_at=now.replace(second=0, microsecond=0),
+        expanded_until=expanded_until,
+        next_expand_at=next_expand_at,
+    )
+
+
+def event_task(**overrides: Any) -> dict:
+    """A task document that never runs on its own (an event task), for queue tests."""
+    return {"schedule_kind": "event", "schedule_expr": "tests.never", **overrides}

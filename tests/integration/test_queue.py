@@ -1,0 +1,233 @@
+"""The due_work queue on real Postgres: lease, fence, retry, reap, release, cancel."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+
+from store import due_work as q
+from store import runs as runs_store
+from store.db import connect
+from tests.factories import event_task, make_agent, make_task
+
+
+async def queue(conn, task, n=1):
+    return [
+        (
+            await q.insert_manual_run(
+                conn, run_id=uuid.uuid4(), task_id=task["id"], trigger="manual"
+            )
+        )["id"]
+        for _ in range(n)
+    ]
+
+
+async def owner_and_task(conn, **overrides):
+    agent, _ = await make_agent(conn)
+    return agent, await make_task(conn, agent["id"], **event_task(**overrides))
+
+
+def finished(row, status="succeeded", error=None):
+    return q.Finished(
+        row["id"],
+        row["attempt"],
+        row["agent_id"],
+        status,
+        datetime.now(UTC),
+        5,
+        [{"id": "echo", "status": status}],
+        error,
+    )
+
+
+async def test_lease_query_uses_its_partial_index(conn):
+    """The hot path's plan: an index scan on due_work_lease, never a sequential scan."""
+    agent, task = await owner_and_task(conn)
+    await conn.execute(
+        """
+        INSERT INTO due_work (id, task_id, scheduled_for, run_at, priority, trigger, state,
+                              attempt, leased_by, lease_expires_at, started_at)
+        SELECT gen_random_uuid(), %s, now() - make_interval(secs => g), now(), 1 + g %% 9,
+               'manual', CASE WHEN g %% 10 = 0 THEN 'queued' ELSE 'running' END,
+               1, CASE WHEN g %% 10 = 0 THEN NULL ELSE 'w' END,
+               CASE WHEN g %% 10 = 0 THEN NULL ELSE now() END,
+               CASE WHEN g %% 10 = 0 THEN NULL ELSE now() END
+          FROM generate_series(1, 20000) AS g
+        """,
+        (task["id"],),
+    )
+    await conn.execute("ANALYZE due_work")
+    cursor = await conn.execute(
+        "EXPLAIN (FORMAT JSON) " + q._LEASE,
+        {"limit": 50, "worker": "w1", "lease_seconds": 30},
+    )
+    nodes = list(plan_nodes((await cursor.fetchone())["QUERY PLAN"][0]["Plan"]))
+    assert any(node.get("Index Name") == "due_work_lease" for node in nodes), nodes
+    assert not [
+        node
+        for node in nodes
+        if node["Node Type"] == "Seq Scan" and node.get("Relation Name") == "due_work"
+    ]
+
+
+def plan_nodes(node):
+    yield node
+    for child in node.get("Plans", []):
+        yield from plan_nodes(child)
+
+
+async def test_lease_orders_by_priority_then_due_time(conn):
+    agent, _ = await make_agent(conn)
+    order = []
+    for priority in (5, 1, 9, 1):
+        task = await make_task(conn, agent["id"], **event_task(priority=priority))
+        order.append((priority, (await queue(conn, task))[0]))
+    leased = await q.lease_batch(conn, worker_id="w1", limit=10, lease_seconds=30)
+    expected = [run_id for _, run_id in sorted(order, key=lambda pair: pair[0])]
+    assert [row["id"] for row in leased] == expected
+    assert all(row["attempt"] == 1 for row in leased)
+
+
+async def test_a_leased_row_is_not_leased_again(conn):
+    _, task = await owner_and_task(conn)
+    await queue(conn, task, 3)
+    first = await q.lease_batch(conn, worker_id="w1", limit=2, lease_seconds=30)
+    second = await q.lease_batch(conn, worker_id="w2", limit=10, lease_seconds=30)
+    assert len(first) == 2 and len(second) == 1
+    assert not {r["id"] for r in first} & {r["id"] for r in second}
+    assert await q.lease_batch(conn, worker_id="w3", limit=10, lease_seconds=30) == []
+
+
+async def test_one_running_run_per_concurrency_key(conn):
+    agent, _ = await make_agent(conn)
+    keyed = await make_task(conn, agent["id"], **event_task(concurrency_key="mailbox"))
+    free = await make_task(conn, agent["id"], **event_task())
+    await queue(conn, keyed, 3)
+    await queue(conn, free, 2)
+    leased = await q.lease_batch(conn, worker_id="w1", limit=10, lease_seconds=30)
+    assert sorted(r["task_id"] == keyed["id"] for r in leased) == [False, False, True]
+    assert await q.lease_batch(conn, worker_id="w2", limit=10, lease_seconds=30) == []
+    keyed_row = next(r for r in leased if r["task_id"] == keyed["id"])
+    await q.finish_runs(conn, worker_id="w1", runs=[finished(keyed_row)])
+    next_keyed = await q.lease_batch(conn, worker_id="w2", limit=10, lease_seconds=30)
+    assert [r["task_id"] for r in next_keyed] == [keyed["id"]]
+
+
+async def test_the_key_index_refuses_a_second_running_row(conn):
+    agent, _ = await make_agent(conn)
+    keyed = await make_task(conn, agent["id"], **event_task(concurrency_key="k"))
+    first, second = await queue(conn, keyed, 2)
+    await q.lease_batch(conn, worker_id="w1", limit=1, lease_seconds=30)
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        async with conn.transaction():
+            await conn.execute(
+                "UPDATE due_work SET state = 'running', leased_by = 'w2', started_at = now(), "
+                "lease_expires_at = now() WHERE id = %s",
+                (second,),
+            )
+
+
+async def test_completion_is_fenced_on_the_lease_holder(conn):
+    _, task = await owner_and_task(conn)
+    await queue(conn, task)
+    (row,) = await q.lease_batch(conn, worker_id="w1", limit=1, lease_seconds=30)
+    assert await q.finish_runs(conn, worker_id="intruder", runs=[finished(row)]) == []
+    stale = dict(row, attempt=row["attempt"] + 1)
+    assert await q.finish_runs(conn, worker_id="w1", runs=[finished(stale)]) == []
+    written = await q.finish_runs(conn, worker_id="w1", runs=[finished(row)])
+    assert [w["id"] for w in written] == [row["id"]]
+    run = await runs_store.get_run(conn, row["id"], owner=None)
+    assert run["status"] == "succeeded" and run["worker_id"] == "w1"
+    left = await (
+        await conn.execute("SELECT count(*) AS n FROM due_work WHERE id = %s", (row["id"],))
+    ).fetchone()
+    assert left["n"] == 0, "a finished run leaves the hot table in the same statement"
+
+
+async def test_a_failed_attempt_waits_for_its_retry(conn):
+    _, task = await owner_and_task(conn)
+    await queue(conn, task)
+    (row,) = await q.lease_batch(conn, worker_id="w1", limit=1, lease_seconds=30)
+    retry_at = datetime.now(UTC) + timedelta(minutes=5)
+    error = {"step_id": "echo", "type": "tool_error", "message": "boom", "retryable": True}
+    kept = await q.schedule_retries(
+        conn, worker_id="w1", runs=[q.Retrying(row["id"], 1, retry_at, [], error)]
+    )
+    assert kept == [row["id"]]
+    run = await runs_store.get_run(conn, row["id"], owner=None)
+    assert run["status"] == "failed" and run["error"]["message"] == "boom"
+    assert run["next_attempt_at"] == retry_at
+    assert await q.lease_batch(conn, worker_id="w1", limit=1, lease_seconds=30) == []
+    assert await q.retry_failed_now(conn, row["id"])
+    (again,) = await q.lease_batch(conn, worker_id="w2", limit=1, lease_seconds=30)
+    assert again["id"] == row["id"] and again["attempt"] == 2
+
+
+async def test_the_reaper_requeues_expired_leases_and_buries_exhausted_ones(conn):
+    agent, _ = await make_agent(conn)
+    retrying = await make_task(conn, agent["id"], **event_task(max_retries=1))
+    exhausted = await make_task(conn, agent["id"], **event_task(max_retries=0))
+    (first,) = await queue(conn, retrying)
+    (second,) = await queue(conn, exhausted)
+    await q.lease_batch(conn, worker_id="crashed", limit=2, lease_seconds=30)
+    await conn.execute("UPDATE due_work SET lease_expires_at = now() - interval '1 second'")
+    requeued, ended = await q.reap_expired_leases(conn)
+    assert requeued == 1
+    assert [(r["id"], r["status"]) for r in ended] == [(str(second), "dead")]
+    back = await runs_store.get_run(conn, first, owner=None)
+    assert back["status"] == "queued" and back["error"]["type"] == "lease_expired"
+    dead = await runs_store.get_run(conn, second, owner=None)
+    assert dead["status"] == "dead" and dead["error"]["type"] == "lease_expired"
+    assert await q.reap_expired_leases(conn) == (0, [])
+
+
+async def test_released_leases_are_ready_again_without_using_an_attempt(conn):
+    _, task = await owner_and_task(conn)
+    await queue(conn, task)
+    (row,) = await q.lease_batch(conn, worker_id="w1", limit=1, lease_seconds=30)
+    assert await q.release_leases(conn, worker_id="w1", run_ids=[row["id"]]) == 1
+    (again,) = await q.lease_batch(conn, worker_id="w2", limit=1, lease_seconds=30)
+    assert again["attempt"] == 1
+
+
+async def test_cancel_of_waiting_and_running_runs(conn):
+    _, task = await owner_and_task(conn)
+    waiting, running = await queue(conn, task, 2)
+    await conn.execute("UPDATE due_work SET priority = 1 WHERE id = %s", (running,))
+    (row,) = await q.lease_batch(conn, worker_id="w1", limit=1, lease_seconds=30)
+    assert row["id"] == running
+    error = {"step_id": None, "type": "canceled", "message": "by test", "retryable": False}
+    assert (await q.cancel_waiting_run(conn, waiting, error=error))["status"] == "canceled"
+    assert await q.cancel_waiting_run(conn, running, error=error) is None
+    assert await q.request_cancel(conn, running)
+    held = await q.extend_leases(conn, worker_id="w1", run_ids=[running], lease_seconds=30)
+    assert held == [{"id": running, "cancel_requested": True}]
+
+
+async def test_a_dead_run_can_be_repeated_by_a_new_run(conn):
+    _, task = await owner_and_task(conn, max_retries=0)
+    await queue(conn, task)
+    (row,) = await q.lease_batch(conn, worker_id="w1", limit=1, lease_seconds=30)
+    error = {"step_id": "echo", "type": "tool_error", "message": "x", "retryable": False}
+    await q.finish_runs(conn, worker_id="w1", runs=[finished(row, "dead", error)])
+    queued = await q.queue_retry_of(conn, dead_run_id=row["id"], new_run_id=uuid.uuid4())
+    run = await runs_store.get_run(conn, queued["id"], owner=None)
+    assert run["trigger"] == "retry" and run["retry_of"] == row["id"] and run["attempt"] == 0
+
+
+async def test_notifications_wake_listeners(fresh_db):
+    listener = await connect(fresh_db)
+    async with listener:
+        await listener.execute(f"LISTEN {q.WAKE_CHANNEL}")
+        writer = await connect(fresh_db)
+        async with writer:
+            _, task = await owner_and_task(writer)
+            await queue(writer, task)
+        channels = []
+        async for note in listener.notifies(timeout=5):
+            channels.append(note.channel)
+            break
+        assert channels == [q.WAKE_CHANNEL]
