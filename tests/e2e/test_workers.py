@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import signal
 from collections import defaultdict
@@ -160,7 +161,7 @@ async def test_a_concurrency_key_never_overlaps(fresh_db, tmp_path):
         await finished_runs(fresh_db, other["id"], 8, timeout=30)
     runs = query(fresh_db, "SELECT started_at, finished_at FROM runs ORDER BY started_at")
     assert len(runs) == 16
-    for earlier, later in zip(runs, runs[1:], strict=False):
+    for earlier, later in itertools.pairwise(runs):
         assert later["started_at"] >= earlier["finished_at"], "two runs of one key overlapped"
 
 

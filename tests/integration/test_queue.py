@@ -45,7 +45,7 @@ def finished(row, status="succeeded", error=None):
 
 async def test_lease_query_uses_its_partial_index(conn):
     """The hot path's plan: an index scan on due_work_lease, never a sequential scan."""
-    agent, task = await owner_and_task(conn)
+    _agent, task = await owner_and_task(conn)
     await conn.execute(
         """
         INSERT INTO due_work (id, task_id, scheduled_for, run_at, priority, trigger, state,
@@ -119,7 +119,7 @@ async def test_one_running_run_per_concurrency_key(conn):
 async def test_the_key_index_refuses_a_second_running_row(conn):
     agent, _ = await make_agent(conn)
     keyed = await make_task(conn, agent["id"], **event_task(concurrency_key="k"))
-    first, second = await queue(conn, keyed, 2)
+    _first, second = await queue(conn, keyed, 2)
     await q.lease_batch(conn, worker_id="w1", limit=1, lease_seconds=30)
     with pytest.raises(psycopg.errors.UniqueViolation):
         async with conn.transaction():
