@@ -23,9 +23,19 @@ async def _configure(conn: Connection) -> None:
 
 
 def create_pool(
-    url: str, *, min_size: int = 1, max_size: int = 10, name: str = "ordinaut"
+    url: str,
+    *,
+    min_size: int = 1,
+    max_size: int = 10,
+    name: str = "ordinaut",
+    check_on_checkout: bool = True,
 ) -> AsyncConnectionPool[Connection]:
-    """A pool of autocommit connections returning rows as dicts (not yet opened)."""
+    """A pool of autocommit connections returning rows as dicts (not yet opened).
+
+    ``check_on_checkout`` tests each connection before handing it out, so a request after a
+    database restart gets a fresh connection instead of an error; it costs a round trip per
+    checkout, which the worker's hot path avoids (its callers retry instead).
+    """
     return AsyncConnectionPool(
         url,
         min_size=min_size,
@@ -36,8 +46,8 @@ def create_pool(
         # Timestamps come back in UTC whatever the server's TimeZone is.
         kwargs={"row_factory": dict_row, "application_name": name, "options": "-c TimeZone=UTC"},
         connection_class=psycopg.AsyncConnection[DictRow],
+        check=AsyncConnectionPool.check_connection if check_on_checkout else None,
         reconnect_timeout=300,
-        check=AsyncConnectionPool.check_connection,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -114,28 +115,39 @@ async def list_tasks(
 
 
 # The scheduler's batch: active tasks whose next occurrence falls within the horizon, in
-# due order. The partial index ``tasks_due_for_expansion`` (next_expand_at WHERE status =
-# 'active' AND next_expand_at IS NOT NULL) matches this WHERE and ORDER BY, so tasks that
-# are not due are never read. SKIP LOCKED lets several schedulers split the work.
+# (next_expand_at, id) order after a keyset cursor (the previous batch's last task). The
+# partial index ``tasks_due_for_expansion`` (next_expand_at, id WHERE status = 'active' AND
+# next_expand_at IS NOT NULL) matches the WHERE and ORDER BY, so tasks that are not due are
+# never read, and neither are the dead index entries the tick's earlier batches left behind.
+# SKIP LOCKED lets several schedulers split the work.
 LOCK_DUE_FOR_EXPANSION = """
 SELECT id, schedule_kind, schedule_expr, timezone, anchor_at, expanded_until,
        next_expand_at, catch_up, priority, concurrency_key, updated_at
   FROM tasks
  WHERE status = 'active' AND next_expand_at IS NOT NULL
    AND next_expand_at <= %(horizon_end)s
- ORDER BY next_expand_at
+   AND (next_expand_at, id) > (%(after_at)s::timestamptz, %(after_id)s::uuid)
+ ORDER BY next_expand_at, id
  LIMIT %(limit)s
    FOR UPDATE SKIP LOCKED
 """
+_NO_CURSOR = ("-infinity", "00000000-0000-0000-0000-000000000000")
 
 
 async def lock_tasks_due_for_expansion(
-    conn: Connection, *, horizon_end: datetime, limit: int
+    conn: Connection,
+    *,
+    horizon_end: datetime,
+    limit: int,
+    after: tuple[datetime, UUID] | None = None,
 ) -> list[Row]:
     """Lock up to ``limit`` active tasks whose next occurrence is at or before
-    ``horizon_end`` (call inside the transaction that also writes the expansion)."""
+    ``horizon_end``, after the keyset cursor ``after`` = ``(next_expand_at, id)`` of the
+    previous batch (call inside the transaction that also writes the expansion)."""
+    after_at, after_id = after if after is not None else _NO_CURSOR
     cursor = await conn.execute(
-        LOCK_DUE_FOR_EXPANSION, {"horizon_end": horizon_end, "limit": limit}
+        LOCK_DUE_FOR_EXPANSION,
+        {"horizon_end": horizon_end, "limit": limit, "after_at": after_at, "after_id": after_id},
     )
     return await cursor.fetchall()
 
@@ -148,18 +160,23 @@ async def save_expansion_state(
     next_expand_at)``. ``GREATEST`` keeps the mark from ever moving backwards."""
     if not updates:
         return
-    ids, marks, nexts = zip(*updates, strict=True)
+    # One JSON document instead of three arrays: psycopg dumps array elements one by one in
+    # Python, json.dumps is C; jsonb_to_recordset types the rows back on the server.
+    items = [[str(task_id), _iso(mark), _iso(next_at)] for task_id, mark, next_at in updates]
     await conn.execute(
         """
         UPDATE tasks t
-           SET expanded_until = GREATEST(t.expanded_until, u.expanded_until),
-               next_expand_at = u.next_expand_at
-          FROM unnest(%s::uuid[], %s::timestamptz[], %s::timestamptz[])
-               AS u(id, expanded_until, next_expand_at)
-         WHERE t.id = u.id
+           SET expanded_until = GREATEST(t.expanded_until, (u.item ->> 1)::timestamptz),
+               next_expand_at = (u.item ->> 2)::timestamptz
+          FROM jsonb_array_elements(%s::jsonb) AS u(item)
+         WHERE t.id = (u.item ->> 0)::uuid
         """,
-        (list(ids), list(marks), list(nexts)),
+        (json.dumps(items, separators=(",", ":")),),
     )
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
 
 
 async def complete_finished_tasks(conn: Connection, task_ids: Sequence[UUID]) -> list[UUID]:
@@ -167,17 +184,18 @@ async def complete_finished_tasks(conn: Connection, task_ids: Sequence[UUID]) ->
     occurrence left to expand and no pending run. Returns the ids completed."""
     if not task_ids:
         return []
-    cursor = await conn.execute(
-        """
-        UPDATE tasks t SET status = 'completed', updated_at = now()
-         WHERE t.id = ANY(%s::uuid[]) AND t.status = 'active'
-           AND t.schedule_kind <> 'event' AND t.next_expand_at IS NULL
-           AND NOT EXISTS (SELECT 1 FROM due_work d WHERE d.task_id = t.id)
-        RETURNING t.id
-        """,
-        (list(set(task_ids)),),
-    )
+    cursor = await conn.execute(COMPLETE_FINISHED_TASKS, (list(set(task_ids)),))
     return [row["id"] for row in await cursor.fetchall()]
+
+
+# Also sent by the worker's pipelined completion (store.due_work.complete_and_lease).
+COMPLETE_FINISHED_TASKS = """
+UPDATE tasks t SET status = 'completed', updated_at = now()
+ WHERE t.id = ANY(%s::uuid[]) AND t.status = 'active'
+   AND t.schedule_kind <> 'event' AND t.next_expand_at IS NULL
+   AND NOT EXISTS (SELECT 1 FROM due_work d WHERE d.task_id = t.id)
+RETURNING t.id
+"""
 
 
 # -- lifecycle (pause, resume, cancel, delete, snooze, PATCH) ------------------------------

@@ -23,7 +23,6 @@ from engine.retry import decide_retry
 from observability import metrics
 from ops.settings import Settings
 from store import due_work as due_work_store
-from store import tasks as tasks_store
 from store.db import Connection, Row
 
 log = logging.getLogger("ordinaut.worker")
@@ -99,13 +98,16 @@ def classify(
 @dataclass
 class Completer:
     """Collects outcomes and flushes them in batches (on size, or ``LINGER_SECONDS`` after
-    the first one arrives)."""
+    the first one arrives). Each flush also leases the next batch for the slots it frees
+    (``claim(freed)`` says how many; ``on_leased(rows, claimed)`` starts them)."""
 
     settings: Settings
     pool: AsyncConnectionPool[Connection]
     worker_id: str
     clock: Callable[[], datetime]
     on_flushed: Callable[[list[Outcome]], None]
+    claim: Callable[[int], int]
+    on_leased: Callable[[list[Row], int], None]
     processed: int = 0
 
     def __post_init__(self) -> None:
@@ -132,11 +134,17 @@ class Completer:
             return
         batch, self._pending = self._pending, []
         classified = classify(batch, now=self.clock(), settings=self.settings)
+        claimed = self.claim(len(batch))
+        leased: list[Row] = []
         delay, waited = 0.05, 0.0
         while True:
             try:
-                await self._write(classified, batch)
+                leased = await self._write(classified, batch, claimed)
                 break
+            except psycopg.errors.UniqueViolation:
+                # The lease met a concurrency-key race: write the outcomes without it.
+                self.on_leased([], claimed)
+                claimed = 0
             except (psycopg.Error, OSError) as exc:
                 if give_up_after is not None and waited >= give_up_after:
                     log.error("gave up recording %d outcomes: %s", len(batch), exc)
@@ -146,25 +154,35 @@ class Completer:
                 waited += delay
                 delay = min(delay * 2, 2.0)
         self.on_flushed(batch)
+        self.on_leased(leased, claimed)
 
-    async def _write(self, classified: Classified, batch: list[Outcome]) -> None:
-        async with self.pool.connection() as conn, conn.transaction():
-            written = await due_work_store.finish_runs(
-                conn, worker_id=self.worker_id, runs=classified.finished
+    async def _write(self, classified: Classified, batch: list[Outcome], claimed: int) -> list[Row]:
+        async with self.pool.connection() as conn:
+            result = await due_work_store.complete_and_lease(
+                conn,
+                worker_id=self.worker_id,
+                finished=classified.finished,
+                retrying=classified.retrying,
+                task_ids=[outcome.row["task_id"] for outcome in batch],
+                lease_limit=claimed,
+                lease_seconds=self.settings.lease_seconds,
             )
-            kept = await due_work_store.schedule_retries(
-                conn, worker_id=self.worker_id, runs=classified.retrying
-            )
-            await tasks_store.complete_finished_tasks(conn, [r["task_id"] for r in written])
+        self._observe(classified, batch, result)
+        return result.leased
+
+    def _observe(
+        self, classified: Classified, batch: list[Outcome], result: due_work_store.CompletionResult
+    ) -> None:
         seconds = {outcome.row["id"]: outcome.seconds for outcome in batch}
-        for run in written:
+        for run in result.written:
             metrics.RUNS.labels(run["status"], run["trigger"]).inc()
             metrics.RUN_DURATION.labels(run["status"]).observe(seconds.get(run["id"], 0.0))
-        for run_id in kept:
+        for run_id in result.kept:
             metrics.RUN_DURATION.labels("failed").observe(seconds.get(run_id, 0.0))
-        metrics.RETRIES.inc(len(kept))
-        self.processed += len(written)
-        lost = len(classified.finished) + len(classified.retrying) - len(written) - len(kept)
+        metrics.RETRIES.inc(len(result.kept))
+        self.processed += len(result.written)
+        recorded = len(result.written) + len(result.kept)
+        lost = len(classified.finished) + len(classified.retrying) - recorded
         if lost:
             log.warning(
                 "%d outcomes dropped: their leases were lost",

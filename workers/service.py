@@ -83,11 +83,19 @@ class Worker:
 
     def __post_init__(self) -> None:
         self._inflight: dict[Any, _Inflight] = {}
+        self._reserved = 0  # slots promised to leases under way
+        self._executor_cache: Executor | None = None
         self._wake = asyncio.Event()
         self._stopping = False
         self._router = self.tools or ToolRouter({"builtin": BuiltinTransport()})
         self._completer = Completer(
-            self.settings, self.pool, self.worker_id, self.clock, self._forget
+            self.settings,
+            self.pool,
+            self.worker_id,
+            self.clock,
+            on_flushed=self._forget,
+            claim=self._claim_slots,
+            on_leased=self._start_leased,
         )
         self._maintenance = Maintenance(
             self.settings,
@@ -157,17 +165,31 @@ class Worker:
 
     # -- leasing ----------------------------------------------------------------------
 
+    def _claim_slots(self, freed: int = 0) -> int:
+        """Reserve up to ``LEASE_BATCH_MAX`` free slots (``freed``: slots about to free up)."""
+        if self._stopping:
+            return 0
+        free = self.concurrency - len(self._inflight) - self._reserved + freed
+        claimed = max(0, min(free, LEASE_BATCH_MAX))
+        self._reserved += claimed
+        return claimed
+
+    def _start_leased(self, rows: list[Row], claimed: int) -> None:
+        self._reserved -= claimed
+        for row in rows:
+            self._start(row)
+
     async def _lease_loop(self) -> None:
+        """Lease when slots are free and no completion will lease for them: at start, when
+        work arrives while idle, and when work becomes due."""
         while not self._stopping:
-            free = self.concurrency - len(self._inflight)
-            wanted = min(free, LEASE_BATCH_MAX)
-            if wanted > 0:
-                leased = await self._lease(wanted)
-                for row in leased:
-                    self._start(row)
-                if len(leased) == wanted:
+            claimed = self._claim_slots()
+            if claimed > 0:
+                leased = await self._lease(claimed)
+                self._start_leased(leased, claimed)
+                if len(leased) == claimed:
                     continue  # there may be more ready work
-            await self._sleep_until_work(free_slots=free > 0)
+            await self._sleep_until_work(free_slots=claimed > 0)
 
     async def _lease(self, limit: int) -> list[Row]:
         try:
@@ -234,19 +256,18 @@ class Worker:
         outcome = PipelineOutcome()
         started = time.perf_counter()
         try:
-            executor = Executor(
-                catalog=await self.catalog_provider(),
-                call_tool=self._router,
-                retry_base_seconds=self.settings.retry_base_seconds,
-                observe_step=_observe_step,
-            )
+            executor = await self._executor()
             payload = row["payload"]
             async with asyncio.timeout(row["timeout_seconds"]):
                 await executor.run(
                     payload["pipeline"],
                     params=payload.get("params", {}),
                     run=RunInfo(
-                        str(row["id"]), str(row["task_id"]), row["attempt"], row["scheduled_for"]
+                        str(row["id"]),
+                        str(row["task_id"]),
+                        row["attempt"],
+                        row["scheduled_for"],
+                        agent_id=str(row["agent_id"]),
                     ),
                     event=row["event"],
                     outcome=outcome,
@@ -266,6 +287,19 @@ class Worker:
         if entry.stop_reason in ("lease_lost", "shutdown"):
             return  # nothing to record: the lease is gone, or released by _drain
         self._completer.add(Outcome(row, outcome, time.perf_counter() - started))
+
+    async def _executor(self) -> Executor:
+        """The executor for the current catalog (rebuilt only when the catalog changes)."""
+        catalog = await self.catalog_provider()
+        if self._executor_cache is None or self._executor_cache.catalog is not catalog:
+            self._executor_cache = Executor(
+                catalog=catalog,
+                call_tool=self._router,
+                retry_base_seconds=self.settings.retry_base_seconds,
+                observe_step=_observe_step,
+                max_output_bytes=self.settings.max_output_bytes,
+            )
+        return self._executor_cache
 
     def _forget(self, outcomes: list[Outcome]) -> None:
         """After a flush: free the slots and look for more work."""
