@@ -43,7 +43,7 @@ from store.db import Connection, Row
 
 log = logging.getLogger("ordinaut.scheduler")
 
-BATCH_SIZE = 500
+BATCH_SIZE = 1000
 SCHEDULE_CACHE_SIZE = 50_000
 
 ScheduleKey = tuple[str, str, str, datetime | None]
@@ -71,8 +71,9 @@ class Scheduler:
         """Expand every task due within the horizon, batch by batch."""
         started = time.perf_counter()
         result = TickResult()
+        cursor: tuple[datetime, Any] | None = None
         while True:
-            tasks, inserted, completed = await self._expand_batch()
+            tasks, inserted, completed, cursor = await self._expand_batch(cursor)
             result.tasks += tasks
             result.occurrences += inserted
             result.completed += completed
@@ -83,12 +84,16 @@ class Scheduler:
         metrics.SCHEDULER_OCCURRENCES.inc(result.occurrences)
         return result
 
-    async def _expand_batch(self) -> tuple[int, int, int]:
+    async def _expand_batch(
+        self, after: tuple[datetime, Any] | None
+    ) -> tuple[int, int, int, tuple[datetime, Any] | None]:
+        """One transaction: lock a batch after the keyset cursor ``after``, expand it.
+        Returns (tasks, occurrences inserted, tasks completed, the next cursor)."""
         now = self.clock()
         horizon = timedelta(seconds=self.settings.scheduler_horizon_seconds)
         async with self.pool.connection() as conn, conn.transaction():
             rows = await tasks_store.lock_tasks_due_for_expansion(
-                conn, horizon_end=now + horizon, limit=self.batch_size
+                conn, horizon_end=now + horizon, limit=self.batch_size, after=after
             )
             plans: dict[tuple[Any, ...], ExpansionPlan] = {}
             occurrences: list[due_work_store.Occurrence] = []
@@ -110,7 +115,8 @@ class Scheduler:
             # A task with nothing left to expand and nothing pending is finished now (one
             # with a pending last run is completed when that run ends).
             completed = await tasks_store.complete_finished_tasks(conn, finished)
-        return len(rows), inserted, len(completed)
+        cursor = (rows[-1]["next_expand_at"], rows[-1]["id"]) if rows else after
+        return len(rows), inserted, len(completed), cursor
 
     def _plan(
         self,

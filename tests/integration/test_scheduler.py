@@ -257,7 +257,12 @@ async def test_the_tick_query_uses_its_partial_index(fresh_db: str) -> None:
         await conn.execute("ANALYZE tasks")
         cursor = await conn.execute(
             "EXPLAIN " + tasks_store.LOCK_DUE_FOR_EXPANSION,
-            {"horizon_end": datetime.now(UTC), "limit": 500},
+            {
+                "horizon_end": datetime.now(UTC),
+                "limit": 500,
+                "after_at": datetime.now(UTC) - timedelta(days=1),
+                "after_id": uuid.uuid4(),
+            },
         )
         plan = "\n".join(row["QUERY PLAN"] for row in await cursor.fetchall())
     finally:
