@@ -121,8 +121,10 @@ async def test_sigterm_lets_in_flight_runs_finish(fresh_db, tmp_path):
 
         await eventually(holds, until=lambda n: n == 5, message="the worker to lease 5")
         assert worker.stop(timeout=20) == 0
-        runs = await finished_runs(fresh_db, task["id"], 5, timeout=5)
+        runs = await finished_runs(fresh_db, task["id"], 5, timeout=15)
+        registry = query(fresh_db, "SELECT count(*) AS n FROM workers")
     assert {(r["status"], r["attempt"]) for r in runs} == {("succeeded", 1)}
+    assert registry[0]["n"] == 0, "a worker that stops cleanly leaves the registry"
 
 
 async def test_sigterm_past_the_grace_period_releases_runs_to_others(fresh_db, tmp_path):
