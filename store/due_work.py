@@ -232,7 +232,7 @@ SELECT done.id, done.task_id, i.agent_id, done.trigger, i.status, done.scheduled
        done.created_at, done.attempt, done.started_at, i.finished_at, i.duration_ms,
        %(worker)s, i.steps, i.error, done.event, done.retry_of
   FROM done JOIN input i ON i.id = done.id
-RETURNING id, task_id, status, trigger, scheduled_for, started_at
+RETURNING id, task_id, status, trigger
 """
 
 _RETRY = """

@@ -183,6 +183,9 @@ class Worker:
         """Lease when slots are free and no completion will lease for them: at start, when
         work arrives while idle, and when work becomes due."""
         while not self._stopping:
+            # Clear before looking for work: a wake-up that arrives while we lease or ask
+            # for the next due time must not be lost.
+            self._wake.clear()
             claimed = self._claim_slots()
             if claimed > 0:
                 leased = await self._lease(claimed)
@@ -215,7 +218,6 @@ class Worker:
             next_due = await self._next_due()
             if next_due is not None:
                 timeout = min(timeout, max(0.0, (next_due - self.clock()).total_seconds()))
-        self._wake.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=timeout)
 
