@@ -11,13 +11,14 @@ from psycopg_pool import AsyncConnectionPool
 
 from api.errors import install_error_handlers
 from api.middleware import RequestContextMiddleware
-from api.routers import agents, events, health, runs, schedules, task_lifecycle, tasks
+from api.routers import agents, events, health, runs, schedules, task_lifecycle, tasks, tools
 from engine.catalog import Catalog, file_catalog
 from engine.tokens import display_prefix, hash_token
 from observability import metrics
 from ops.settings import Settings
 from store import agents as agents_store
 from store import migrate
+from store import tools as tools_store
 from store.db import Connection, create_pool
 
 log = logging.getLogger("ordinaut.api")
@@ -56,17 +57,19 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     app.state.pool = pool
-    app.state.catalog_provider = _file_catalog_provider
+    app.state.catalog_provider = _catalog_provider
     install_error_handlers(app)
     metrics.register("api")  # the HTTP metrics the middleware records
     app.add_middleware(RequestContextMiddleware)
-    for module in (health, tasks, task_lifecycle, schedules, events, runs, agents):
+    for module in (health, tasks, task_lifecycle, schedules, events, runs, agents, tools):
         app.include_router(module.router)
     return app
 
 
-async def _file_catalog_provider(conn: Connection) -> Catalog:
-    return file_catalog()
+async def _catalog_provider(conn: Connection) -> Catalog:
+    """The files' tools plus the runtime tools (read fresh: submit-time validation must
+    know a tool registered a moment ago)."""
+    return file_catalog().with_tools(await tools_store.runtime_tool_specs(conn))
 
 
 async def _bootstrap_admin(pool: AsyncConnectionPool[Connection], settings: Settings) -> None:

@@ -90,6 +90,27 @@ class ToolSpec:
             description=entry.get("description", ""),
         )
 
+    @functools.cached_property
+    def _input_validator(self) -> jsonschema.protocols.Validator:
+        return validator_for_schema(self.input_schema)
+
+    @functools.cached_property
+    def _output_validator(self) -> jsonschema.protocols.Validator:
+        return validator_for_schema(self.output_schema)
+
+    def input_problems(self, arguments: Any, path: str = "$.with") -> list[Problem]:
+        """How ``arguments`` violate the input schema (the validator is built once per tool)."""
+        if self.input_schema == ANY_OBJECT:
+            return [] if isinstance(arguments, dict) else _not_an_object(arguments, path)
+        return _problems(self._input_validator, arguments, path)
+
+    def output_problems(self, output: Any, path: str = "$.output") -> list[Problem]:
+        """How ``output`` violates the output schema."""
+        if self.output_schema == ANY_OBJECT:
+            # The default schema: skip the validator on the hot path.
+            return [] if isinstance(output, dict) else _not_an_object(output, path)
+        return _problems(self._output_validator, output, path)
+
     def as_dict(self) -> dict[str, Any]:
         entry: dict[str, Any] = {
             "address": self.address,
@@ -107,11 +128,30 @@ class ToolSpec:
 
 def schema_problems(schema: Mapping[str, Any], value: Any, path: str = "$") -> list[Problem]:
     """Every way ``value`` violates ``schema``, as problems with JSON paths under ``path``."""
-    validator = _validator(json.dumps(schema, sort_keys=True))
+    return _problems(_validator(json.dumps(schema, sort_keys=True)), value, path)
+
+
+def validator_for_schema(schema: Mapping[str, Any]) -> jsonschema.protocols.Validator:
+    """A validator for ``schema`` (of the draft its ``$schema`` names; default the newest)."""
+    return _validator(json.dumps(schema, sort_keys=True))
+
+
+def _problems(validator: jsonschema.protocols.Validator, value: Any, path: str) -> list[Problem]:
+    if validator.is_valid(value):  # the common case, and cheaper than collecting errors
+        return []
+    errors = sorted(validator.iter_errors(value), key=lambda e: [str(p) for p in e.absolute_path])
     return [
-        Problem(_json_path(path, error.absolute_path), error.message, "schema")
-        for error in sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path))
+        Problem(_json_path(path, error.absolute_path), error.message, "schema") for error in errors
     ]
+
+
+def _not_an_object(value: Any, path: str) -> list[Problem]:
+    return [Problem(path, f"{_short(value)} is not of type 'object'", "schema")]
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def validate_entry(entry: Mapping[str, Any], path: str = "$") -> ToolSpec:

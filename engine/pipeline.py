@@ -9,13 +9,14 @@ and whether a retry of the run could help.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from engine.catalog import Catalog, ToolSpec, schema_problems
+from engine.catalog import Catalog, ToolSpec
 from engine.errors import (
     StepError,
     StepTimeout,
@@ -25,25 +26,46 @@ from engine.errors import (
     ToolOutputInvalid,
 )
 from engine.retry import step_retry_delay
-from engine.templates import evaluate, render, strip_wrapper
+from engine.templates import EVALUATION_ERRORS, evaluate, render, strip_wrapper
 
 Clock = Callable[[], datetime]
 Sleep = Callable[[float], Awaitable[None]]
 
+DEFAULT_MAX_OUTPUT_BYTES = 64 * 1024
+# The executor's own timeout fires this long after the step's deadline: transports hit the
+# deadline first and report it themselves (so their circuit breakers count it).
+BACKSTOP_GRACE_SECONDS = 0.05
+TRUNCATION_MARKER_BYTES = 160  # room for the marker's own keys within the limit
+MAX_ERROR_MESSAGE_CHARS = 4000
+
 
 @dataclass(frozen=True)
 class CallContext:
-    """What a tool call knows about where it runs."""
+    """What a tool call knows about where it runs.
+
+    ``deadline`` is the event-loop time (``loop.time()``) by which the step must end;
+    transports that talk to the network enforce it themselves so that their circuit breaker
+    sees the timeout (the executor's own timeout is only a backstop a little later).
+    """
 
     run_id: str
     task_id: str
     step_id: str
     run_attempt: int
     step_attempt: int
+    agent_id: str | None = None
+    timeout_seconds: float = 30.0
+    deadline: float | None = None
 
     @property
     def idempotency_key(self) -> str:
         return f"{self.run_id}:{self.step_id}"
+
+    def remaining(self) -> float:
+        """Seconds left before the deadline (``timeout_seconds`` when there is none)."""
+        if self.deadline is None:
+            return self.timeout_seconds
+        return max(0.0, self.deadline - asyncio.get_running_loop().time())
 
 
 class ToolCaller(Protocol):
@@ -106,12 +128,13 @@ class PipelineOutcome:
 
 @dataclass(frozen=True)
 class RunInfo:
-    """The ``run`` part of the template context."""
+    """The ``run`` part of the template context, plus the owner for tools that need it."""
 
     id: str
     task_id: str
     attempt: int
     scheduled_for: datetime
+    agent_id: str | None = None  # the task's owner: events.publish publishes as this agent
 
     def as_context(self) -> dict[str, Any]:
         return {
@@ -124,7 +147,12 @@ class RunInfo:
 
 @dataclass
 class Executor:
-    """Runs pipelines against a catalog with an injected tool caller."""
+    """Runs pipelines against a catalog with an injected tool caller.
+
+    ``max_output_bytes`` bounds what a step *records* as its output (larger outputs are
+    replaced by a truncation marker, see :func:`truncate_output`); later steps still see the
+    whole output through ``steps.<save_as>``.
+    """
 
     catalog: Catalog
     call_tool: ToolCaller
@@ -132,6 +160,7 @@ class Executor:
     sleep: Sleep = asyncio.sleep
     retry_base_seconds: float = 1.0
     observe_step: Callable[[StepResult], None] | None = None
+    max_output_bytes: int | None = DEFAULT_MAX_OUTPUT_BYTES
 
     async def run(
         self,
@@ -160,12 +189,12 @@ class Executor:
             if cancelled():
                 outcome.error = RunError(step.get("id"), "canceled", "run canceled", False)
                 break
-            result = await self._run_step(step, context, run)
+            result, output = await self._run_step(step, context, run)
             outcome.steps.append(result)
             if self.observe_step is not None:
                 self.observe_step(result)
             if result.status == "succeeded" and step.get("save_as"):
-                context["steps"][step["save_as"]] = result.output
+                context["steps"][step["save_as"]] = output
             if result.status == "failed" and step.get("on_error", "fail") == "fail":
                 assert result.error is not None
                 outcome.error = RunError(
@@ -179,25 +208,31 @@ class Executor:
 
     async def _run_step(
         self, step: dict[str, Any], context: dict[str, Any], run: RunInfo
-    ) -> StepResult:
+    ) -> tuple[StepResult, Any]:
+        """Evaluate ``if``, then attempt the call up to ``1 + max_retries`` times.
+
+        Returns the recorded result and the full (untruncated) output.
+        """
         result = StepResult(id=step["id"], uses=step["uses"], status="skipped")
-        try:
-            if "if" in step and not _truthy(_condition(step["if"], context, step["id"])):
-                return result
-        except StepError as exc:
-            return _failed(result, exc)
+        if "if" in step:
+            try:
+                if not _truthy(_condition(step["if"], context, step["id"])):
+                    return result, None
+            except StepError as exc:
+                return _failed(result, exc), None
         max_retries = int(step.get("max_retries", 0))
-        for attempt in range(1, max_retries + 2):
-            result = await self._attempt(step, context, run, attempt)
+        attempt = 1
+        while True:
+            result, output = await self._attempt(step, context, run, attempt)
             retryable = result.error is not None and result.error["retryable"]
             if result.status == "succeeded" or not retryable or attempt > max_retries:
-                return result
+                return result, output
             await self.sleep(step_retry_delay(attempt, self.retry_base_seconds))
-        return result
+            attempt += 1
 
     async def _attempt(
         self, step: dict[str, Any], context: dict[str, Any], run: RunInfo, attempt: int
-    ) -> StepResult:
+    ) -> tuple[StepResult, Any]:
         started = self.clock()
         clock_start = time.perf_counter()
         result = StepResult(
@@ -207,45 +242,107 @@ class Executor:
             started_at=started.isoformat(),
             attempt=attempt,
         )
+        output: Any = None
         try:
-            result.output = await self._call(step, context, run, attempt)
+            output = await self._call(step, context, run, attempt)
+            result.output = truncate_output(output, self.max_output_bytes)
             result.status = "succeeded"
         except StepError as exc:
             _failed(result, exc)
         result.duration_ms = int((time.perf_counter() - clock_start) * 1000)
-        return result
+        return result, output
 
     async def _call(
         self, step: dict[str, Any], context: dict[str, Any], run: RunInfo, attempt: int
     ) -> dict[str, Any]:
         tool = self.catalog.get(step["uses"])
         if tool is None:
-            raise ToolNotFound(f"unknown tool {step['uses']!r}")
+            raise ToolNotFound(f"step {step['id']!r}: unknown tool {step['uses']!r}")
         try:
             arguments = render(step.get("with", {}), context)
         except TemplateError as exc:
             raise TemplateError(f"step {step['id']!r}: {exc.message}") from None
-        problems = schema_problems(tool.input_schema, arguments, "$.with")
+        problems = tool.input_problems(arguments)
         if problems:
-            raise ToolInputInvalid(_describe(problems), details=[p.as_dict() for p in problems])
-        call = CallContext(run.id, run.task_id, step["id"], run.attempt, attempt)
+            raise ToolInputInvalid(
+                f"step {step['id']!r}: arguments for {tool.address}: {_describe(problems)}",
+                details=[p.as_dict() for p in problems],
+            )
         timeout = float(step.get("timeout_seconds") or tool.timeout_seconds)
+        deadline = asyncio.get_running_loop().time() + timeout
+        call = CallContext(
+            run.id, run.task_id, step["id"], run.attempt, attempt, run.agent_id, timeout, deadline
+        )
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout_at(deadline + BACKSTOP_GRACE_SECONDS):
                 output = await self.call_tool(tool, arguments, call)
         except TimeoutError:
             raise StepTimeout(f"step {step['id']!r} timed out after {timeout:g}s") from None
-        problems = schema_problems(tool.output_schema, output, "$.output")
+        problems = tool.output_problems(output)
         if problems:
-            raise ToolOutputInvalid(_describe(problems), details=[p.as_dict() for p in problems])
+            raise ToolOutputInvalid(
+                f"step {step['id']!r}: output of {tool.address}: {_describe(problems)}",
+                details=[p.as_dict() for p in problems],
+            )
         return output
+
+
+def truncate_output(output: Any, limit: int | None) -> Any:
+    """``output``, or a marker in its place when its JSON is larger than ``limit`` bytes.
+
+    The marker keeps the start of the JSON text, so nothing is dropped silently::
+
+        {"_truncated": true, "original_bytes": 1048576, "limit_bytes": 65536,
+         "preview": "{\"items\": [{\"id\": 1, ..."}
+    """
+    if limit is None or _surely_fits(output, limit):
+        return output
+    text = json.dumps(output, ensure_ascii=False, separators=(",", ":"), default=str)
+    if len(text) * 4 <= limit:  # UTF-8 needs at most 4 bytes a character: surely fits
+        return output
+    encoded = text.encode("utf-8")
+    if len(encoded) <= limit:
+        return output
+    room = max(0, limit - TRUNCATION_MARKER_BYTES)
+    return {
+        "_truncated": True,
+        "original_bytes": len(encoded),
+        "limit_bytes": limit,
+        "preview": encoded[:room].decode("utf-8", errors="ignore"),
+    }
+
+
+def _surely_fits(output: Any, limit: int) -> bool:
+    """A cheap upper bound for the common small flat object (no JSON encoding needed).
+
+    JSON spends at most 6 bytes on a character (``\\u001f``) and at most 32 on a number.
+    """
+    if not isinstance(output, dict) or len(output) > 32:
+        return False
+    bound = 2
+    for key, value in output.items():
+        if isinstance(value, str):
+            bound += 6 * len(value) + 3
+        elif _short_scalar(value):
+            bound += 32
+        else:
+            return False
+        bound += 6 * len(key) + 4
+    return bound <= limit
+
+
+def _short_scalar(value: Any) -> bool:
+    """null, a boolean, a float, or an integer of fewer than 30 digits."""
+    if value is None or isinstance(value, bool | float):
+        return True
+    return isinstance(value, int) and value.bit_length() < 96
 
 
 def _condition(condition: str, context: dict[str, Any], step_id: str) -> Any:
     expression = strip_wrapper(condition)
     try:
         return evaluate(expression, context)
-    except Exception as exc:  # jmespath raises several unrelated types
+    except EVALUATION_ERRORS as exc:
         raise TemplateError(f"step {step_id!r}: condition {expression!r} failed: {exc}") from None
 
 
@@ -257,10 +354,13 @@ def _truthy(value: Any) -> bool:
 
 
 def _failed(result: StepResult, exc: StepError) -> StepResult:
+    message = exc.message
+    if len(message) > MAX_ERROR_MESSAGE_CHARS:
+        message = message[: MAX_ERROR_MESSAGE_CHARS - 15] + "... (truncated)"
     result.status = "failed"
     result.error = {
         "type": exc.type,
-        "message": exc.message,
+        "message": message,
         "retryable": exc.retryable,
         **({"details": exc.details} if exc.details is not None else {}),
     }

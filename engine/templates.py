@@ -1,15 +1,18 @@
 """``${...}`` templates: JMESPath over the run context ``{now, params, steps, event, run}``.
 
 A string that is exactly one template keeps the JSON type of its value (an object stays an
-object, ``5`` stays a number); templates inside longer text are interpolated, objects and
-arrays as compact JSON, ``null`` as an empty string. ``$${`` is a literal ``${``.
+object, ``5`` stays a number, ``null`` stays null); templates inside longer text are
+interpolated, objects and arrays as compact JSON, ``null`` as an empty string. ``$${`` is a
+literal ``${``. A path that does not exist evaluates to ``null`` (JMESPath semantics).
+
+Rendering is on the worker's hot path, so both the split of a template string and the
+compiled JMESPath expressions are cached by their text.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,9 +23,19 @@ import jmespath.parser
 from engine.errors import TemplateError
 from engine.timefuncs import TimeFunctions
 
-_OPTIONS = jmespath.Options(custom_functions=TimeFunctions())
+FUNCTIONS = TimeFunctions()
+_OPTIONS = jmespath.Options(custom_functions=FUNCTIONS)
 _CLOSERS = {"{": "}", "[": "]", "(": ")"}
 _QUOTES = ("'", '"', "`")
+# What a failing evaluation may raise: jmespath's own errors, and the custom functions'
+# ValueError/TypeError/OverflowError (OSError: from_epoch out of range) on bad input.
+EVALUATION_ERRORS = (
+    jmespath.exceptions.JMESPathError,
+    ValueError,
+    TypeError,
+    OverflowError,
+    OSError,
+)
 
 
 @dataclass(frozen=True)
@@ -37,8 +50,9 @@ class TemplateSyntaxError(ValueError):
     """A ``${`` without its closing ``}``, or an empty expression."""
 
 
-def split_template(text: str) -> list[Segment]:
-    """Split ``text`` into literal and expression segments."""
+@functools.lru_cache(maxsize=8192)
+def split_template(text: str) -> tuple[Segment, ...]:
+    """Split ``text`` into literal and expression segments (cached by text)."""
     segments: list[Segment] = []
     literal: list[str] = []
     index = 0
@@ -61,7 +75,7 @@ def split_template(text: str) -> list[Segment]:
             index += 1
     if literal:
         segments.append(Segment("".join(literal), False))
-    return segments
+    return tuple(segments)
 
 
 def _expression_end(text: str, start: int) -> int:
@@ -99,7 +113,7 @@ def _skip_quoted(text: str, index: int) -> int:
     raise TemplateSyntaxError("unclosed quote inside an expression")
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=8192)
 def compile_expression(expression: str) -> jmespath.parser.ParsedResult:
     """Compile (and cache) a JMESPath expression; raises ``jmespath`` parse errors."""
     return jmespath.compile(expression)
@@ -114,16 +128,22 @@ def strip_wrapper(condition: str) -> str:
     """``if`` conditions may be raw JMESPath or wrapped in ``${...}``; return the raw form."""
     stripped = condition.strip()
     if stripped.startswith("${") and stripped.endswith("}"):
-        segments = split_template(stripped)
+        try:
+            segments = split_template(stripped)
+        except TemplateSyntaxError:
+            return stripped
         if len(segments) == 1 and segments[0].is_expression:
             return segments[0].text
     return stripped
 
 
 def render(value: Any, context: dict[str, Any]) -> Any:
-    """Render every template inside ``value`` (dicts and lists recursively)."""
+    """Render every template inside ``value`` (dicts and lists recursively).
+
+    Raises :class:`TemplateError` naming the failing expression.
+    """
     if isinstance(value, str):
-        return _render_string(value, context)
+        return _render_string(value, context) if "${" in value else value
     if isinstance(value, dict):
         return {key: render(item, context) for key, item in value.items()}
     if isinstance(value, list):
@@ -132,30 +152,25 @@ def render(value: Any, context: dict[str, Any]) -> Any:
 
 
 def _render_string(text: str, context: dict[str, Any]) -> Any:
-    if "${" not in text:
-        return text
     try:
         segments = split_template(text)
     except TemplateSyntaxError as exc:
         raise TemplateError(f"bad template {text!r}: {exc}") from None
     if len(segments) == 1 and segments[0].is_expression:
         return _evaluate_segment(segments[0].text, context)
-    parts = []
-    for segment in segments:
-        if segment.is_expression:
-            parts.append(_to_text(_evaluate_segment(segment.text, context)))
-        else:
-            parts.append(segment.text)
+    parts = [
+        _to_text(_evaluate_segment(seg.text, context)) if seg.is_expression else seg.text
+        for seg in segments
+    ]
     return "".join(parts)
 
 
 def _evaluate_segment(expression: str, context: dict[str, Any]) -> Any:
     try:
         return evaluate(expression, context)
-    except jmespath.exceptions.JMESPathError as exc:
-        raise TemplateError(f"expression ${{{expression}}} failed: {exc}") from None
-    except (ValueError, TypeError, OverflowError) as exc:
-        raise TemplateError(f"expression ${{{expression}}} failed: {exc}") from None
+    except EVALUATION_ERRORS as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise TemplateError(f"expression ${{{expression}}} failed: {reason}") from None
 
 
 def _to_text(value: Any) -> str:
@@ -164,25 +179,3 @@ def _to_text(value: Any) -> str:
     if isinstance(value, str):
         return value
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
-def iter_expressions(value: Any, path: str = "$") -> Iterator[tuple[str, str]]:
-    """Yield ``(json_path, expression)`` for every template inside ``value``.
-
-    Raises :class:`TemplateSyntaxError` (with the path in its message) on a malformed one.
-    """
-    if isinstance(value, str):
-        if "${" in value:
-            try:
-                segments = split_template(value)
-            except TemplateSyntaxError as exc:
-                raise TemplateSyntaxError(f"{path}: {exc}") from None
-            for segment in segments:
-                if segment.is_expression:
-                    yield path, segment.text
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield from iter_expressions(item, f"{path}.{key}")
-    elif isinstance(value, list):
-        for position, item in enumerate(value):
-            yield from iter_expressions(item, f"{path}[{position}]")

@@ -18,6 +18,7 @@ from engine.catalog import Catalog, schema_problems
 from engine.errors import Problem, ValidationFailed
 from engine.schedules import SCHEDULE_KINDS, Schedule, parse_schedule
 from engine.templates import (
+    FUNCTIONS,
     TemplateSyntaxError,
     compile_expression,
     split_template,
@@ -278,7 +279,11 @@ def _expression_problems(expression: str, path: str, saved: set[str]) -> list[Pr
     except jmespath.exceptions.JMESPathError as exc:
         reason = str(exc).splitlines()[0]
         return [Problem(path, f"invalid JMESPath {expression!r}: {reason}", "jmespath")]
-    return [
+    problems = [
+        Problem(path, f"{expression!r}: {reason}", "jmespath")
+        for reason in ast_problems(parsed.parsed)
+    ]
+    problems += [
         Problem(
             path,
             f"{expression!r} reads steps.{name}, but no earlier step has save_as {name!r}",
@@ -287,6 +292,40 @@ def _expression_problems(expression: str, path: str, saved: set[str]) -> list[Pr
         for name in sorted(step_references(parsed.parsed))
         if name not in saved
     ]
+    return problems
+
+
+def ast_problems(node: Mapping[str, Any]) -> list[str]:
+    """Calls of unknown functions or with the wrong number of arguments, and ``!a.b``
+    (which negates ``a`` alone), in a parsed AST.
+
+    JMESPath only notices these when the expression runs (or never); we report them at
+    submit.
+    """
+    problems: list[str] = []
+    children = node.get("children", [])
+    if node.get("type") == "subexpression" and children[0].get("type") == "not_expression":
+        # `!steps.a.ok` parses as `(!steps).a.ok`, which is always null: a classic trap.
+        problems.append("'!' applies only to the first name here; write !(a.b.c) to negate a path")
+    if node.get("type") == "function_expression":
+        name, count = node["value"], len(node.get("children", []))
+        entry = FUNCTIONS.FUNCTION_TABLE.get(name)
+        if entry is None:
+            problems.append(f"unknown function {name}() (known: {_function_names()})")
+        else:
+            signature = entry["signature"]
+            variadic = bool(signature) and signature[-1].get("variadic", False)
+            if count < len(signature) or (not variadic and count > len(signature)):
+                wanted = f"at least {len(signature)}" if variadic else str(len(signature))
+                problems.append(f"{name}() takes {wanted} arguments, not {count}")
+    for child in node.get("children", []):
+        if isinstance(child, Mapping):
+            problems += ast_problems(child)
+    return problems
+
+
+def _function_names() -> str:
+    return ", ".join(sorted(FUNCTIONS.FUNCTION_TABLE))
 
 
 def step_references(node: Mapping[str, Any]) -> set[str]:

@@ -13,7 +13,6 @@ import uvicorn
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from api.app import create_app
-from engine.catalog import Catalog, file_catalog
 from observability import metrics
 from observability.http import serve_metrics
 from observability.logging import bind_log_context
@@ -21,7 +20,9 @@ from ops.settings import Settings
 from scheduler.gauges import QUEUE_EVERY_SECONDS, TASKS_EVERY_SECONDS, GaugeRefresher
 from scheduler.service import Scheduler
 from store.db import create_pool
+from workers.catalog import CatalogCache
 from workers.service import Worker
+from workers.tools import build_tools
 
 log = logging.getLogger("ordinaut")
 
@@ -126,10 +127,12 @@ async def _worker_main(
     )
     await pool.open(wait=False)
 
-    async def catalog() -> Catalog:
-        return file_catalog()
-
-    worker = Worker(settings, pool, catalog, concurrency=concurrency)
+    # The tool catalog is cached (files + runtime tools, refreshed on NOTIFY); the tools
+    # (HTTP pools, MCP sessions, circuit breakers) live as long as the process.
+    catalog = CatalogCache(settings.database_url, pool)
+    await catalog.start()
+    tools = build_tools(settings, pool)
+    worker = Worker(settings, pool, catalog, concurrency=concurrency, tools=tools.router)
     metrics.register("worker")
     # Every log line of this process (and of the runs' tasks it creates) names the worker.
     bind_log_context(worker_id=worker.worker_id)
@@ -141,6 +144,8 @@ async def _worker_main(
     metrics.WORKER_CONCURRENCY.set(concurrency)
     log.info("worker started", extra={"worker_id": worker.worker_id})
     await worker.run(stop)
+    await tools.aclose()
+    await catalog.stop()
     if server:
         server.close()
     await pool.close()

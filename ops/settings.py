@@ -48,6 +48,9 @@ class Settings:
     scheduler_horizon_seconds: float = 10.0
     catch_up_grace_seconds: float = 60.0
     max_output_bytes: int = 64 * 1024
+    http_max_response_bytes: int = 1024 * 1024
+    breaker_failures: int = 5
+    breaker_cooldown_seconds: float = 30.0
     rate_limit_per_minute: int = 600
     pool_max_size: int = 10
 
@@ -85,6 +88,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             "ORDINAUT_CATCH_UP_GRACE_SECONDS", _non_negative_float, 60.0
         ),
         max_output_bytes=reader.get("ORDINAUT_MAX_OUTPUT_BYTES", _positive_int, 64 * 1024),
+        http_max_response_bytes=reader.get(
+            "ORDINAUT_HTTP_MAX_RESPONSE_BYTES", _positive_int, 1024 * 1024
+        ),
+        breaker_failures=reader.get("ORDINAUT_BREAKER_FAILURES", _positive_int, 5),
+        breaker_cooldown_seconds=reader.get(
+            "ORDINAUT_BREAKER_COOLDOWN_SECONDS", _non_negative_float, 30.0
+        ),
         rate_limit_per_minute=reader.get("ORDINAUT_RATE_LIMIT_PER_MINUTE", _non_negative_int, 600),
         pool_max_size=reader.get("ORDINAUT_POOL_MAX_SIZE", _positive_int, 10),
     )

@@ -8,14 +8,15 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Request, status
+from pydantic import BaseModel, Field
 
 from api.body import json_body, json_body_openapi
 from api.deps import AppCatalog, AppSettings, Conn, TasksRead, TasksWrite
 from api.pagination import DEFAULT_LIMIT, CursorParam, Limit, decode_cursor, page
-from api.schemas import ErrorResponse, Run, Task, TaskPage
+from api.schemas import ErrorDetail, ErrorResponse, Run, Task, TaskPage
 from engine.errors import Conflict, NotFound, PermissionDenied, Problem, ValidationFailed
 from engine.expansion import initial_state
-from engine.validation import TASK_SCHEMA, validate_task
+from engine.validation import TASK_SCHEMA, task_problems, validate_task
 from store import due_work as due_work_store
 from store import runs as runs_store
 from store import tasks as tasks_store
@@ -98,6 +99,35 @@ def _owner_for(created_by: str | None, caller: UUID, is_admin: bool) -> UUID:
         return UUID(created_by)
     except ValueError:
         raise ValidationFailed([Problem("$.created_by", "not an agent id", "uuid")]) from None
+
+
+class TaskValidation(BaseModel):
+    valid: bool
+    problems: list[ErrorDetail] = Field(
+        description="Every problem, each with its JSON path (empty when valid)."
+    )
+
+
+@router.post(
+    "/validate",
+    response_model=TaskValidation,
+    summary="Validate a task document without saving it (scope tasks:read)",
+    description="The same checks as `POST /tasks` (schedule, timezone, pipeline, templates, "
+    "tools and their input schemas), answered as data: 200 `{valid, problems}`.",
+    responses=ERRORS,
+    openapi_extra=json_body_openapi(TASK_SCHEMA, QUICK_START_TASK),
+)
+async def validate_task_document(
+    request: Request, principal: TasksRead, settings: AppSettings, catalog: AppCatalog
+) -> Any:
+    try:
+        document = await json_body(request)
+    except ValidationFailed as exc:
+        return {"valid": False, "problems": [p.as_dict() for p in exc.problems]}
+    problems = task_problems(
+        document, catalog, default_timezone=settings.default_timezone, now=now_utc()
+    )
+    return {"valid": not problems, "problems": [p.as_dict() for p in problems]}
 
 
 @router.get(

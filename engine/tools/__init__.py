@@ -1,14 +1,26 @@
 """Tool transports. :class:`ToolRouter` is the :class:`~engine.pipeline.ToolCaller` that the
-worker hands to the executor: it dispatches each call by the tool's ``transport``."""
+worker hands to the executor: it dispatches each call by the tool's ``transport``.
+
+=========  =====================================================================
+transport  module
+=========  =====================================================================
+builtin    :mod:`.builtin` (``debug.*``; ``http.request`` from :mod:`.http`;
+           ``events.publish`` injected by the worker, which owns the database)
+http       :mod:`.http` — JSON POST to the tool's ``endpoint``
+mcp        :mod:`.mcp` — real MCP (stdio or streamable HTTP) through the ``mcp`` SDK
+=========  =====================================================================
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from engine.catalog import ToolSpec
-from engine.errors import ToolNotFound
+from engine.errors import StepTimeout, ToolNotFound
 from engine.pipeline import CallContext
 
 Transport = Callable[[ToolSpec, dict[str, Any], CallContext], Awaitable[dict[str, Any]]]
@@ -27,3 +39,18 @@ class ToolRouter:
         if transport is None:
             raise ToolNotFound(f"no transport {tool.transport!r} for tool {tool.address!r}")
         return await transport(tool, arguments, context)
+
+
+@asynccontextmanager
+async def within_deadline(context: CallContext) -> AsyncIterator[None]:
+    """Enforce the step's deadline inside a transport, as a retryable :class:`StepTimeout`.
+
+    Used inside a circuit breaker's guard, so the breaker counts the timeout as a failure.
+    """
+    try:
+        async with asyncio.timeout_at(context.deadline):
+            yield
+    except TimeoutError:
+        raise StepTimeout(
+            f"step {context.step_id!r} timed out after {context.timeout_seconds:g}s"
+        ) from None

@@ -1,0 +1,181 @@
+"""``/tools``: the tool catalog (files in ``catalogs/`` plus tools registered at runtime)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any, Literal
+
+from fastapi import APIRouter, Request, Response, status
+from pydantic import BaseModel, Field
+
+from api.body import json_body, json_body_openapi
+from api.deps import Admin, Conn, ToolsRead
+from api.pagination import DEFAULT_LIMIT, CursorParam, Limit
+from api.schemas import ErrorResponse, Timestamp
+from engine.catalog import TOOL_ENTRY_SCHEMA, ToolSpec, file_catalog, validate_entry
+from engine.errors import Conflict, NotFound, Problem, ValidationFailed
+from store import tools as tools_store
+from store.db import Row
+
+router = APIRouter(prefix="/tools", tags=["tools"])
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorResponse, "description": "Missing or invalid token."},
+    403: {"model": ErrorResponse, "description": "The token lacks the required scope."},
+}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorResponse, "description": "No tool with this address."}
+}
+
+EXAMPLE_TOOL = {
+    "address": "weather.current",
+    "transport": "mcp",
+    "server": "https://mcp.example.com/mcp",
+    "tool": "current_weather",
+    "description": "Current weather for a city.",
+    "input_schema": {
+        "type": "object",
+        "properties": {"city": {"type": "string"}},
+        "required": ["city"],
+    },
+    "output_schema": {
+        "type": "object",
+        "properties": {"temperature": {"type": "number"}},
+        "required": ["temperature"],
+    },
+    "timeout_seconds": 20,
+}
+
+
+class Tool(BaseModel):
+    """A catalog entry."""
+
+    address: str = Field(examples=["debug.echo"])
+    transport: Literal["builtin", "http", "mcp"]
+    description: str
+    input_schema: dict[str, Any]
+    output_schema: dict[str, Any]
+    timeout_seconds: float
+    endpoint: str | None = Field(default=None, description="http: where arguments are POSTed.")
+    server: str | None = Field(
+        default=None, description="mcp: a command line (stdio) or an http(s) URL."
+    )
+    tool: str | None = Field(default=None, description="mcp: the tool's name on the server.")
+    source: Literal["catalog", "runtime"] = Field(
+        description="`catalog`: shipped in catalogs/*.json; `runtime`: registered by POST /tools."
+    )
+    created_at: Timestamp | None = None
+
+
+class ToolPage(BaseModel):
+    items: list[Tool]
+    next_cursor: str | None
+
+
+def _catalog_item(spec: ToolSpec) -> dict[str, Any]:
+    return {**spec.as_dict(), "source": "catalog"}
+
+
+def _runtime_item(row: Row) -> dict[str, Any]:
+    spec = ToolSpec.from_dict(row["definition"])
+    return {**spec.as_dict(), "source": "runtime", "created_at": row["created_at"]}
+
+
+@router.get(
+    "",
+    response_model=ToolPage,
+    summary="List the tool catalog by address (scope tools:read)",
+    responses=ERRORS,
+)
+async def list_tools(
+    principal: ToolsRead, conn: Conn, limit: Limit = DEFAULT_LIMIT, cursor: CursorParam = None
+) -> Any:
+    files = file_catalog()
+    items = [_catalog_item(spec) for spec in files.values()]
+    rows = await tools_store.list_runtime_tools(conn)
+    items += [_runtime_item(row) for row in rows if row["address"] not in files]
+    items.sort(key=lambda item: str(item["address"]))
+    after = _decode_cursor(cursor)
+    if after is not None:
+        items = [item for item in items if item["address"] > after]
+    next_cursor = _encode_cursor(items[limit - 1]["address"]) if len(items) > limit else None
+    return {"items": items[:limit], "next_cursor": next_cursor}
+
+
+@router.get(
+    "/{address}",
+    response_model=Tool,
+    summary="One tool with its schemas (scope tools:read)",
+    responses={**ERRORS, **NOT_FOUND},
+)
+async def get_tool(address: str, principal: ToolsRead, conn: Conn) -> Any:
+    spec = file_catalog().get(address)
+    if spec is not None:
+        return _catalog_item(spec)
+    row = await tools_store.get_runtime_tool(conn, address)
+    if row is None:
+        raise NotFound(f"no tool {address!r}")
+    return _runtime_item(row)
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=Tool,
+    summary="Register an http or mcp tool at runtime (scope admin)",
+    description="Persisted; every worker sees it at once (NOTIFY) without a restart. "
+    "Endpoints registered here are trusted: the SSRF guard of `http.request` does not apply.",
+    responses={
+        **ERRORS,
+        409: {"model": ErrorResponse, "description": "A tool with this address exists."},
+        422: {"model": ErrorResponse, "description": "Invalid tool; every problem listed."},
+    },
+    openapi_extra=json_body_openapi(TOOL_ENTRY_SCHEMA, EXAMPLE_TOOL),
+)
+async def register_tool(request: Request, principal: Admin, conn: Conn) -> Any:
+    spec = validate_entry(await json_body(request))
+    if spec.transport == "builtin":
+        raise ValidationFailed(
+            [Problem("$.transport", "builtin tools ship with Ordinaut; use http or mcp", "enum")]
+        )
+    if spec.address in file_catalog():
+        raise Conflict(f"{spec.address!r} is a catalog tool (catalogs/*.json)")
+    row = await tools_store.insert_runtime_tool(
+        conn, definition=spec.as_dict(), created_by=principal.agent_id
+    )
+    return _runtime_item(row)
+
+
+@router.delete(
+    "/{address}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    summary="Remove a runtime tool (scope admin)",
+    description="Runs of tasks that still use it fail with `unknown_tool` (not retried).",
+    responses={
+        **ERRORS,
+        **NOT_FOUND,
+        409: {"model": ErrorResponse, "description": "A catalog tool cannot be removed."},
+    },
+)
+async def delete_tool(address: str, principal: Admin, conn: Conn) -> Response:
+    if address in file_catalog():
+        raise Conflict(f"{address!r} is a catalog tool (catalogs/*.json); it cannot be removed")
+    if not await tools_store.delete_runtime_tool(conn, address):
+        raise NotFound(f"no runtime tool {address!r}")
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+def _encode_cursor(address: str) -> str:
+    return base64.urlsafe_b64encode(address.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str | None) -> str | None:
+    if cursor is None:
+        return None
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        return base64.b64decode(padded, altchars=b"-_", validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise ValidationFailed([Problem("cursor", "invalid cursor", "cursor")]) from None

@@ -1,0 +1,123 @@
+"""The SSRF guard of ``http.request``: agents' URLs may only reach public addresses.
+
+The host is resolved first and *every* address it resolves to must be public (globally
+routable, not multicast) unless ``ORDINAUT_HTTP_ALLOW`` lists the host name, the address
+or a network containing it. The caller then connects to the address that was checked (not
+to the name again), so a DNS answer that changes between check and connect (DNS
+rebinding) cannot redirect the request.
+
+Refused: loopback (127.0.0.0/8, ::1), private (10/8, 172.16/12, 192.168/16, fc00::/7 such
+as the AWS IPv6 metadata address fd00:ec2::254), link-local (169.254/16 with the cloud
+metadata address 169.254.169.254, fe80::/10), shared (100.64/10), unspecified, reserved,
+documentation and multicast ranges, and IPv6 forms that embed such an IPv4 address
+(``::ffff:127.0.0.1``, 6to4, NAT64, Teredo).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+class AddressRefused(ValueError):
+    """The URL's host is (or resolves to) an address that ``http.request`` may not reach."""
+
+
+@dataclass(frozen=True)
+class AllowList:
+    """Host names, addresses and networks that may be reached although not public."""
+
+    hosts: frozenset[str] = frozenset()
+    networks: tuple[IPNetwork, ...] = ()
+
+    @classmethod
+    def parse(cls, entries: Iterable[str]) -> AllowList:
+        hosts: set[str] = set()
+        networks: list[IPNetwork] = []
+        for entry in entries:
+            try:
+                networks.append(ipaddress.ip_network(entry.strip("[]"), strict=False))
+            except ValueError:
+                hosts.add(entry.lower().rstrip("."))
+        return cls(frozenset(hosts), tuple(networks))
+
+    def allows_host(self, host: str) -> bool:
+        return host.lower().rstrip(".") in self.hosts
+
+    def allows_address(self, address: IPAddress) -> bool:
+        return any(address in network for network in self.networks)
+
+
+def blocked_reason(address: IPAddress) -> str | None:
+    """Why ``address`` is not public, or None when it is."""
+    for candidate in _embedded(address):
+        if candidate.is_loopback:
+            return "loopback"
+        if candidate.is_link_local:
+            return "link-local (cloud metadata lives here)"
+        if candidate.is_multicast:
+            return "multicast"
+        if candidate.is_unspecified:
+            return "unspecified"
+        if not candidate.is_global:
+            return "private or reserved"
+    return None
+
+
+def _embedded(address: IPAddress) -> list[IPAddress]:
+    """The address and every IPv4 address an IPv6 form carries inside it."""
+    found: list[IPAddress] = [address]
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            found.append(address.ipv4_mapped)
+        if address.sixtofour is not None:
+            found.append(address.sixtofour)
+        if address.teredo is not None:
+            found.extend(address.teredo)
+        if address in _NAT64:
+            found.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+    return found
+
+
+async def system_resolver(host: str, port: int) -> list[str]:
+    """Every address ``host`` resolves to (``getaddrinfo``, off the event loop)."""
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise AddressRefused(f"cannot resolve {host!r}: {exc.strerror}") from None
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+async def checked_address(
+    host: str, port: int, allow: AllowList, resolve: Resolver = system_resolver
+) -> IPAddress:
+    """Resolve ``host`` and return the address to connect to; raise :class:`AddressRefused`
+    when any address it resolves to is not allowed (a name that mixes public and private
+    answers is refused as a whole)."""
+    try:
+        addresses = [ipaddress.ip_address(host.strip("[]"))]
+    except ValueError:
+        addresses = [ipaddress.ip_address(a.split("%")[0]) for a in await resolve(host, port)]
+    if not addresses:
+        raise AddressRefused(f"{host!r} resolves to no address")
+    if allow.allows_host(host):
+        return addresses[0]
+    for address in addresses:
+        reason = blocked_reason(address)
+        if reason is not None and not allow.allows_address(address):
+            shown = host if str(address) == host.strip("[]") else f"{host} ({address})"
+            raise AddressRefused(
+                f"refusing to connect to {shown}: {reason} address; "
+                "list it in ORDINAUT_HTTP_ALLOW to allow it"
+            )
+    return addresses[0]
