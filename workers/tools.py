@@ -81,8 +81,9 @@ def build_tools(settings: Settings, pool: AsyncConnectionPool[Connection]) -> Wo
 
 
 def events_publisher(pool: AsyncConnectionPool[Connection]) -> Handler:
-    """``events.publish {topic, payload}``: publish as the task's owner, who only triggers
-    their own event tasks (as ``POST /events`` by that agent would)."""
+    """``events.publish {topic, payload}``: publish as the task's owner and start only that
+    owner's matching event tasks (even for an admin: a pipeline never starts other agents'
+    tasks)."""
 
     async def publish(arguments: dict[str, Any], context: CallContext) -> dict[str, Any]:
         try:
