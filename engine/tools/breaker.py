@@ -14,12 +14,15 @@ means the endpoint works and the request was wrong. The clock is injected for te
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from engine.errors import CircuitOpen, StepError
+
+log = logging.getLogger("ordinaut.tools")
 
 DEFAULT_FAILURE_THRESHOLD = 5
 DEFAULT_COOLDOWN_SECONDS = 30.0
@@ -73,7 +76,7 @@ class CircuitBreakers:
             yield
         except StepError as exc:
             if exc.retryable:
-                self._failed(circuit)
+                self._failed(key, circuit)
             elif probe:
                 self._succeeded(circuit)  # the endpoint answered: it is up
             raise
@@ -84,10 +87,17 @@ class CircuitBreakers:
         else:
             self._succeeded(circuit)
 
-    def _failed(self, circuit: Circuit) -> None:
+    def _failed(self, key: str, circuit: Circuit) -> None:
         circuit.failures += 1
         circuit.probing = False
         if circuit.opened_at is not None or circuit.failures >= self.failure_threshold:
+            if circuit.opened_at is None:
+                log.warning(
+                    "circuit opened for %s after %d failures in a row; failing fast for %gs",
+                    key,
+                    circuit.failures,
+                    self.cooldown_seconds,
+                )
             circuit.opened_at = self.clock()
 
     def _succeeded(self, circuit: Circuit) -> None:
