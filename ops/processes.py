@@ -123,7 +123,10 @@ async def _worker_main(
 ) -> None:
     assert settings.database_url
     pool = create_pool(
-        settings.database_url, max_size=min(concurrency, 8) + 2, name="ordinaut-worker"
+        settings.database_url,
+        max_size=min(concurrency, 8) + 2,
+        name="ordinaut-worker",
+        check_on_checkout=False,
     )
     await pool.open(wait=False)
 
@@ -138,7 +141,7 @@ async def _worker_main(
     bind_log_context(worker_id=worker.worker_id)
 
     async def health() -> tuple[bool, dict[str, Any]]:
-        return True, {"worker_id": worker.worker_id, "processed": worker.processed}
+        return worker.health()
 
     server = await serve_metrics("0.0.0.0", metrics_port, health) if metrics_port else None
     metrics.WORKER_CONCURRENCY.set(concurrency)

@@ -177,6 +177,7 @@ class Completer:
         for run in result.written:
             metrics.RUNS.labels(run["status"], run["trigger"]).inc()
             metrics.RUN_DURATION.labels(run["status"]).observe(seconds.get(run["id"], 0.0))
+        _log_failures(batch, result)
         for run_id in result.kept:
             metrics.RUN_DURATION.labels("failed").observe(seconds.get(run_id, 0.0))
         metrics.RETRIES.inc(len(result.kept))
@@ -189,3 +190,27 @@ class Completer:
                 lost,
                 extra={"worker_id": self.worker_id},
             )
+
+
+def _log_failures(batch: list[Outcome], result: due_work_store.CompletionResult) -> None:
+    """One line per failed attempt: a warning when the run is dead, info when it retries."""
+    outcomes = {outcome.row["id"]: outcome for outcome in batch}
+    dead = {run["id"] for run in result.written if run["status"] == "dead"}
+    for run_id in [*dead, *result.kept]:
+        outcome = outcomes.get(run_id)
+        if outcome is None or outcome.result.error is None:
+            continue
+        error = outcome.result.error
+        log.log(
+            logging.WARNING if run_id in dead else logging.INFO,
+            "run %s: %s: %s",
+            "dead" if run_id in dead else f"attempt {outcome.row['attempt']} failed, retrying",
+            error.type,
+            error.message,
+            extra={
+                "run_id": str(run_id),
+                "task_id": str(outcome.row["task_id"]),
+                "step_id": error.step_id,
+                "error_type": error.type,
+            },
+        )

@@ -38,6 +38,7 @@ from engine.pipeline import Executor, PipelineOutcome, RunError, RunInfo, StepRe
 from engine.tools import ToolRouter
 from engine.tools.builtin import BuiltinTransport
 from observability import metrics
+from observability.logging import bind_log_context
 from ops.settings import Settings
 from store import due_work as due_work_store
 from store.db import Connection, Row
@@ -85,6 +86,7 @@ class Worker:
         self._inflight: dict[Any, _Inflight] = {}
         self._reserved = 0  # slots promised to leases under way
         self._executor_cache: Executor | None = None
+        self._loops: dict[str, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
         self._stopping = False
         self._router = self.tools or ToolRouter({"builtin": BuiltinTransport()})
@@ -109,6 +111,18 @@ class Worker:
     def processed(self) -> int:
         return self._completer.processed
 
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        """Healthy while every loop of the worker is alive."""
+        dead = sorted(name for name, task in self._loops.items() if task.done())
+        details: dict[str, Any] = {
+            "worker_id": self.worker_id,
+            "processed": self.processed,
+            "inflight": len(self._inflight),
+        }
+        if dead:
+            details["stopped_loops"] = dead
+        return not dead and not self._stopping, details
+
     # -- lifecycle --------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -116,21 +130,20 @@ class Worker:
         metrics.WORKER_CONCURRENCY.set(self.concurrency)
         await self._maintenance.register()
         assert self.settings.database_url
-        background = [
-            asyncio.create_task(
-                listen(
-                    self.settings.database_url,
-                    on_wake=self._wake.set,
-                    on_cancel=self._cancel_requested,
-                    worker_id=self.worker_id,
-                ),
-                name="listen",
-            ),
-            asyncio.create_task(self._completer.run(), name="complete"),
-            asyncio.create_task(self._lease_heartbeat(), name="lease-heartbeat"),
-            asyncio.create_task(self._maintenance.run(), name="maintenance"),
-        ]
-        lease_loop = asyncio.create_task(self._lease_loop(), name="lease")
+        listener = listen(
+            self.settings.database_url,
+            on_wake=self._wake.set,
+            on_cancel=self._cancel_requested,
+            worker_id=self.worker_id,
+        )
+        self._loops = {
+            "listen": asyncio.create_task(listener),
+            "complete": asyncio.create_task(self._completer.run()),
+            "lease-heartbeat": asyncio.create_task(self._lease_heartbeat()),
+            "maintenance": asyncio.create_task(self._maintenance.run()),
+        }
+        background = list(self._loops.values())
+        lease_loop = self._loops["lease"] = asyncio.create_task(self._lease_loop())
         await stop.wait()
         log.info("stopping: no new leases", extra={"worker_id": self.worker_id})
         self._stopping = True
@@ -254,6 +267,8 @@ class Worker:
         )
 
     async def _execute(self, entry: _Inflight) -> None:
+        # This task runs in its own copy of the logging context: tool logs carry the run.
+        bind_log_context(run_id=str(entry.row["id"]), task_id=str(entry.row["task_id"]))
         row = entry.row
         outcome = PipelineOutcome()
         started = time.perf_counter()
