@@ -161,7 +161,7 @@ async def save_expansion_state(
     if not updates:
         return
     # One JSON document instead of three arrays: psycopg dumps array elements one by one in
-    # Python, json.dumps is C; jsonb_to_recordset types the rows back on the server.
+    # Python, json.dumps is C; the server casts each element back.
     items = [[str(task_id), _iso(mark), _iso(next_at)] for task_id, mark, next_at in updates]
     await conn.execute(
         """
