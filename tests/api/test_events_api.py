@@ -90,7 +90,7 @@ async def test_deep_topics_match_segment_by_segment(client: httpx.AsyncClient) -
 
 async def test_an_agents_events_reach_only_its_own_tasks(
     client: httpx.AsyncClient, make_agent
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     alice = await make_agent("tasks:write", "tasks:read", "events:publish")
     bob = await make_agent("tasks:write", "tasks:read", "events:publish")
     alices = await event_task(alice.client, "deploy.done")
@@ -121,7 +121,7 @@ async def test_invalid_events_are_422(client: httpx.AsyncClient, body: dict, pat
     assert response.json()["error"]["details"][0]["path"] == path
 
 
-async def test_publishing_needs_the_scope(make_agent) -> None:  # type: ignore[no-untyped-def]
+async def test_publishing_needs_the_scope(make_agent) -> None:
     writer = await make_agent("tasks:write")
     response = await writer.client.post("/events", json={"topic": "a.b"})
     assert response.status_code == 403

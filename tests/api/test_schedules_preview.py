@@ -158,7 +158,7 @@ async def test_invalid_input_is_a_422_naming_the_field(
     assert any(d["path"] == path and reason in d["message"] for d in error["details"]), error
 
 
-async def test_preview_needs_tasks_read(make_agent) -> None:  # type: ignore[no-untyped-def]
+async def test_preview_needs_tasks_read(make_agent) -> None:
     body = {"schedule_kind": "cron", "schedule_expr": "* * * * *"}
     reader = await make_agent("tasks:read")
     assert (await reader.client.post("/schedules/preview", json=body)).status_code == 200

@@ -174,7 +174,7 @@ async def test_delete_cancels_and_hides(client: httpx.AsyncClient, app: FastAPI)
     assert task["id"] not in [t["id"] for t in listed]
 
 
-async def test_another_agents_task_is_not_found(client: httpx.AsyncClient, make_agent) -> None:  # type: ignore[no-untyped-def]
+async def test_another_agents_task_is_not_found(client: httpx.AsyncClient, make_agent) -> None:
     task = await create(client)
     other = await make_agent("tasks:read", "tasks:write")
     for method, path, body in [
@@ -192,7 +192,7 @@ async def test_another_agents_task_is_not_found(client: httpx.AsyncClient, make_
     assert (await client.get(f"/tasks/{task['id']}")).json()["status"] == "active"
 
 
-async def test_lifecycle_needs_tasks_write(client: httpx.AsyncClient, make_agent) -> None:  # type: ignore[no-untyped-def]
+async def test_lifecycle_needs_tasks_write(client: httpx.AsyncClient, make_agent) -> None:
     task = await create(client)
     reader = await make_agent("tasks:read")
     assert (await reader.client.post(f"/tasks/{task['id']}/pause")).status_code == 403

@@ -110,7 +110,7 @@ def minutes(*offsets: int) -> list[datetime]:
     return [T0 + timedelta(minutes=m) for m in offsets]
 
 
-async def test_a_tick_materialises_what_falls_within_the_horizon(pool) -> None:  # type: ignore[no-untyped-def]
+async def test_a_tick_materialises_what_falls_within_the_horizon(pool) -> None:
     async with pool.connection() as conn:
         task = await add_task(conn, await owner(conn), "cron", "* * * * *")
     clock = Clock(T0 + timedelta(seconds=45))
@@ -126,7 +126,7 @@ async def test_a_tick_materialises_what_falls_within_the_horizon(pool) -> None: 
     assert state["next_expand_at"] == T0 + timedelta(minutes=2)
 
 
-async def test_three_schedulers_never_duplicate_an_occurrence(pool) -> None:  # type: ignore[no-untyped-def]
+async def test_three_schedulers_never_duplicate_an_occurrence(pool) -> None:
     async with pool.connection() as conn:
         agent = await owner(conn)
         tasks = [await add_task(conn, agent, "cron", "* * * * *") for _ in range(120)]
@@ -154,7 +154,7 @@ async def test_three_schedulers_never_duplicate_an_occurrence(pool) -> None:  # 
         ("none", [1, 9, 10]),
     ],
 )
-async def test_a_restart_follows_catch_up(pool, catch_up: str, expected: list[int]) -> None:  # type: ignore[no-untyped-def]
+async def test_a_restart_follows_catch_up(pool, catch_up: str, expected: list[int]) -> None:
     async with pool.connection() as conn:
         task = await add_task(conn, await owner(conn), "cron", "* * * * *", catch_up=catch_up)
     before = Scheduler(SETTINGS, pool, clock=Clock(T0 + timedelta(seconds=55)))
@@ -166,7 +166,7 @@ async def test_a_restart_follows_catch_up(pool, catch_up: str, expected: list[in
         assert await occurrences(conn, task) == minutes(*expected)
 
 
-async def test_catch_up_all_works_through_a_long_backlog_in_batches(pool) -> None:  # type: ignore[no-untyped-def]
+async def test_catch_up_all_works_through_a_long_backlog_in_batches(pool) -> None:
     async with pool.connection() as conn:
         task = await add_task(conn, await owner(conn), "cron", "* * * * *", catch_up="all")
     scheduler = Scheduler(SETTINGS, pool, clock=Clock(T0 + timedelta(hours=1, seconds=5)))
@@ -191,7 +191,7 @@ async def _finish_all(conn: Connection, task: Any) -> None:
         await tasks_store.complete_finished_tasks(conn, [task])
 
 
-async def test_count_exhausted_completes_once_the_last_run_ends(pool) -> None:  # type: ignore[no-untyped-def]
+async def test_count_exhausted_completes_once_the_last_run_ends(pool) -> None:
     start = (T0 + timedelta(minutes=1)).strftime("%Y%m%dT%H%M%SZ")
     async with pool.connection() as conn:
         task = await add_task(
@@ -206,7 +206,7 @@ async def test_count_exhausted_completes_once_the_last_run_ends(pool) -> None:  
         assert (await task_row(conn, task))["status"] == "completed"
 
 
-async def test_until_passed_with_nothing_to_run_completes_at_the_tick(pool) -> None:  # type: ignore[no-untyped-def]
+async def test_until_passed_with_nothing_to_run_completes_at_the_tick(pool) -> None:
     until = (T0 + timedelta(minutes=3)).strftime("%Y%m%dT%H%M%SZ")
     async with pool.connection() as conn:
         task = await add_task(
@@ -218,7 +218,7 @@ async def test_until_passed_with_nothing_to_run_completes_at_the_tick(pool) -> N
         assert (await task_row(conn, task))["status"] == "completed"
 
 
-async def test_dst_gap_in_the_scheduler(pool) -> None:  # type: ignore[no-untyped-def]
+async def test_dst_gap_in_the_scheduler(pool) -> None:
     """Cron 02:30 New York on the spring-forward night runs once, at 03:00 EDT."""
     created = datetime(2026, 3, 7, 12, tzinfo=UTC)
     async with pool.connection() as conn:
