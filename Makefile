@@ -31,11 +31,12 @@ test: lint
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit
 
+# Not part of `make test`: ~15 minutes; e.g. make bench BENCH_ARGS="--runs 2000 --stability-runs 20000"
 bench: $(STAMP)
-	$(BIN)/python -m tests.load.bench
+	$(BIN)/python -m tests.load.bench $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .bench-venv .mypy_cache .ruff_cache .pytest_cache
 
 schema-snapshot: $(STAMP)
 	$(BIN)/python -m tests.schema_snapshot

@@ -1,7 +1,11 @@
 """Drain benchmark: N no-op runs (``debug.echo``) queued at once, drained by W worker
 processes; runs/s from the first start to the last finish, as the database records them.
 
-    python -m tests.load.drain --runs 20000 --workers 1 2 --concurrency 50
+    python -m tests.load.drain --runs 20000 --workers 1 2 --concurrency 50 [--workers-first]
+
+``--workers-first`` (what ``make bench`` uses, like it does for the peers) starts the workers
+and lets them idle before all runs land in one transaction, so that no worker's start-up is
+inside the measured span.
 
 Uses ``DATABASE_URL`` when set, else a private PostgreSQL with fsync and synchronous commit
 on (the production defaults) that is removed afterwards.
@@ -16,14 +20,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import psycopg
 from psycopg.rows import dict_row
 
 from ops.embedded_pg import EmbeddedPostgres
+from store.due_work import WAKE_CHANNEL
 
 REPO = Path(__file__).resolve().parents[2]
 NOOP_PIPELINE = [{"id": "echo", "uses": "debug.echo", "with": {"n": "${run.attempt}"}}]
@@ -37,12 +42,16 @@ class DrainResult:
     seconds: float
     runs_per_second: float
     worker_rss_mb: list[float]
+    worker_peak_rss_mb: list[float] = field(default_factory=list)  # VmHWM
 
 
 def prepare(url: str) -> str:
     """Migrate and create one event task whose pipeline is a no-op; return its id."""
     subprocess.run(
-        [sys.executable, "-m", "ops.cli", "migrate"], cwd=REPO, env=_env(url), check=True,
+        [sys.executable, "-m", "ops.cli", "migrate"],
+        cwd=REPO,
+        env=_env(url),
+        check=True,
         capture_output=True,
     )
     with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
@@ -63,50 +72,132 @@ def prepare(url: str) -> str:
         return str(task["id"])
 
 
+_INSERT_RUNS = """
+INSERT INTO due_work (id, task_id, scheduled_for, run_at, priority, trigger)
+SELECT gen_random_uuid(), %s, now() + make_interval(secs => g * 1e-6), now(), 5, 'manual'
+  FROM generate_series(1, %s) AS g
+"""
+
+
 def enqueue(url: str, task_id: str, count: int) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("TRUNCATE runs")
-        conn.execute(
-            """
-            INSERT INTO due_work (id, task_id, scheduled_for, run_at, priority, trigger)
-            SELECT gen_random_uuid(), %s, now() + make_interval(secs => g * 1e-6), now(), 5,
-                   'manual'
-              FROM generate_series(1, %s) AS g
-            """,
-            (task_id, count),
-        )
+        conn.execute(_INSERT_RUNS, (task_id, count))
         conn.execute("VACUUM ANALYZE due_work")
 
 
-def drain(url: str, task_id: str, *, runs: int, workers: int, concurrency: int) -> DrainResult:
-    enqueue(url, task_id, runs)
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "ops.cli", "worker", "--concurrency", str(concurrency)],
-            cwd=REPO, env=_env(url), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        for _ in range(workers)
-    ]
+def enqueue_and_wake(url: str, task_id: str, count: int) -> None:
+    """Queue ``count`` runs in one transaction that also wakes the (running) workers, as
+    the API does: they all become visible at the same instant."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("VACUUM due_work")  # the previous drain's dead rows
+        with conn.transaction():
+            conn.execute("TRUNCATE runs")
+            conn.execute(_INSERT_RUNS, (task_id, count))
+            # ANALYZE sees this transaction's own rows: the lease plans with real numbers.
+            conn.execute("ANALYZE due_work")
+            conn.execute("SELECT pg_notify(%s, '')", (WAKE_CHANNEL,))
+
+
+def wait_registered(url: str, procs: Workers, *, settle: float, timeout: float = 60.0) -> None:
+    """Wait until every worker has registered (it then LISTENs and idles), then ``settle``
+    seconds more."""
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(url, autocommit=True) as conn:
+        while True:
+            row = conn.execute(
+                "SELECT count(*) FROM workers WHERE pid = ANY(%s)", ([p.pid for p in procs.procs],)
+            ).fetchone()
+            if row and row[0] >= len(procs.procs):
+                break
+            procs.check_alive()
+            if time.monotonic() > deadline:
+                raise RuntimeError("the workers did not register in time")
+            time.sleep(0.1)
+    time.sleep(settle)
+
+
+@dataclass
+class Workers:
+    """Real ``ordinaut worker`` processes; each one's stderr is kept in a temporary file so
+    that a crash can be reported."""
+
+    procs: list[subprocess.Popen[bytes]]
+    logs: list[IO[bytes]]
+
+    @classmethod
+    def start(cls, url: str, workers: int, concurrency: int) -> Workers:
+        argv = [sys.executable, "-m", "ops.cli", "worker", "--concurrency", str(concurrency)]
+        logs: list[IO[bytes]] = [tempfile.TemporaryFile() for _ in range(workers)]  # noqa: SIM115 - closed by stop()
+        procs = [
+            subprocess.Popen(argv, cwd=REPO, env=_env(url), stdout=subprocess.DEVNULL, stderr=log)
+            for log in logs
+        ]
+        return cls(procs, logs)
+
+    def check_alive(self) -> None:
+        """Raise if a worker exited (the run would otherwise wait for its deadline)."""
+        for proc, log in zip(self.procs, self.logs, strict=True):
+            if proc.poll() is not None:
+                log.seek(0)
+                tail = log.read().decode(errors="replace")[-2000:]
+                raise RuntimeError(f"worker {proc.pid} exited with {proc.returncode}: {tail}")
+
+    def rss_mb(self, field: str = "VmRSS") -> list[float]:
+        return [rss_mb(proc.pid, field) for proc in self.procs]
+
+    def stop(self) -> None:
+        """SIGTERM every worker and wait for each (SIGKILL after a minute)."""
+        for proc in self.procs:
+            proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        for log in self.logs:
+            log.close()
+
+
+def drain(
+    url: str,
+    task_id: str,
+    *,
+    runs: int,
+    workers: int,
+    concurrency: int,
+    workers_first: bool = False,
+    settle: float = 2.0,
+) -> DrainResult:
+    """Drain ``runs`` queued runs with ``workers`` processes. By default the runs are queued
+    before the workers start; ``workers_first`` starts the workers, waits until they idle
+    and then queues everything at once (so that no worker's start-up counts)."""
+    if not workers_first:
+        enqueue(url, task_id, runs)
+    procs = Workers.start(url, workers, concurrency)
     rss: list[float] = []
     try:
+        if workers_first:
+            wait_registered(url, procs, settle=settle)
+            enqueue_and_wake(url, task_id, runs)
         with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
             deadline = time.monotonic() + max(120.0, runs / 50)
             while _count(conn) < runs:
+                procs.check_alive()
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"drain did not finish: {_count(conn)}/{runs}")
                 time.sleep(0.25)
-            rss = [_rss_mb(p.pid) for p in procs]
+            rss = procs.rss_mb()
+            peak = procs.rss_mb("VmHWM")
             span = conn.execute(
                 "SELECT extract(epoch FROM max(finished_at) - min(started_at)) AS s FROM runs"
             ).fetchone()
             assert span
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            proc.wait(timeout=60)
+        procs.stop()
     seconds = float(span["s"])
-    return DrainResult(workers, concurrency, runs, seconds, runs / seconds, rss)
+    return DrainResult(workers, concurrency, runs, seconds, runs / seconds, rss, peak)
 
 
 def _count(conn: psycopg.Connection[Any]) -> int:
@@ -114,9 +205,10 @@ def _count(conn: psycopg.Connection[Any]) -> int:
     return int(row["n"]) if row else 0
 
 
-def _rss_mb(pid: int) -> float:
+def rss_mb(pid: int, field: str = "VmRSS") -> float:
+    """Resident memory of a process in MiB (``VmHWM``: its peak so far)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return 0.0
 
@@ -136,6 +228,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=20000)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument(
+        "--workers-first",
+        action="store_true",
+        help="start the workers, let them idle, then queue the runs in one transaction",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as home:
         cluster = None if os.environ.get("DATABASE_URL") else private_postgres(Path(home))
@@ -144,7 +241,12 @@ def main() -> None:
             task_id = prepare(url)
             for workers in args.workers:
                 result = drain(
-                    url, task_id, runs=args.runs, workers=workers, concurrency=args.concurrency
+                    url,
+                    task_id,
+                    runs=args.runs,
+                    workers=workers,
+                    concurrency=args.concurrency,
+                    workers_first=args.workers_first,
                 )
                 print(json.dumps(asdict(result)))
         finally:

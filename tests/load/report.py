@@ -1,0 +1,258 @@
+"""The benchmark's results, the issue's targets evaluated on them, and the printed table."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from tests.load.api_rate import Rate
+from tests.load.drain import DrainResult
+from tests.load.latency import RunNowLatency, ScheduledDelay
+from tests.load.peers.runner import PeerDrain
+from tests.load.pgbench_limit import PgbenchResult
+from tests.load.stability import Stability
+
+# PgQueuer as the target compares it: its default dequeue batch (10), at most 50 jobs in
+# flight per process like Ordinaut's --concurrency 50. The tuned configuration (batch 50) is
+# shown beside it.
+PGQUEUER_DEFAULT = {"batch_size": 10, "concurrency": 50}
+PGQUEUER_TUNED = {"batch_size": 50, "concurrency": 100}  # PgQueuer wants ≥ 2 x batch
+
+
+@dataclass
+class PassResults:
+    """Everything measured with one durability setting."""
+
+    async_commit: bool
+    ordinaut: list[DrainResult] = field(default_factory=list)
+    peers: list[PeerDrain] = field(default_factory=list)
+    pgbench: list[PgbenchResult] = field(default_factory=list)
+    run_now: RunNowLatency | None = None
+    scheduled: ScheduledDelay | None = None
+    stability: Stability | None = None
+    api: list[Rate] = field(default_factory=list)
+    load_average: dict[str, list[float]] = field(default_factory=dict)  # per section
+    notes: list[str] = field(default_factory=list)  # sections that failed or were skipped
+
+    def ordinaut_drain(self, workers: int) -> DrainResult | None:
+        return next((r for r in self.ordinaut if r.workers == workers), None)
+
+    def peer(self, system: str, workers: int, options: dict[str, int]) -> PeerDrain | None:
+        return next(
+            (
+                r
+                for r in self.peers
+                if r.system == system
+                and r.workers == workers
+                and all(r.options.get(k) == v for k, v in options.items())
+            ),
+            None,
+        )
+
+    def pgbench_best(self, batch: int) -> PgbenchResult | None:
+        runs = [r for r in self.pgbench if r.batch == batch]
+        return max(runs, key=lambda r: r.jobs_per_second) if runs else None
+
+    def worker_rss_mb(self) -> float | None:
+        """The largest Ordinaut worker RSS seen: peaks of the drains, end of stability."""
+        values = [v for r in self.ordinaut for v in r.worker_peak_rss_mb or r.worker_rss_mb]
+        if self.stability:
+            values += self.stability.worker_rss_mb_end
+        return max(values) if values else None
+
+
+@dataclass
+class Target:
+    name: str
+    measured: float | None
+    limit: float
+    higher_is_better: bool
+    unit: str
+
+    @property
+    def passed(self) -> bool | None:
+        if self.measured is None or math.isnan(self.measured):
+            return None
+        if self.higher_is_better:
+            return self.measured >= self.limit
+        return self.measured <= self.limit
+
+    @property
+    def verdict(self) -> str:
+        return {True: "PASS", False: "FAIL", None: "n/a"}[self.passed]
+
+    def goal(self) -> str:
+        sign = "≥" if self.higher_is_better else "≤"
+        return f"{sign} {_num(self.limit)}{self.unit}"
+
+
+def _ratio(numerator: float | None, denominator: float | None) -> float | None:
+    if numerator is None or not denominator:
+        return None
+    return numerator / denominator
+
+
+def targets(results: PassResults) -> list[Target]:
+    """The issue's targets, evaluated on what this pass measured (None: not measured)."""
+    ordinaut = results.ordinaut_drain(2)
+    rate = ordinaut.runs_per_second if ordinaut else None
+    pgq = results.peer("pgqueuer", 2, PGQUEUER_DEFAULT)
+    proc = results.peer("procrastinate", 2, {})
+    bench = results.pgbench_best(50)
+    run_now = results.run_now
+    found = [
+        Target(
+            "Ordinaut / PgQueuer (2 processes)",
+            _ratio(rate, pgq.runs_per_second if pgq else None),
+            1.0,
+            True,
+            "x",
+        ),
+        Target(
+            "Ordinaut / Procrastinate (2 processes)",
+            _ratio(rate, proc.runs_per_second if proc else None),
+            10.0,
+            True,
+            "x",
+        ),
+        Target(
+            "Ordinaut / pgbench 50 jobs per transaction",
+            _ratio(rate, bench.jobs_per_second if bench else None),
+            0.25,
+            True,
+            "x",
+        ),
+    ]
+    if results.async_commit:
+        return found
+    stability = results.stability
+    return [
+        *found,
+        Target("run_now → start p50", run_now.start.p50 if run_now else None, 5, False, " ms"),
+        Target("run_now → start p99", run_now.start.p99 if run_now else None, 20, False, " ms"),
+        Target(
+            "scheduled start delay p99",
+            results.scheduled.delay.p99 if results.scheduled else None,
+            100,
+            False,
+            " ms",
+        ),
+        Target(
+            "stability: last 10 % / first 10 %",
+            stability.last_over_first if stability else None,
+            0.9,
+            True,
+            "x",
+        ),
+        Target("worker RSS at concurrency 50", results.worker_rss_mb(), 150, False, " MB"),
+    ]
+
+
+# -- the table ----------------------------------------------------------------------------
+
+
+def _num(value: float | None, digits: int = 0) -> str:
+    if value is None or math.isnan(value):
+        return "—"
+    if abs(value) < 10 and digits == 0:
+        digits = 2 if abs(value) < 1 else 1
+    return f"{value:,.{digits}f}".replace(",", " ")
+
+
+def _rate(value: float | None, unit: str = "/s") -> str:
+    return f"{_num(value)} {unit}" if value is not None else "—"
+
+
+def _rows(results: PassResults) -> list[tuple[str, str]]:
+    """(measurement, value) lines of the table, in the issue's order."""
+    rows: list[tuple[str, str]] = []
+    for r in sorted(results.ordinaut, key=lambda r: r.workers):
+        rows.append(
+            (
+                f"Ordinaut drain, {r.workers} worker(s) x {r.concurrency}",
+                f"{_rate(r.runs_per_second, 'runs/s')}  ({r.runs} in {r.seconds:.1f} s)",
+            )
+        )
+    for p in sorted(results.peers, key=lambda p: (p.system, p.options.get("batch_size", 0))):
+        extra = f", batch {p.options['batch_size']}" if p.system == "pgqueuer" else ""
+        rows.append(
+            (
+                f"{p.system} {p.version} drain, {p.workers} process(es){extra}",
+                f"{_rate(p.runs_per_second, 'jobs/s')}  ({p.runs} in {p.seconds:.1f} s)",
+            )
+        )
+    for batch in (50, 1):
+        best = results.pgbench_best(batch)
+        if best:
+            rows.append(
+                (
+                    f"pgbench lease+delete+history, {batch} job(s)/transaction",
+                    f"{_rate(best.jobs_per_second, 'jobs/s')}  (best: {best.clients} clients)",
+                )
+            )
+    if results.run_now:
+        start, wall = results.run_now.start, results.run_now.wall
+        rows.append(
+            (
+                "run_now → start p50/p95/p99 (scheduled_for → started_at)",
+                f"{_num(start.p50, 1)} / {_num(start.p95, 1)} / {_num(start.p99, 1)} ms"
+                f"  ({start.samples} samples)",
+            )
+        )
+        rows.append(
+            (
+                "run_now POST sent → started_at p50/p95/p99 (wall clock)",
+                f"{_num(wall.p50, 1)} / {_num(wall.p95, 1)} / {_num(wall.p99, 1)} ms",
+            )
+        )
+    if results.scheduled:
+        delay = results.scheduled.delay
+        rows.append(
+            (
+                f"scheduled start delay p50/p99 ({results.scheduled.tasks} once tasks)",
+                f"{_num(delay.p50, 1)} / {_num(delay.p99, 1)} ms  (max {_num(delay.max, 1)})",
+            )
+        )
+    if results.stability:
+        s = results.stability
+        rows.append(
+            (
+                f"stability over {s.runs} runs: first → last 10 %",
+                f"{_num(s.first)} → {_num(s.last)} runs/s",
+            )
+        )
+    for rate in results.api:
+        rows.append(
+            (
+                f"{rate.route} ({rate.concurrency} in flight, {rate.tool})",
+                f"{_rate(rate.requests_per_second, 'req/s')}  (p50 {_num(rate.p50_ms, 1)},"
+                f" p99 {_num(rate.p99_ms, 1)} ms)",
+            )
+        )
+    rss = results.worker_rss_mb()
+    if rss is not None:
+        rows.append(("Ordinaut worker RSS, largest seen", f"{_num(rss, 1)} MB"))
+    return rows
+
+
+def render(results: PassResults, header: str) -> str:
+    """The measurements, then the targets with ratios and PASS/FAIL."""
+    lines = [header, ""]
+    measured = _rows(results)
+    width = max((len(label) for label, _ in measured), default=20) + 2
+    lines += [f"  {label:<{width}}{value}" for label, value in measured]
+    found = targets(results)
+    if found:
+        lines += ["", "  targets:"]
+        name_width = max(len(t.name) for t in found) + 2
+        for t in found:
+            shown = _fmt_target(t)
+            lines.append(f"  {t.name:<{name_width}}{shown:>12}   {t.goal():<10} {t.verdict}")
+    lines += [f"  note: {note}" for note in results.notes]
+    return "\n".join(lines)
+
+
+def _fmt_target(target: Target) -> str:
+    if target.unit == "x":
+        return f"{_num(target.measured, 2)}x"
+    return f"{_num(target.measured, 1)}{target.unit}"
