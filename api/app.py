@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -9,9 +10,23 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from psycopg_pool import AsyncConnectionPool
 
+from api.audit import AuditMiddleware
 from api.errors import install_error_handlers
-from api.middleware import RequestContextMiddleware
-from api.routers import agents, events, health, runs, schedules, task_lifecycle, tasks, tools
+from api.housekeeping import run_housekeeping
+from api.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from api.openapi import install_openapi
+from api.ratelimit import RateLimiter
+from api.routers import (
+    agents,
+    audit,
+    events,
+    health,
+    runs,
+    schedules,
+    task_lifecycle,
+    tasks,
+    tools,
+)
 from engine.catalog import Catalog, file_catalog
 from engine.tokens import display_prefix, hash_token
 from observability import metrics
@@ -44,9 +59,16 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await pool.open(wait=False)
         await _bootstrap_admin(pool, settings)
+        stop = asyncio.Event()
+        housekeeping = asyncio.create_task(
+            run_housekeeping(pool, audit_retention_days=settings.audit_retention_days, stop=stop)
+        )
         try:
             yield
         finally:
+            stop.set()
+            housekeeping.cancel()
+            await asyncio.gather(housekeeping, return_exceptions=True)
             await pool.close()
 
     app = FastAPI(
@@ -58,10 +80,16 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.state.pool = pool
     app.state.catalog_provider = _catalog_provider
+    app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
     install_error_handlers(app)
     metrics.register("api")  # the HTTP metrics the middleware records
+    # Added innermost first: RequestContext (request id, metrics, last-resort 500) wraps
+    # BodyLimit (413 before parsing) wraps Audit (audit log, response hooks).
+    app.add_middleware(AuditMiddleware)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
-    for module in (health, tasks, task_lifecycle, schedules, events, runs, agents, tools):
+    install_openapi(app)
+    for module in (health, tasks, task_lifecycle, schedules, events, runs, agents, tools, audit):
         app.include_router(module.router)
     return app
 

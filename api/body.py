@@ -9,16 +9,36 @@ from fastapi import Request
 
 from engine.errors import Problem, ValidationFailed
 
+MAX_DEPTH = 64
+
 
 async def json_body(request: Request) -> Any:
-    """The request body parsed as JSON; a 422 naming ``$`` when it is not JSON."""
+    """The request body parsed as JSON; a 422 naming ``$`` when it is not JSON or nests
+    deeper than :data:`MAX_DEPTH` (deeper documents would exhaust the recursion of the
+    validators and serialisers further on)."""
     raw = await request.body()
     if not raw.strip():
         raise ValidationFailed([Problem("$", "a JSON body is required", "missing")])
     try:
-        return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        document = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
         raise ValidationFailed([Problem("$", f"body is not valid JSON: {exc}", "json")]) from None
+    if _too_deep(document, MAX_DEPTH):
+        raise ValidationFailed([Problem("$", f"nested deeper than {MAX_DEPTH} levels", "depth")])
+    return document
+
+
+def _too_deep(value: Any, budget: int) -> bool:
+    """Whether ``value`` nests more than ``budget`` containers deep (iterative)."""
+    pending = [(value, 0)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict | list):
+            if depth >= budget:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            pending.extend((child, depth + 1) for child in children)
+    return False
 
 
 def json_body_openapi(schema: dict[str, Any], example: Any = None) -> dict[str, Any]:

@@ -1,24 +1,46 @@
-"""Request dependencies: the database connection, the caller, and scope checks."""
+"""Request dependencies: the database connection, the caller, and scope checks.
+
+A route states what it needs with one of the aliases at the bottom (``TasksWrite``,
+``Admin``, ``Caller`` ...) or ``Depends(require(scope))``. That is the single mechanism:
+the OpenAPI document (security requirement and description), the audit middleware and the
+authorization-matrix test all read a route's requirement from its dependencies through
+:func:`route_auth`, so a route added later is covered without further bookkeeping.
+"""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 from uuid import UUID
 
+import psycopg
 from fastapi import Depends, Request
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from engine.catalog import Catalog
-from engine.errors import PermissionDenied, Unauthenticated
-from engine.tokens import hash_token
+from engine.errors import (
+    PermissionDenied,
+    Problem,
+    RateLimited,
+    StoreUnavailable,
+    Unauthenticated,
+    ValidationFailed,
+)
+from engine.tokens import SCOPES, hash_token
+from observability.logging import bind_log_context
 from ops.settings import Settings
 from store import agents as agents_store
 from store.db import Connection
 
+BEARER_SCHEME = "HTTPBearer"
 _bearer = HTTPBearer(
-    auto_error=False, description="An agent token: `Authorization: Bearer ord_...`"
+    scheme_name=BEARER_SCHEME,
+    auto_error=False,
+    description="An agent token: `Authorization: Bearer ord_...` (shown once when the agent "
+    "or the token is created). Each operation names the scope it needs; `admin` implies all.",
 )
 
 
@@ -29,6 +51,7 @@ class Principal:
     agent_id: UUID
     name: str
     scopes: frozenset[str]
+    token_id: UUID | None = None
 
     @property
     def is_admin(self) -> bool:
@@ -44,12 +67,27 @@ class Principal:
 
 
 async def connection(request: Request) -> AsyncIterator[Connection]:
-    """A pooled connection for this request (autocommit; open a transaction to group)."""
-    async with request.app.state.pool.connection() as conn:
-        yield conn
+    """A pooled connection for this request (autocommit; open a transaction to group).
+
+    Driver errors that escape the request are translated here, once for every route: a
+    database that cannot be reached (or a pool with no free connection in time) is a 503,
+    a value the database refuses as data (a NUL character, a number out of range) is a 422
+    rather than a 500.
+    """
+    try:
+        async with request.app.state.pool.connection() as conn:
+            yield conn
+    except psycopg.DataError as exc:
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid value"
+        raise ValidationFailed([Problem("$", message, "data")]) from exc
+    except psycopg.OperationalError as exc:
+        raise StoreUnavailable(f"database unavailable: {type(exc).__name__}") from exc
 
 
-Conn = Annotated[Connection, Depends(connection)]
+# scope="function": the connection goes back to the pool as soon as the handler returns,
+# before the response is sent, so the audit middleware (which needs a connection of its own
+# after the handler) never waits on a pool that its own requests are holding.
+Conn = Annotated[Connection, Depends(connection, scope="function")]
 
 
 def settings_of(request: Request) -> Settings:
@@ -72,19 +110,43 @@ async def authenticate(
     conn: Conn,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    """The agent owning the bearer token; 401 without a valid one."""
-    if credentials is None or credentials.scheme.lower() != "bearer":
+    """The agent owning the bearer token; 401 without a valid one, 429 over its rate.
+
+    No cache: the look-up is one indexed statement, and a deleted agent or a revoked token
+    stops working on its very next request, in every API process.
+    """
+    if credentials is None:
         raise Unauthenticated("missing bearer token (Authorization: Bearer <token>)")
-    row = await agents_store.find_agent_by_token_hash(conn, hash_token(credentials.credentials))
+    row = await agents_store.authenticate(conn, hash_token(credentials.credentials))
     if row is None:
         raise Unauthenticated("invalid or revoked token")
-    principal = Principal(row["id"], row["name"], frozenset(row["scopes"]))
+    principal = Principal(row["id"], row["name"], frozenset(row["scopes"]), row["token_id"])
     request.state.principal = principal
+    bind_log_context(agent_id=str(principal.agent_id))
+    retry_after = request.app.state.rate_limiter.acquire(principal.agent_id)
+    if retry_after is not None:
+        raise RateLimited(
+            f"rate limit of {request.app.state.rate_limiter.per_minute} requests per minute "
+            f"exceeded; retry in {retry_after} s",
+            retry_after,
+        )
     return principal
 
 
-def require(scope: str) -> Callable[[Principal], Awaitable[Principal]]:
-    """A dependency that demands ``scope`` (``admin`` implies every scope)."""
+# id() of each scope check -> its scope (the checks live for ever in require's cache, and
+# dependency callables need not be hashable).
+_SCOPE_OF: dict[int, str] = {}
+
+
+@functools.cache
+def require(scope: str) -> Callable[..., Awaitable[Principal]]:
+    """A dependency that demands ``scope`` (``admin`` implies every scope).
+
+    One function per scope (cached), so FastAPI solves it once per request however many
+    parameters use it.
+    """
+    if scope not in SCOPES:
+        raise ValueError(f"unknown scope {scope!r}")
 
     async def check(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
         if not principal.has(scope):
@@ -92,7 +154,45 @@ def require(scope: str) -> Callable[[Principal], Awaitable[Principal]]:
         return principal
 
     check.__name__ = f"require_{scope.replace(':', '_')}"
+    _SCOPE_OF[id(check)] = scope
     return check
+
+
+@dataclass(frozen=True)
+class RouteAuth:
+    """What a route demands: a valid token at all, and which scopes."""
+
+    authenticated: bool
+    scopes: frozenset[str]
+
+    @property
+    def label(self) -> str:
+        """``tasks:write``, ``any`` (any valid token) or ``none`` (public)."""
+        if not self.authenticated:
+            return "none"
+        return ", ".join(sorted(self.scopes)) or "any"
+
+    @property
+    def read_only(self) -> bool:
+        """Every scope it needs only reads (``POST /tasks/validate``, previews)."""
+        return bool(self.scopes) and all(s.endswith(":read") for s in self.scopes)
+
+
+def route_auth(route: APIRoute) -> RouteAuth:
+    """The requirement a route declares through its dependencies (see module docstring)."""
+    authenticated = False
+    scopes: set[str] = set()
+    pending = [route.dependant]
+    while pending:
+        dependant = pending.pop()
+        call = dependant.call
+        if call is authenticate:
+            authenticated = True
+        elif id(call) in _SCOPE_OF:
+            authenticated = True
+            scopes.add(_SCOPE_OF[id(call)])
+        pending.extend(dependant.dependencies)
+    return RouteAuth(authenticated, frozenset(scopes))
 
 
 Caller = Annotated[Principal, Depends(authenticate)]

@@ -12,9 +12,11 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.idempotency import IdempotentReplay
 from engine.errors import (
     Conflict,
     NotFound,
@@ -54,17 +56,24 @@ _HTTP_CODES = {
 }
 
 
-def error_body(
-    request: Request, code: str, message: str, details: list[Any] | None = None
+def error_document(
+    request_id: str | None, code: str, message: str, details: list[Any] | None = None
 ) -> dict[str, Any]:
+    """The body of every 4xx/5xx answer."""
     return {
         "error": {
             "code": code,
             "message": message,
             "details": details or [],
-            "request_id": getattr(request.state, "request_id", None),
+            "request_id": request_id,
         }
     }
+
+
+def error_body(
+    request: Request, code: str, message: str, details: list[Any] | None = None
+) -> dict[str, Any]:
+    return error_document(getattr(request.state, "request_id", None), code, message, details)
 
 
 def error_response(
@@ -118,9 +127,16 @@ def _loc_to_path(loc: tuple[Any, ...]) -> str:
 
 async def _request_validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    if errors and all(tuple(err.get("loc", ()))[:1] == ("path",) for err in errors):
+        literal = _literal_route_methods(request)
+        if literal:  # e.g. PATCH /tasks/validate: "validate" is a route, not a task id
+            headers = {"Allow": ", ".join(literal)}
+            message = f"{request.method} is not allowed here"
+            return error_response(request, 405, "method_not_allowed", message, headers=headers)
     problems = [
         Problem(_loc_to_path(tuple(err.get("loc", ()))), str(err.get("msg")), str(err.get("type")))
-        for err in exc.errors()
+        for err in errors
     ]
     message = "; ".join(f"{p.path}: {p.message}" for p in problems) or "invalid request"
     return error_response(
@@ -131,9 +147,49 @@ async def _request_validation_error(request: Request, exc: Exception) -> JSONRes
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = _HTTP_CODES.get(exc.status_code, "error" if exc.status_code < 500 else "internal")
-    return error_response(
-        request, exc.status_code, code, str(exc.detail), headers=dict(exc.headers or {})
-    )
+    if exc.status_code == 400 and isinstance(exc.__cause__, ValueError):
+        # FastAPI answers 400 when a model body is not UTF-8 text; every other unreadable
+        # body is a 422 naming ``$``, so this one is too.
+        problem = Problem("$", "body is not valid JSON (UTF-8 text expected)", "json")
+        return error_response(
+            request, 422, "validation_error", problem.message, [problem.as_dict()]
+        )
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(_allowed_methods(request))
+    return error_response(request, exc.status_code, code, str(exc.detail), headers=headers)
+
+
+def _literal_route_methods(request: Request) -> list[str]:
+    """Methods of the routes without path parameters that match this path exactly."""
+    path = request.scope.get("path", "")
+    methods: set[str] = set()
+    for context in iter_route_contexts(request.app.routes):
+        regex = getattr(context, "path_regex", None)
+        if regex is None or getattr(context, "param_convertors", None):
+            continue
+        if regex.match(path):
+            methods |= set(getattr(context, "methods", None) or ())
+    return sorted(methods)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path (the router names only the first)."""
+    path = request.scope.get("path", "")
+    methods: set[str] = set()
+    for context in iter_route_contexts(request.app.routes):
+        regex = getattr(context, "path_regex", None)
+        if regex is not None and regex.match(path):
+            methods |= set(getattr(context, "methods", None) or ())
+    return sorted(methods)
+
+
+async def _replay(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, IdempotentReplay)
+    headers = {"Idempotent-Replayed": "true"}
+    if exc.body is None:
+        return Response(status_code=exc.status, headers=headers)
+    return JSONResponse(exc.body, status_code=exc.status, headers=headers)
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -142,6 +198,7 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(IdempotentReplay, _replay)
     app.add_exception_handler(OrdinautError, _ordinaut_error)
     app.add_exception_handler(RequestValidationError, _request_validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

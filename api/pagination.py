@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
 from fastapi import Query
@@ -29,14 +30,38 @@ def encode_cursor(at: datetime, row_id: Any) -> str:
 
 def decode_cursor(cursor: str | None) -> tuple[datetime, UUID] | None:
     """The ``(timestamp, id)`` inside a cursor; 422 when it was not made by us."""
+    return decode_typed_cursor(cursor, UUID)
+
+
+IdT = TypeVar("IdT")
+
+
+def bigint(value: Any) -> int:
+    """An id that fits a Postgres ``bigint`` (else ValueError)."""
+    if not isinstance(value, int | str):
+        raise TypeError("not an integer")
+    number = int(value)
+    if not -(2**63) <= number < 2**63:
+        raise ValueError("out of range")
+    return number
+
+
+def decode_typed_cursor(
+    cursor: str | None, id_type: Callable[[Any], IdT]
+) -> tuple[datetime, IdT] | None:
+    """The ``(timestamp, id)`` inside a cursor, the id parsed by ``id_type`` (``UUID``,
+    :func:`bigint`); 422 naming ``query.cursor`` when it was not made by us."""
     if cursor is None:
         return None
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         at, row_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        return datetime.fromisoformat(at), UUID(row_id)
-    except (ValueError, TypeError, json.JSONDecodeError):
-        raise ValidationFailed([Problem("cursor", "invalid cursor", "cursor")]) from None
+        parsed_at = datetime.fromisoformat(at)
+        if parsed_at.tzinfo is None:
+            raise ValueError("naive cursor time")
+        return parsed_at, id_type(row_id)
+    except (ValueError, TypeError, AttributeError, OverflowError):
+        raise ValidationFailed([Problem("query.cursor", "invalid cursor", "cursor")]) from None
 
 
 def page(

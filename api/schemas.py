@@ -115,9 +115,101 @@ class RunPage(BaseModel):
     next_cursor: str | None
 
 
+Scope = Literal[
+    "tasks:read", "tasks:write", "runs:read", "runs:write", "events:publish", "tools:read", "admin"
+]
+
+# A name people can read in listings and logs: no control characters, no blank ends.
+AGENT_NAME_PATTERN = r"^[^\s\x00-\x1f\x7f](?:[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f])?$"
+
+
 class Agent(BaseModel):
     id: UUID
-    name: str
-    scopes: list[str]
+    name: str = Field(examples=["weather-bot"])
+    scopes: list[Scope] = Field(examples=[["tasks:read", "tasks:write", "runs:read"]])
     created_at: Timestamp
     updated_at: Timestamp
+    deleted_at: Timestamp | None = Field(
+        default=None, description="Set once the agent is deleted (its tokens stop working)."
+    )
+
+
+class AgentToken(BaseModel):
+    """A token as listings show it: never the token itself, nor its hash."""
+
+    id: UUID
+    prefix: str = Field(description="The token's first characters, to tell tokens apart.")
+    created_at: Timestamp
+    last_used_at: Timestamp | None = Field(description="Refreshed at most once a minute.")
+    revoked_at: Timestamp | None
+
+
+class AgentDetail(Agent):
+    tokens: list[AgentToken]
+
+
+class AgentWithToken(Agent):
+    token: str = Field(
+        description="The new token. Shown this once: only its SHA-256 is stored.",
+        examples=["ord_Xq3v0Hk2c9Q2mJ8Zt1Jb0bW0yYl7a8sY0bQ0dGk9Zk4"],
+    )
+
+
+class AgentPage(BaseModel):
+    items: list[Agent]
+    next_cursor: str | None
+
+
+class AgentCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"name": "weather-bot", "scopes": ["tasks:read", "tasks:write", "runs:read"]}
+            ]
+        },
+    )
+
+    name: str = Field(
+        min_length=1,
+        max_length=200,
+        pattern=AGENT_NAME_PATTERN,
+        description="Unique among live agents.",
+    )
+    scopes: list[Scope] = Field(default=[], max_length=20)
+
+
+class AgentUpdate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"scopes": ["tasks:read", "runs:read"]}]}
+    )
+
+    name: str | None = Field(default=None, min_length=1, max_length=200, pattern=AGENT_NAME_PATTERN)
+    scopes: list[Scope] | None = Field(
+        default=None, max_length=20, description="Replaces the agent's scopes."
+    )
+
+
+class AuditEntry(BaseModel):
+    id: int
+    at: Timestamp
+    actor_id: UUID | None = Field(description="The agent that made the call.")
+    actor_name: str | None
+    action: str = Field(
+        description="What was done: `<resource>.<verb>` (`tasks.create`, `tasks.update`, "
+        "`tasks.delete`, `tasks.pause`, `runs.cancel`, `agents.tokens.create` ...).",
+        examples=["tasks.create"],
+    )
+    subject_type: str | None = Field(examples=["task"])
+    subject_id: str | None
+    details: dict[str, Any] = Field(
+        description="`method`, `route` (template), `status`, `body` (the request body with "
+        "secret-looking keys redacted and long values shortened), `query`, and `result_id` "
+        "(the id of what the call created when it differs from the subject)."
+    )
+    request_id: str | None
+
+
+class AuditPage(BaseModel):
+    items: list[AuditEntry]
+    next_cursor: str | None

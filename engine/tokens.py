@@ -25,3 +25,16 @@ def hash_token(token: str) -> bytes:
 def display_prefix(token: str) -> str:
     """Enough of the token to tell tokens apart in listings, not enough to use one."""
     return token[: len(TOKEN_PREFIX) + 6]
+
+
+# Every scope a token can carry (the ``agents_scopes_known`` constraint lists the same).
+# ``admin`` implies all the others.
+SCOPES = (
+    "tasks:read",
+    "tasks:write",
+    "runs:read",
+    "runs:write",
+    "events:publish",
+    "tools:read",
+    "admin",
+)

@@ -24,6 +24,9 @@ from typing import Any
 
 CONTEXT_KEYS = ("task_id", "run_id", "step_id", "worker_id", "request_id", "agent_id")
 _SECRET_KEY = re.compile(r"pass(word)?|token|secret|api[_-]?key|authorization|cookie", re.I)
+# Secrets recognisable by their value wherever they appear: agent tokens (``ord_...``) and
+# the credentials of an ``Authorization``-style ``Bearer``/``Basic`` value.
+_SECRET_VALUE = re.compile(r"\bord_[A-Za-z0-9_-]{8,}|(?<=Bearer )\S+|(?<=Basic )\S+", re.I)
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 _CONTEXT: ContextVar[Mapping[str, Any] | None] = ContextVar("ordinaut_log_context", default=None)
 
@@ -55,15 +58,23 @@ def _fields(record: logging.LogRecord) -> dict[str, Any]:
 
 
 def redact(value: Any) -> Any:
-    """A copy of ``value`` with secret-looking keys' values replaced by ``"[redacted]"``."""
+    """A copy of ``value`` with secret-looking keys' values replaced by ``"[redacted]"``,
+    and agent tokens or bearer credentials inside strings masked too."""
     if isinstance(value, dict):
         return {
             key: "[redacted]" if _SECRET_KEY.search(str(key)) else redact(item)
             for key, item in value.items()
         }
-    if isinstance(value, list):
+    if isinstance(value, list | tuple):
         return [redact(item) for item in value]
+    if isinstance(value, str):
+        return scrub(value)
     return value
+
+
+def scrub(text: str) -> str:
+    """``text`` with agent tokens and bearer credentials replaced by ``[redacted]``."""
+    return _SECRET_VALUE.sub("[redacted]", text) if text else text
 
 
 class JsonFormatter(logging.Formatter):
@@ -74,12 +85,12 @@ class JsonFormatter(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": scrub(record.getMessage()),
         }
         for key, value in _fields(record).items():
             entry[key] = "[redacted]" if _SECRET_KEY.search(key) else redact(value)
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+            entry["exception"] = scrub(self.formatException(record.exc_info))
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
@@ -91,12 +102,12 @@ class TextFormatter(logging.Formatter):
         context = " ".join(f"{key}={fields[key]}" for key in CONTEXT_KEYS if key in fields)
         line = (
             f"{datetime.fromtimestamp(record.created, UTC):%H:%M:%S.%f}"[:-3]
-            + f" {record.levelname:<7} {record.name}: {record.getMessage()}"
+            + f" {record.levelname:<7} {record.name}: {scrub(record.getMessage())}"
         )
         if context:
             line += f" [{context}]"
         if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
+            line += "\n" + scrub(self.formatException(record.exc_info))
         return line
 
 

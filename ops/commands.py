@@ -8,7 +8,7 @@ from typing import Any
 
 import psycopg
 
-from engine.errors import OrdinautError
+from engine.errors import Conflict, OrdinautError
 from engine.tokens import display_prefix, generate_token, hash_token
 from ops.embedded_pg import EmbeddedPostgres, EmbeddedPostgresError
 from ops.settings import Settings
@@ -136,8 +136,8 @@ async def create_agent(settings: Settings, name: str, scopes: list[str]) -> int:
             agent: dict[str, Any] = await agents_store.insert_agent(
                 conn, name=name, scopes=sorted(set(scopes))
             )
-        except psycopg.errors.UniqueViolation:
-            raise CommandError(f"an agent named {name!r} already exists") from None
+        except Conflict as exc:
+            raise CommandError(exc.message) from None
         await agents_store.insert_token(
             conn, agent_id=agent["id"], token_hash=hash_token(token), prefix=display_prefix(token)
         )

@@ -53,6 +53,7 @@ class Settings:
     breaker_cooldown_seconds: float = 30.0
     rate_limit_per_minute: int = 600
     pool_max_size: int = 10
+    audit_retention_days: int = 90
 
     def with_database_url(self, url: str) -> Settings:
         """A copy pointing at ``url`` (used once the embedded Postgres is up)."""
@@ -97,6 +98,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ),
         rate_limit_per_minute=reader.get("ORDINAUT_RATE_LIMIT_PER_MINUTE", _non_negative_int, 600),
         pool_max_size=reader.get("ORDINAUT_POOL_MAX_SIZE", _positive_int, 10),
+        audit_retention_days=reader.get("ORDINAUT_AUDIT_RETENTION_DAYS", _positive_int, 90),
     )
     return settings
 

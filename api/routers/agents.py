@@ -1,27 +1,208 @@
-"""``/agents``: who am I (agent management lives here too)."""
+"""``/agents``: agents and their tokens (admin), and ``/agents/me`` (any valid token).
+
+Tokens are random (256 bits), shown once in the 201 answer that creates them, and stored
+only as SHA-256 digests. Deleting an agent revokes its tokens in the same statement; token
+look-ups are not cached, so a deleted agent's or a revoked token's next request is a 401.
+The last live agent holding ``admin`` can be neither deleted nor stripped of ``admin``
+(409), so an installation cannot lock itself out.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Annotated, Any
+from uuid import UUID
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query, Response, status
 
-from api.deps import Caller, Conn
-from api.schemas import Agent, ErrorResponse
-from engine.errors import NotFound
+from api.deps import Admin, Caller, Conn
+from api.pagination import DEFAULT_LIMIT, CursorParam, Limit, decode_cursor, page
+from api.schemas import (
+    Agent,
+    AgentCreate,
+    AgentDetail,
+    AgentPage,
+    AgentUpdate,
+    AgentWithToken,
+    ErrorResponse,
+)
+from engine.errors import Conflict, NotFound
+from engine.tokens import SCOPES, display_prefix, generate_token, hash_token
 from store import agents as agents_store
+from store.db import Connection, Row
 
 router = APIRouter(prefix="/agents", tags=["agents"])
+
+# Paths use the ``uuid`` convertor so that ``/agents/me`` never matches ``/agents/{agent_id}``
+# (``PATCH /agents/me`` is a 405, not a 422 about a malformed id); an id that is no UUID
+# names no agent: 404.
+
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorResponse, "description": "No such (live) agent."}
+}
+CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {
+        "model": ErrorResponse,
+        "description": "The name is taken by a live agent, or the change would leave no "
+        "live agent with `admin`.",
+    }
+}
+
+
+def _agent(row: Row, tokens: list[Row] | None = None) -> dict[str, Any]:
+    agent = {key: row[key] for key in ("id", "name", "created_at", "updated_at", "deleted_at")}
+    agent["scopes"] = _ordered(row["scopes"])
+    if tokens is not None:
+        agent["tokens"] = tokens
+    return agent
+
+
+def _ordered(scopes: Sequence[str]) -> list[str]:
+    """Scopes without duplicates, in the documented order."""
+    return [scope for scope in SCOPES if scope in set(scopes)]
+
+
+async def _issue_token(conn: Connection, agent_id: UUID) -> str:
+    token = generate_token()
+    await agents_store.insert_token(
+        conn, agent_id=agent_id, token_hash=hash_token(token), prefix=display_prefix(token)
+    )
+    return token
 
 
 @router.get(
     "/me",
     response_model=Agent,
-    summary="The calling agent and its scopes (any valid token)",
-    responses={401: {"model": ErrorResponse}},
+    summary="The calling agent and its scopes",
+    description="Any valid token may call this, whatever its scopes.",
 )
 async def me(principal: Caller, conn: Conn) -> Any:
-    agent = await agents_store.get_live_agent_by_name(conn, principal.name)
-    if agent is None:
+    row = await agents_store.get_agent(conn, principal.agent_id)
+    if row is None:  # deleted between authentication and now
         raise NotFound("agent not found")
-    return agent
+    return _agent(row)
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=AgentWithToken,
+    summary="Create an agent and its first token",
+    description="Answers the agent's fields plus `token`, shown this once.",
+    responses=CONFLICT,
+)
+async def create_agent(body: AgentCreate, principal: Admin, conn: Conn) -> Any:
+    async with conn.transaction():
+        row = await agents_store.insert_agent(conn, name=body.name, scopes=_ordered(body.scopes))
+        token = await _issue_token(conn, row["id"])
+    return {**_agent(row), "token": token}
+
+
+@router.get("", response_model=AgentPage, summary="List agents, newest first")
+async def list_agents(
+    principal: Admin,
+    conn: Conn,
+    include_deleted: Annotated[bool, Query(description="Also list deleted agents.")] = False,
+    name: Annotated[str | None, Query(max_length=200, description="Exact name.")] = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: CursorParam = None,
+) -> Any:
+    rows = await agents_store.list_agents(
+        conn,
+        include_deleted=include_deleted,
+        name=name,
+        limit=limit + 1,
+        after=decode_cursor(cursor),
+    )
+    items, next_cursor = page(rows, limit, "created_at")
+    return {"items": [_agent(row) for row in items], "next_cursor": next_cursor}
+
+
+@router.get(
+    "/{agent_id:uuid}",
+    response_model=AgentDetail,
+    summary="One agent (deleted ones too) with its tokens (prefixes only)",
+    responses=NOT_FOUND,
+)
+async def get_agent(agent_id: UUID, principal: Admin, conn: Conn) -> Any:
+    row = await agents_store.get_agent(conn, agent_id, include_deleted=True)
+    if row is None:
+        raise NotFound(f"agent {agent_id} not found")
+    tokens = await agents_store.list_tokens(conn, [agent_id])
+    return _agent(row, tokens[agent_id])
+
+
+@router.patch(
+    "/{agent_id:uuid}",
+    response_model=Agent,
+    summary="Rename an agent or replace its scopes",
+    description="Scope changes apply to the agent's very next request.",
+    responses={**NOT_FOUND, **CONFLICT},
+)
+async def update_agent(agent_id: UUID, body: AgentUpdate, principal: Admin, conn: Conn) -> Any:
+    scopes = _ordered(body.scopes) if body.scopes is not None else None
+    async with conn.transaction():
+        if scopes is not None and "admin" not in scopes:
+            await _keep_an_admin(conn, agent_id)
+        row = await agents_store.update_agent(conn, agent_id, name=body.name, scopes=scopes)
+    if row is None:
+        raise NotFound(f"agent {agent_id} not found")
+    return _agent(row)
+
+
+@router.delete(
+    "/{agent_id:uuid}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    summary="Delete an agent; its tokens stop working at once",
+    description="The agent's tasks and runs are kept (and keep running); an admin can "
+    "still list, change or cancel them.",
+    responses={**NOT_FOUND, **CONFLICT},
+)
+async def delete_agent(agent_id: UUID, principal: Admin, conn: Conn) -> Response:
+    async with conn.transaction():
+        await _keep_an_admin(conn, agent_id)
+        deleted = await agents_store.delete_agent(conn, agent_id)
+    if not deleted:
+        raise NotFound(f"agent {agent_id} not found")
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/{agent_id:uuid}/tokens",
+    status_code=status.HTTP_201_CREATED,
+    response_model=AgentWithToken,
+    summary="Issue a new token (rotation: the agent's other tokens are revoked)",
+    description="By default every other token of the agent is revoked in the same "
+    "transaction (rotation). With `keep_existing=true` the old tokens stay valid, for a "
+    "rollover without downtime; revoke them later with another rotation.",
+    responses=NOT_FOUND,
+    openapi_extra={"x-audit-action": "agents.tokens.create"},
+)
+async def create_token(
+    agent_id: UUID,
+    principal: Admin,
+    conn: Conn,
+    keep_existing: Annotated[
+        bool, Query(description="Keep the agent's current tokens valid.")
+    ] = False,
+) -> Any:
+    async with conn.transaction():
+        row = await agents_store.get_agent(conn, agent_id)
+        if row is None:
+            raise NotFound(f"agent {agent_id} not found")
+        if not keep_existing:
+            await agents_store.revoke_tokens(conn, agent_id)
+        token = await _issue_token(conn, agent_id)
+    return {**_agent(row), "token": token}
+
+
+async def _keep_an_admin(conn: Connection, agent_id: UUID) -> None:
+    """409 when ``agent_id`` is the last live admin (call inside the transaction that
+    removes its admin scope or deletes it)."""
+    await agents_store.lock_admins(conn)
+    target = await agents_store.get_agent(conn, agent_id)
+    if target is None or "admin" not in target["scopes"]:
+        return
+    if await agents_store.count_other_admins(conn, agent_id) == 0:
+        raise Conflict("this is the last live agent with the 'admin' scope")

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from api.body import json_body, json_body_openapi
 from api.deps import Conn, EventsPublish
+from api.idempotency import IdempotencyKey
 from api.schemas import ErrorResponse
 from engine.catalog import schema_problems
 from engine.errors import Problem, ValidationFailed
@@ -58,13 +59,16 @@ class EventPublished(BaseModel):
     responses={
         401: {"model": ErrorResponse, "description": "Missing or invalid token."},
         403: {"model": ErrorResponse, "description": "The token lacks the required scope."},
+        409: {"model": ErrorResponse, "description": "`Idempotency-Key` conflict."},
         422: {"model": ErrorResponse, "description": "Invalid topic or body."},
     },
     openapi_extra=json_body_openapi(
         EVENT_SCHEMA, {"topic": "orders.eu.created", "payload": {"order_id": 42}}
     ),
 )
-async def publish(request: Request, principal: EventsPublish, conn: Conn) -> Any:
+async def publish(
+    request: Request, principal: EventsPublish, idempotency: IdempotencyKey, conn: Conn
+) -> Any:
     body = await json_body(request)
     problems = schema_problems(EVENT_SCHEMA, body)
     if problems:

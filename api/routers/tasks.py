@@ -7,14 +7,16 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import BaseModel, Field
 
 from api.body import json_body, json_body_openapi
+from api.creation import create_task_once, resolve_owner
 from api.deps import AppCatalog, AppSettings, Conn, TasksRead, TasksWrite
+from api.idempotency import IdempotencyKey
 from api.pagination import DEFAULT_LIMIT, CursorParam, Limit, decode_cursor, page
 from api.schemas import ErrorDetail, ErrorResponse, Run, Task, TaskPage
-from engine.errors import Conflict, NotFound, PermissionDenied, Problem, ValidationFailed
+from engine.errors import Conflict, NotFound, ValidationFailed
 from engine.expansion import initial_state
 from engine.validation import TASK_SCHEMA, task_problems, validate_task
 from store import due_work as due_work_store
@@ -65,40 +67,52 @@ def now_utc() -> datetime:
     status_code=status.HTTP_201_CREATED,
     response_model=Task,
     summary="Create a task (scope tasks:write)",
+    description="201 with the new task. With a `dedupe_key` that the owner already used "
+    "within `dedupe_window_seconds` (0: on a task that is not canceled), 200 with that "
+    "existing task instead, and nothing is created.",
     responses={
         **ERRORS,
+        200: {"model": Task, "description": "An existing task with the same `dedupe_key`."},
+        409: {"model": ErrorResponse, "description": "`Idempotency-Key` conflict."},
         422: {"model": ErrorResponse, "description": "Invalid task; every problem listed."},
     },
     openapi_extra=json_body_openapi(TASK_SCHEMA, QUICK_START_TASK),
 )
 async def create_task(
-    request: Request, principal: TasksWrite, conn: Conn, settings: AppSettings, catalog: AppCatalog
+    request: Request,
+    response: Response,
+    principal: TasksWrite,
+    idempotency: IdempotencyKey,
+    conn: Conn,
+    settings: AppSettings,
+    catalog: AppCatalog,
 ) -> Any:
     document = await json_body(request)
     now = now_utc()
     spec = validate_task(document, catalog, default_timezone=settings.default_timezone, now=now)
-    owner = _owner_for(spec.created_by, principal.agent_id, principal.is_admin)
+    owner = await resolve_owner(conn, spec.created_by, principal)
     expanded_until, next_expand_at = initial_state(spec.schedule, now)
-    task = await tasks_store.insert_task(
+
+    async def insert() -> dict[str, Any]:
+        return await tasks_store.insert_task(
+            conn,
+            document=spec.document(),
+            created_by=owner,
+            anchor_at=now.replace(second=0, microsecond=0),
+            expanded_until=expanded_until,
+            next_expand_at=next_expand_at,
+        )
+
+    task, created = await create_task_once(
         conn,
-        document=spec.document(),
-        created_by=owner,
-        anchor_at=now.replace(second=0, microsecond=0),
-        expanded_until=expanded_until,
-        next_expand_at=next_expand_at,
+        owner=owner,
+        dedupe_key=spec.dedupe_key,
+        dedupe_window_seconds=spec.dedupe_window_seconds,
+        insert=insert,
     )
+    if not created:
+        response.status_code = status.HTTP_200_OK
     return task
-
-
-def _owner_for(created_by: str | None, caller: UUID, is_admin: bool) -> UUID:
-    if created_by is None or created_by == str(caller):
-        return caller
-    if not is_admin:
-        raise PermissionDenied("created_by other than yourself needs the 'admin' scope")
-    try:
-        return UUID(created_by)
-    except ValueError:
-        raise ValidationFailed([Problem("$.created_by", "not an agent id", "uuid")]) from None
 
 
 class TaskValidation(BaseModel):
