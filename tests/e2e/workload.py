@@ -68,7 +68,7 @@ def queue_runs(database_url: str, task_id: str, count: int) -> None:
 
 def query(database_url: str, sql: str, *params: Any) -> list[dict[str, Any]]:
     with psycopg.connect(database_url, autocommit=True, row_factory=dict_row) as conn:
-        return conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
+        return conn.execute(sql, params).fetchall()
 
 
 async def finished_runs(

@@ -30,6 +30,12 @@ async def owner_and_task(conn, **overrides):
     return agent, await make_task(conn, agent["id"], **event_task(**overrides))
 
 
+async def stored_run(conn, run_id):
+    run = await runs_store.get_run(conn, run_id, owner=None)
+    assert run is not None, f"run {run_id} is not stored"
+    return run
+
+
 def finished(row, status="succeeded", error=None):
     return q.Finished(
         row["id"],
@@ -139,7 +145,7 @@ async def test_completion_is_fenced_on_the_lease_holder(conn):
     assert await q.finish_runs(conn, worker_id="w1", runs=[finished(stale)]) == []
     written = await q.finish_runs(conn, worker_id="w1", runs=[finished(row)])
     assert [w["id"] for w in written] == [row["id"]]
-    run = await runs_store.get_run(conn, row["id"], owner=None)
+    run = await stored_run(conn, row["id"])
     assert run["status"] == "succeeded" and run["worker_id"] == "w1"
     left = await (
         await conn.execute("SELECT count(*) AS n FROM due_work WHERE id = %s", (row["id"],))
@@ -157,7 +163,7 @@ async def test_a_failed_attempt_waits_for_its_retry(conn):
         conn, worker_id="w1", runs=[q.Retrying(row["id"], 1, retry_at, [], error)]
     )
     assert kept == [row["id"]]
-    run = await runs_store.get_run(conn, row["id"], owner=None)
+    run = await stored_run(conn, row["id"])
     assert run["status"] == "failed" and run["error"]["message"] == "boom"
     assert run["next_attempt_at"] == retry_at
     assert await q.lease_batch(conn, worker_id="w1", limit=1, lease_seconds=30) == []
@@ -177,9 +183,9 @@ async def test_the_reaper_requeues_expired_leases_and_buries_exhausted_ones(conn
     requeued, ended = await q.reap_expired_leases(conn)
     assert requeued == 1
     assert [(r["id"], r["status"]) for r in ended] == [(str(second), "dead")]
-    back = await runs_store.get_run(conn, first, owner=None)
+    back = await stored_run(conn, first)
     assert back["status"] == "queued" and back["error"]["type"] == "lease_expired"
-    dead = await runs_store.get_run(conn, second, owner=None)
+    dead = await stored_run(conn, second)
     assert dead["status"] == "dead" and dead["error"]["type"] == "lease_expired"
     assert await q.reap_expired_leases(conn) == (0, [])
 
@@ -200,7 +206,8 @@ async def test_cancel_of_waiting_and_running_runs(conn):
     (row,) = await q.lease_batch(conn, worker_id="w1", limit=1, lease_seconds=30)
     assert row["id"] == running
     error = {"step_id": None, "type": "canceled", "message": "by test", "retryable": False}
-    assert (await q.cancel_waiting_run(conn, waiting, error=error))["status"] == "canceled"
+    canceled = await q.cancel_waiting_run(conn, waiting, error=error)
+    assert canceled is not None and canceled["status"] == "canceled"
     assert await q.cancel_waiting_run(conn, running, error=error) is None
     assert await q.request_cancel(conn, running)
     held = await q.extend_leases(conn, worker_id="w1", run_ids=[running], lease_seconds=30)
@@ -214,7 +221,8 @@ async def test_a_dead_run_can_be_repeated_by_a_new_run(conn):
     error = {"step_id": "echo", "type": "tool_error", "message": "x", "retryable": False}
     await q.finish_runs(conn, worker_id="w1", runs=[finished(row, "dead", error)])
     queued = await q.queue_retry_of(conn, dead_run_id=row["id"], new_run_id=uuid.uuid4())
-    run = await runs_store.get_run(conn, queued["id"], owner=None)
+    assert queued is not None
+    run = await stored_run(conn, queued["id"])
     assert run["trigger"] == "retry" and run["retry_of"] == row["id"] and run["attempt"] == 0
 
 
