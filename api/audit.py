@@ -183,17 +183,15 @@ async def _record(
         return
     try:
         async with asyncio.timeout(_RECORD_TIMEOUT_SECONDS):
-            pool = scope["app"].state.pool
-            async with pool.connection() as conn:
-                if not hooks:
-                    assert entry is not None
-                    await audit_store.insert_entry(conn, **entry)
+            async with scope["app"].state.pool.connection() as conn:
+                if not hooks:  # one statement: autocommit, no BEGIN/COMMIT round trips
+                    await audit_store.insert_entries(conn, [entry] if entry else [])
                     return
                 async with conn.transaction():
                     for hook in hooks:
                         await hook(conn, status, response_body)
                     if entry is not None:
-                        await audit_store.insert_entry(conn, **entry)
+                        await audit_store.insert_entries(conn, [entry])
     except Exception:
         log.error(
             "could not record the audit entry or response hooks of %s %s",

@@ -90,7 +90,8 @@ async def connection(request: Request) -> AsyncIterator[Connection]:
 Conn = Annotated[Connection, Depends(connection, scope="function")]
 
 
-def settings_of(request: Request) -> Settings:
+async def settings_of(request: Request) -> Settings:
+    # async on purpose: FastAPI runs plain ``def`` dependencies in a thread pool.
     settings: Settings = request.app.state.settings
     return settings
 

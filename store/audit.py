@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -16,24 +17,26 @@ _SELECT_ENTRY = (
 )
 
 
-async def insert_entry(
-    conn: Connection,
-    *,
-    actor_id: UUID | None,
-    actor_name: str | None,
-    action: str,
-    subject_type: str | None,
-    subject_id: str | None,
-    details: dict[str, Any],
-    request_id: str | None,
-) -> None:
+async def insert_entries(conn: Connection, entries: Sequence[Mapping[str, Any]]) -> None:
+    """Insert audit entries (``actor_id, actor_name, action, subject_type, subject_id,
+    details, request_id``) with one statement, in order."""
+    if not entries:
+        return
+    columns = ("actor_id", "actor_name", "action", "subject_type", "subject_id", "request_id")
+    values = [[entry[column] for entry in entries] for column in columns]
+    details = [Jsonb(entry["details"]) for entry in entries]
     await conn.execute(
         """
         INSERT INTO audit_log (actor_id, actor_name, action, subject_type, subject_id,
-                               details, request_id)
-        VALUES (%s, %s, %s, %s, %s, %s, %s)
+                               request_id, details)
+        SELECT actor_id, actor_name, action, subject_type, subject_id, request_id, details
+          FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::text[], %s::text[],
+                             %s::text[], %s::jsonb[])
+               WITH ORDINALITY AS e(actor_id, actor_name, action, subject_type, subject_id,
+                                    request_id, details, n)
+         ORDER BY n
         """,
-        (actor_id, actor_name, action, subject_type, subject_id, Jsonb(details), request_id),
+        (*values, details),
     )
 
 

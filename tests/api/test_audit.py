@@ -3,6 +3,7 @@ admins with filters and cursor pagination, never in the way of a response."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -134,3 +135,15 @@ async def test_a_failing_audit_write_never_breaks_the_response(
     assert created.status_code == 201
     assert (await client.get(f"/tasks/{created.json()['id']}")).status_code == 200
     assert "could not record the audit entry" in caplog.text
+
+
+async def test_concurrent_mutations_each_get_their_entry(client: httpx.AsyncClient, make_agent):
+    bot = await make_agent("tasks:write")
+    answers = await asyncio.gather(
+        *(bot.client.post("/tasks", json=quick_task(title=f"t{i}")) for i in range(25))
+    )
+    created = {a.json()["id"] for a in answers}
+    # Written before each answer went out (group commit), so readable at once.
+    recorded = await entries(client, actor=bot.id)
+    assert {e["subject_id"] for e in recorded} == created
+    assert len(recorded) == 25

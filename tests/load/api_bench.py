@@ -1,19 +1,21 @@
 """API benchmark: ``POST /tasks`` throughput and ``GET /tasks/{id}`` latency.
 
     python -m tests.load.api_bench [--seconds 10] [--create-concurrency 32]
-                                   [--read-concurrency 8] [--tool auto|hey|wrk|python]
+                                   [--read-concurrency 8] [--read-rates 200 400]
+                                   [--tool auto|hey|python]
 
 Starts a real ``ordinaut api`` process (one uvicorn process, default settings except the
 rate limit, which is off so that one agent can be measured) against ``DATABASE_URL``, or
 against a private embedded PostgreSQL with ``fsync`` on (the database on the same machine),
 creates an agent with ``tasks:read``/``tasks:write``, and drives the API with ``hey`` (Debian
-package ``hey``) when it is installed, else ``wrk``, else a Python load generator (which
-competes with the server for CPU, so its numbers are a lower bound). Prints one line per
+package ``hey``) when it is installed, else a Python load generator (which competes with
+the server for CPU, so its numbers are a lower bound). Prints one line per
 scenario: requests/s, p50/p90/p99 latency, status codes.
 
-Scenarios: ``POST /tasks`` (the quick-start task, every request audited),
-``GET /tasks/{id}``, ``GET /agents/me`` (the cost of authentication alone) and the token
-bucket's cost per call.
+Scenarios: ``POST /tasks`` flat out (the quick-start task; every request authenticated,
+validated, inserted and audited), ``GET /tasks/{id}`` flat out, paced at ``--read-rates``
+(latency at a given load rather than at saturation) and with one client, ``GET /agents/me``
+(authentication alone), and the token bucket's cost per call.
 """
 
 from __future__ import annotations
@@ -81,7 +83,7 @@ class Result:
 
     def line(self) -> str:
         return (
-            f"{self.name:<22} c={self.concurrency:<3} {self.rps:8.1f} req/s  "
+            f"{self.name:<24} c={self.concurrency:<3} {self.rps:8.1f} req/s  "
             f"p50 {self.p50_ms:6.2f} ms  p90 {self.p90_ms:6.2f} ms  p99 {self.p99_ms:6.2f} ms  "
             f"n={self.requests} statuses={self.statuses} ({self.tool})"
         )
@@ -102,22 +104,33 @@ def database() -> Iterator[str]:
         shutil.rmtree(home, ignore_errors=True)
 
 
-def run_hey(
-    name: str,
-    url: str,
-    headers: dict[str, str],
-    seconds: float,
-    concurrency: int,
-    body: bytes | None,
-) -> Result:
-    argv = ["hey", "-z", f"{seconds}s", "-c", str(concurrency)]
+@dataclass(frozen=True)
+class Scenario:
+    """One load: ``rate`` (requests/s in total) paces the clients; None drives them flat out."""
+
+    name: str
+    path: str
+    concurrency: int
+    body: bytes | None = None
+    rate: float | None = None
+
+    @property
+    def label(self) -> str:
+        return self.name + (f" @{self.rate:.0f}/s" if self.rate else "")
+
+
+def run_hey(scenario: Scenario, base: str, headers: dict[str, str], seconds: float) -> Result:
+    argv = ["hey", "-z", f"{seconds}s", "-c", str(scenario.concurrency)]
+    if scenario.rate:
+        argv += ["-q", f"{scenario.rate / scenario.concurrency:.2f}"]  # per client
     for key, value in headers.items():
         argv += ["-H", f"{key}: {value}"]
-    if body is not None:
+    if scenario.body is not None:
         with tempfile.NamedTemporaryFile(delete=False, suffix=".json") as handle:
-            handle.write(body)
+            handle.write(scenario.body)
         argv += ["-m", "POST", "-T", "application/json", "-D", handle.name]
-    output = subprocess.run([*argv, url], capture_output=True, text=True, check=True).stdout
+    argv.append(base + scenario.path)
+    output = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
 
     def number(pattern: str) -> float:
         match = re.search(pattern, output)
@@ -126,9 +139,9 @@ def run_hey(
     statuses = dict(re.findall(r"\[(\d{3})\]\s+(\d+) responses", output))
     counts = {code: int(n) for code, n in statuses.items()}
     return Result(
-        name,
+        scenario.label,
         "hey",
-        concurrency,
+        scenario.concurrency,
         seconds,
         sum(counts.values()),
         number(r"Requests/sec:\s+([\d.]+)"),
@@ -140,33 +153,40 @@ def run_hey(
 
 
 async def run_python(
-    name: str,
-    url: str,
-    headers: dict[str, str],
-    seconds: float,
-    concurrency: int,
-    body: bytes | None,
+    scenario: Scenario, base: str, headers: dict[str, str], seconds: float
 ) -> Result:
     latencies: list[float] = []
     statuses: Counter[str] = Counter()
-    deadline = time.perf_counter() + seconds
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(headers=headers, limits=limits, timeout=30) as client:
+    began = time.perf_counter()
+    deadline = began + seconds
+    interval = scenario.concurrency / scenario.rate if scenario.rate else 0.0
+    limits = httpx.Limits(
+        max_connections=scenario.concurrency, max_keepalive_connections=scenario.concurrency
+    )
+    async with httpx.AsyncClient(
+        base_url=base, headers=headers, limits=limits, timeout=30
+    ) as client:
 
         async def loop() -> None:
+            next_at = time.perf_counter()
             while time.perf_counter() < deadline:
+                if interval:
+                    next_at += interval
                 started = time.perf_counter()
-                if body is None:
-                    response = await client.get(url)
+                if scenario.body is None:
+                    response = await client.get(scenario.path)
                 else:
                     response = await client.post(
-                        url, content=body, headers={"content-type": "application/json"}
+                        scenario.path,
+                        content=scenario.body,
+                        headers={"content-type": "application/json"},
                     )
                 latencies.append(time.perf_counter() - started)
                 statuses[str(response.status_code)] += 1
+                if interval:
+                    await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
 
-        began = time.perf_counter()
-        await asyncio.gather(*(loop() for _ in range(concurrency)))
+        await asyncio.gather(*(loop() for _ in range(scenario.concurrency)))
         elapsed = time.perf_counter() - began
     latencies.sort()
 
@@ -174,9 +194,9 @@ async def run_python(
         return latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000
 
     return Result(
-        name,
+        scenario.label,
         "python",
-        concurrency,
+        scenario.concurrency,
         seconds,
         len(latencies),
         len(latencies) / elapsed,
@@ -187,19 +207,11 @@ async def run_python(
     )
 
 
-def drive(
-    tool: str,
-    name: str,
-    url: str,
-    token: str,
-    seconds: float,
-    concurrency: int,
-    body: bytes | None = None,
-) -> Result:
+def drive(tool: str, scenario: Scenario, base: str, token: str, seconds: float) -> Result:
     headers = auth(token)
     if tool == "hey":
-        return run_hey(name, url, headers, seconds, concurrency, body)
-    return asyncio.run(run_python(name, url, headers, seconds, concurrency, body))
+        return run_hey(scenario, base, headers, seconds)
+    return asyncio.run(run_python(scenario, base, headers, seconds))
 
 
 def pick_tool(requested: str) -> str:
@@ -219,6 +231,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--create-concurrency", type=int, default=32)
     parser.add_argument("--read-concurrency", type=int, default=8)
+    parser.add_argument(
+        "--read-rates",
+        type=float,
+        nargs="*",
+        default=[200.0, 400.0],
+        help="paced GET /tasks/{id} runs (requests/s): latency at a given load",
+    )
     parser.add_argument("--tool", choices=("auto", "hey", "python"), default="auto")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
@@ -244,40 +263,19 @@ def main(argv: list[str] | None = None) -> int:
                     for _ in range(200):  # warm up the process and the pool
                         client.get(f"/tasks/{task_id}")
             body = json.dumps(TASK).encode()
-            results.append(
-                drive(
-                    tool,
-                    "POST /tasks",
-                    f"{base}/tasks",
-                    token,
-                    args.seconds,
-                    args.create_concurrency,
-                    body,
-                )
-            )
-            results.append(
-                drive(
-                    tool,
-                    "GET /tasks/{id}",
-                    f"{base}/tasks/{task_id}",
-                    token,
-                    args.seconds,
-                    args.read_concurrency,
-                )
-            )
-            results.append(
-                drive(tool, "GET /tasks/{id}", f"{base}/tasks/{task_id}", token, args.seconds, 1)
-            )
-            results.append(
-                drive(
-                    tool,
-                    "GET /agents/me",
-                    f"{base}/agents/me",
-                    token,
-                    args.seconds,
-                    args.read_concurrency,
-                )
-            )
+            reads = args.read_concurrency
+            scenarios = [
+                Scenario("POST /tasks", "/tasks", args.create_concurrency, body),
+                Scenario("GET /tasks/{id}", f"/tasks/{task_id}", reads),
+                *(
+                    Scenario("GET /tasks/{id}", f"/tasks/{task_id}", reads, rate=rate)
+                    for rate in args.read_rates
+                ),
+                Scenario("GET /tasks/{id}", f"/tasks/{task_id}", 1),
+                Scenario("GET /agents/me", "/agents/me", reads),
+            ]
+            for scenario in scenarios:
+                results.append(drive(tool, scenario, base, token, args.seconds))
         finally:
             cluster.stop_all()
     print(
