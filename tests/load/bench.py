@@ -75,7 +75,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--api-seconds", type=float, default=10.0, help="per API scenario")
     add("--api-concurrency", type=int, default=16)
     add("--pgbench-clients", type=int, nargs="+", default=[4, 8])
-    add("--pgbench-jobs", type=int, default=1_000_000, help="queued jobs, 50 per transaction")
+    add("--pgbench-jobs", type=int, default=200_000, help="queued jobs, 50 per transaction")
     add("--pgbench-single-jobs", type=int, default=50_000, help="queued jobs, 1 per transaction")
     add("--async-commit", action="store_true", help="add a synchronous_commit=off pass")
     add("--skip", nargs="+", default=[], choices=SECTIONS, metavar="SECTION", help=str(SECTIONS))

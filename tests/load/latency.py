@@ -37,6 +37,7 @@ from tests.support import Cluster, api_client, cluster
 
 PIPELINE = {"pipeline": [{"id": "echo", "uses": "debug.echo", "with": {"n": "${run.attempt}"}}]}
 QUIET = {"ORDINAUT_LOG_LEVEL": "WARNING"}
+WORKERS = 2
 
 
 @dataclass
@@ -61,7 +62,7 @@ def processes(url: str, workdir: Path) -> Iterator[Cluster]:
     with cluster(url, workdir, **QUIET) as running:
         running.api(ORDINAUT_RATE_LIMIT_PER_MINUTE="0")
         running.scheduler()
-        for _ in range(2):
+        for _ in range(WORKERS):
             running.worker(concurrency=50, ORDINAUT_POLL_SECONDS="1")
         yield running
 
@@ -93,11 +94,43 @@ async def _create(client: httpx.AsyncClient, document: dict[str, Any]) -> str:
     return str(response.json()["id"])
 
 
+async def _wait_workers(url: str, count: int, timeout: float = 60.0) -> None:
+    """The workers have registered (they start after the API is ready)."""
+    conn = await connect(url)
+    async with conn:
+        deadline = time.monotonic() + timeout
+        while True:
+            cursor = await conn.execute("SELECT count(*) AS n FROM workers")
+            row = await cursor.fetchone()
+            if row and row["n"] >= count:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError("the workers did not register in time")
+            await asyncio.sleep(0.1)
+    await asyncio.sleep(1.0)  # let them reach their idle wait
+
+
+async def _post_run_nows(
+    client: httpx.AsyncClient, task_id: str, count: int, gap: float
+) -> list[tuple[str, float]]:
+    """POST run_now ``count`` times, ``gap`` seconds apart (±20 %, so as not to beat in
+    time with the workers' timers); returns (run id, time the POST was sent)."""
+    posted: list[tuple[str, float]] = []
+    for _ in range(count):
+        sent = time.time()
+        response = await client.post(f"/tasks/{task_id}/run_now")
+        if response.status_code != 202:
+            raise RuntimeError(f"run_now: {response.status_code} {response.text}")
+        posted.append((str(response.json()["id"]), sent))
+        await asyncio.sleep(gap * random.uniform(0.8, 1.2))
+    return posted
+
+
 async def run_now_latency(
     client: httpx.AsyncClient, url: str, *, samples: int, gap: float, warmup: int = 10
 ) -> RunNowLatency:
-    """POST run_now ``samples`` times (after ``warmup`` uncounted ones), ``gap`` seconds
-    apart (±20 %, so as not to beat in time with the workers' timers)."""
+    """POST run_now ``samples`` times, ``gap`` seconds apart, once the workers are up and
+    ``warmup`` uncounted runs have finished."""
     task_id = await _create(
         client,
         {
@@ -108,15 +141,10 @@ async def run_now_latency(
             "max_retries": 0,
         },
     )
-    posted: list[tuple[str, float]] = []
-    for _ in range(warmup + samples):
-        sent = time.time()
-        response = await client.post(f"/tasks/{task_id}/run_now")
-        if response.status_code != 202:
-            raise RuntimeError(f"run_now: {response.status_code} {response.text}")
-        posted.append((str(response.json()["id"]), sent))
-        await asyncio.sleep(gap * random.uniform(0.8, 1.2))
-    posted = posted[warmup:]
+    await _wait_workers(url, WORKERS)
+    warm = await _post_run_nows(client, task_id, warmup, gap)
+    await _wait_runs(url, [run_id for run_id, _ in warm], timeout=60)
+    posted = await _post_run_nows(client, task_id, samples, gap)
     rows = await _wait_runs(url, [run_id for run_id, _ in posted], timeout=60)
     start, wall, busy = [], [], 0
     for i, (run_id, sent) in enumerate(posted):

@@ -61,6 +61,19 @@ SELECT relname, n_live_tup, n_dead_tup, autovacuum_count, autoanalyze_count,
   FROM pg_stat_user_tables WHERE relname IN ('due_work', 'runs')
 """
 
+# Where the buffer misses are (an index outgrowing shared_buffers shows here).
+_INDEXES = """
+SELECT indexrelname, idx_blks_read, idx_blks_hit, pg_relation_size(indexrelid) AS bytes
+  FROM pg_statio_user_indexes WHERE relname IN ('due_work', 'runs')
+"""
+
+# Server-wide: checkpoints and WAL written while the runs went through.
+_SERVER = """
+SELECT checkpoints_timed, checkpoints_req, buffers_checkpoint, buffers_backend,
+       pg_current_wal_lsn() AS lsn
+  FROM pg_stat_bgwriter
+"""
+
 
 @dataclass
 class Stability:
@@ -75,6 +88,8 @@ class Stability:
     worker_rss_mb_start: list[float] = field(default_factory=list)
     worker_rss_mb_end: list[float] = field(default_factory=list)
     tables: dict[str, dict[str, Any]] = field(default_factory=dict)
+    indexes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    server: dict[str, Any] = field(default_factory=dict)  # checkpoints, WAL during the run
 
 
 @dataclass
@@ -153,13 +168,22 @@ def measure(
             wait_registered(url, procs, settle=1.0)
             rss_start = procs.rss_mb()
             with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
+                before = conn.execute(_SERVER).fetchone()
                 seconds = produce(conn, task_id, procs, runs=runs, batch=batch)
+                after = conn.execute(_SERVER).fetchone()
+                wal = conn.execute(
+                    "SELECT pg_wal_lsn_diff(%s, %s) AS bytes",
+                    (after["lsn"] if after else None, before["lsn"] if before else None),
+                ).fetchone()
                 rss_end = procs.rss_mb()
         finally:
             procs.stop()
         with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
             rates = window_rates(conn, runs)
             tables = {row.pop("relname"): row for row in conn.execute(_TABLES).fetchall()}
+            indexes = {row.pop("indexrelname"): row for row in conn.execute(_INDEXES).fetchall()}
+    server_stats = _server_delta(before, after)
+    server_stats["wal_bytes"] = int(wal["bytes"]) if wal else None
     return Stability(
         runs,
         workers,
@@ -172,7 +196,15 @@ def measure(
         rss_start,
         rss_end,
         tables,
+        indexes,
+        server_stats,
     )
+
+
+def _server_delta(before: dict[str, Any] | None, after: dict[str, Any] | None) -> dict[str, Any]:
+    if before is None or after is None:
+        return {}
+    return {key: after[key] - before[key] for key in after if key != "lsn"}
 
 
 def main() -> None:
