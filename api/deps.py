@@ -22,6 +22,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from engine.catalog import Catalog
 from engine.errors import (
+    OrdinautError,
     PermissionDenied,
     Problem,
     RateLimited,
@@ -177,6 +178,33 @@ class RouteAuth:
     def read_only(self) -> bool:
         """Every scope it needs only reads (``POST /tasks/validate``, previews)."""
         return bool(self.scopes) and all(s.endswith(":read") for s in self.scopes)
+
+
+async def auth_failure(request: Request) -> OrdinautError | None:
+    """The 401/403 that the route's dependencies would have raised, for errors that happen
+    before they run (FastAPI parses a model body first): without a valid token, a broken
+    body must still be a 401, not a 422 that describes the route to a stranger."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute) or getattr(request.state, "principal", None):
+        return None
+    needed = route_auth(route)
+    if not needed.authenticated:
+        return None
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return Unauthenticated("missing bearer token (Authorization: Bearer <token>)")
+    try:
+        async with request.app.state.pool.connection() as conn:
+            row = await agents_store.authenticate(conn, hash_token(token.strip()))
+    except psycopg.Error:
+        return StoreUnavailable("database unavailable")
+    if row is None:
+        return Unauthenticated("invalid or revoked token")
+    principal = Principal(row["id"], row["name"], frozenset(row["scopes"]), row["token_id"])
+    missing = sorted(scope for scope in needed.scopes if not principal.has(scope))
+    if missing:
+        return PermissionDenied(f"this call needs the {missing[0]!r} scope")
+    return None
 
 
 def route_auth(route: APIRoute) -> RouteAuth:

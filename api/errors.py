@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.deps import auth_failure
 from api.idempotency import IdempotentReplay
 from engine.errors import (
     Conflict,
@@ -127,6 +128,9 @@ def _loc_to_path(loc: tuple[Any, ...]) -> str:
 
 async def _request_validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    refused = await auth_failure(request)
+    if refused is not None:
+        return await _ordinaut_error(request, refused)
     errors = exc.errors()
     if errors and all(tuple(err.get("loc", ()))[:1] == ("path",) for err in errors):
         literal = _literal_route_methods(request)
@@ -148,6 +152,9 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = _HTTP_CODES.get(exc.status_code, "error" if exc.status_code < 500 else "internal")
     if exc.status_code == 400 and isinstance(exc.__cause__, ValueError):
+        refused = await auth_failure(request)
+        if refused is not None:
+            return await _ordinaut_error(request, refused)
         # FastAPI answers 400 when a model body is not UTF-8 text; every other unreadable
         # body is a 422 naming ``$``, so this one is too.
         problem = Problem("$", "body is not valid JSON (UTF-8 text expected)", "json")

@@ -167,6 +167,12 @@ async def test_the_matrix(app: FastAPI, client: httpx.AsyncClient, make_agent: A
                 response = await call(anonymous, method, url, body)
                 assert_error(response, 401, f"{label} without a token")
                 assert response.headers["www-authenticate"] == "Bearer"
+                if body is not None:  # a broken body must not be judged before the token
+                    for raw in (b"{broken", b"\xff\xfe"):
+                        response = await anonymous.request(
+                            method, url, content=raw, headers={"content-type": "application/json"}
+                        )
+                        assert_error(response, 401, f"{label} without a token, broken body")
                 for bad in ("Bearer nope", "Bearer ", "Basic YWRtaW46YWRtaW4=", "ord_x"):
                     response = await call(anonymous, method, url, body, {"Authorization": bad})
                     assert_error(response, 401, f"{label} with {bad!r}")
@@ -179,6 +185,14 @@ async def test_the_matrix(app: FastAPI, client: httpx.AsyncClient, make_agent: A
                         by_scopes[lacking] = await make_agent(*sorted(lacking))
                     response = await call(by_scopes[lacking].client, method, url, body)
                     assert_error(response, 403, f"{label} without {sorted(auth.scopes)}")
+                    if body is not None:
+                        response = await by_scopes[lacking].client.request(
+                            method,
+                            url,
+                            content=b"{broken",
+                            headers={"content-type": "application/json"},
+                        )
+                        assert_error(response, 403, f"{label} without the scope, broken body")
 
                 if set(route.param_convertors) & OWNED_PARAMS:
                     response = await call(other.client, method, url, body)
