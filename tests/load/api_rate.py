@@ -1,11 +1,10 @@
 """API rate: ``POST /tasks`` and ``GET /tasks/{id}`` through one real ``ordinaut api``
-process (uvicorn, rate limiting off) on a fresh database, for a fixed time with a fixed
-number of requests in flight.
+process (rate limiting off) on a fresh database of the benchmark's server, for a fixed time
+with a fixed number of requests in flight.
 
-The load comes from ``tests/load/api_bench.py`` (the API benchmark, which drives ``hey``
-when it is installed) when that module is present, else from the small httpx generator
-below. A generator in Python runs on the same cores as the API and takes CPU from it: its
-figures are a floor.
+The load comes from the API benchmark (``tests/load/api_bench.py``): ``hey`` when it is
+installed, else its Python generator, which runs on the same cores as the API and takes CPU
+from it (its figures are then a floor).
 
     python -m tests.load.api_rate --seconds 10 --concurrency 16
 """
@@ -13,36 +12,16 @@ figures are a floor.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import importlib
 import json
 import tempfile
-import time
-from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import httpx
 
-from tests.load.figures import percentile
+from tests.load.api_bench import TASK, Result, Scenario, drive, pick_tool
 from tests.load.server import BenchServer, bench_server
 from tests.support import ADMIN_TOKEN, auth, cluster
-
-# A realistic task: a once schedule in a zone and a two-step templated pipeline.
-TASK: dict[str, Any] = {
-    "title": "Weekday briefing",
-    "schedule_kind": "once",
-    "schedule_expr": "2030-01-01T08:30:00",
-    "timezone": "Europe/Chisinau",
-    "payload": {
-        "params": {"city": "Chisinau"},
-        "pipeline": [
-            {"id": "greet", "uses": "debug.echo", "with": {"message": "Hi ${params.city}"}},
-            {"id": "log", "uses": "debug.log", "with": {"message": "${params.city}"}},
-        ],
-    },
-}
 
 
 @dataclass
@@ -58,76 +37,20 @@ class Rate:
     p99_ms: float
     statuses: dict[str, int] = field(default_factory=dict)
 
-
-async def python_load(
-    route: str, url: str, *, seconds: float, concurrency: int, body: bytes | None
-) -> Rate:
-    """``concurrency`` loops sending requests to ``url`` for ``seconds`` (POST when a body is
-    given)."""
-    latencies: list[float] = []
-    statuses: Counter[str] = Counter()
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    headers = {**auth(ADMIN_TOKEN), "content-type": "application/json"}
-    async with httpx.AsyncClient(headers=headers, limits=limits, timeout=30) as client:
-        deadline = time.perf_counter() + seconds
-
-        async def user() -> None:
-            while time.perf_counter() < deadline:
-                began = time.perf_counter()
-                if body is None:
-                    response = await client.get(url)
-                else:
-                    response = await client.post(url, content=body)
-                latencies.append(time.perf_counter() - began)
-                statuses[str(response.status_code)] += 1
-
-        began = time.perf_counter()
-        await asyncio.gather(*(user() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - began
-    ms = [s * 1000 for s in latencies]
-    return Rate(
-        route,
-        "python",
-        concurrency,
-        elapsed,
-        len(ms),
-        len(ms) / elapsed,
-        percentile(ms, 0.5),
-        percentile(ms, 0.9),
-        percentile(ms, 0.99),
-        dict(statuses),
-    )
-
-
-def _api_bench() -> Any:
-    """The API benchmark module when it is present (another issue's), else None."""
-    try:
-        return importlib.import_module("tests.load.api_bench")
-    except ImportError:
-        return None
-
-
-def drive(route: str, url: str, *, seconds: float, concurrency: int, body: bytes | None) -> Rate:
-    """One scenario through ``api_bench.drive`` (hey when installed) or ``python_load``."""
-    api_bench = _api_bench()
-    if api_bench is None:
-        return asyncio.run(
-            python_load(route, url, seconds=seconds, concurrency=concurrency, body=body)
+    @classmethod
+    def of(cls, result: Result) -> Rate:
+        return cls(
+            result.name,
+            result.tool,
+            result.concurrency,
+            result.seconds,
+            result.requests,
+            result.rps,
+            result.p50_ms,
+            result.p90_ms,
+            result.p99_ms,
+            dict(result.statuses),
         )
-    tool = api_bench.pick_tool("auto")
-    result = api_bench.drive(tool, route, url, ADMIN_TOKEN, seconds, concurrency, body)
-    return Rate(
-        route,
-        result.tool,
-        result.concurrency,
-        result.seconds,
-        result.requests,
-        result.rps,
-        result.p50_ms,
-        result.p90_ms,
-        result.p99_ms,
-        dict(result.statuses),
-    )
 
 
 def _expect(rate: Rate, status: str) -> Rate:
@@ -151,13 +74,13 @@ def measure(server: BenchServer, *, seconds: float, concurrency: int) -> list[Ra
             for _ in range(200):  # warm up the process and its pool
                 client.get(f"/tasks/{task_id}")
         server.checkpoint()
+        tool = pick_tool("auto")
         body = json.dumps(TASK).encode()
-        common: dict[str, Any] = {"seconds": seconds, "concurrency": concurrency}
+        create = Scenario("POST /tasks", "/tasks", concurrency, body)
+        read = Scenario("GET /tasks/{id}", f"/tasks/{task_id}", concurrency)
         return [
-            _expect(drive("POST /tasks", f"{base}/tasks", body=body, **common), "201"),
-            _expect(
-                drive("GET /tasks/{id}", f"{base}/tasks/{task_id}", body=None, **common), "200"
-            ),
+            _expect(Rate.of(drive(tool, create, base, ADMIN_TOKEN, seconds)), "201"),
+            _expect(Rate.of(drive(tool, read, base, ADMIN_TOKEN, seconds)), "200"),
         ]
 
 

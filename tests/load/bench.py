@@ -44,7 +44,7 @@ from typing import Any, TypeVar
 from tests.load import api_rate, latency, pgbench_limit, stability
 from tests.load.drain import DrainResult, drain, prepare
 from tests.load.latency import RunNowLatency, ScheduledDelay
-from tests.load.peers.runner import drain_peer
+from tests.load.peers.runner import PeerDrain, drain_peer
 from tests.load.report import PGQUEUER_DEFAULT, PGQUEUER_TUNED, PassResults, render, targets
 from tests.load.server import BenchServer, bench_server, pg_tool
 
@@ -67,6 +67,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--concurrency", type=int, default=50, help="jobs in flight per worker process")
     add("--workers", type=int, nargs="+", default=[1, 2], help="Ordinaut worker processes")
     add("--peer-workers", type=int, nargs="+", default=[1, 2], help="peer worker processes")
+    add("--repeat", type=int, default=3, help="repetitions of the quick drains (medians)")
     add("--stability-runs", type=int, default=1_000_000)
     add("--samples", type=int, default=300, help="run_now latency samples")
     add("--gap", type=float, default=0.1, help="seconds between run_now calls")
@@ -117,27 +118,44 @@ def ordinaut_drain(server: BenchServer, args: argparse.Namespace, workers: int) 
 
 
 def drains(server: BenchServer, args: argparse.Namespace, results: PassResults) -> None:
-    """Ordinaut's and the peers' drains (the synchronous_commit=off pass: 2 processes)."""
+    """Ordinaut's and the peers' drains (the synchronous_commit=off pass: 2 processes). The
+    quick ones are repeated ``--repeat`` times, interleaved, so that a burst of load from
+    elsewhere hits every system alike; the table shows the medians."""
     workers = [2] if results.async_commit else args.workers
     peer_workers = [2] if results.async_commit else args.peer_workers
+    quick: list[tuple[str, Callable[[], DrainResult | PeerDrain]]] = []
     if "ordinaut" not in args.skip:
-        for w in workers:
-            step = partial(ordinaut_drain, server, args, w)
-            if (drained := timed(results, f"ordinaut drain {w}w", step)) is not None:
-                results.ordinaut.append(drained)
-    peers: list[tuple[str, dict[str, int], list[int]]] = [
-        ("pgqueuer", PGQUEUER_DEFAULT, peer_workers),
-        ("pgqueuer", PGQUEUER_TUNED, [2]),
-        ("procrastinate", {"concurrency": args.concurrency}, peer_workers),
-    ]
-    for system, options, counts in peers:
-        if system in args.skip:
-            continue
-        for w in counts:
-            peer = partial(drain_peer, server, system, runs=args.runs, workers=w, **options)
-            name = f"{system} drain {w}w " + ",".join(f"{k}={v}" for k, v in options.items())
-            if (result := timed(results, name, peer)) is not None:
-                results.peers.append(result)
+        quick += [
+            (f"ordinaut drain {w}w", partial(ordinaut_drain, server, args, w)) for w in workers
+        ]
+    if "pgqueuer" not in args.skip:
+        configurations = [(PGQUEUER_DEFAULT, w) for w in peer_workers] + [(PGQUEUER_TUNED, 2)]
+        quick += [_peer(server, args, "pgqueuer", options, w) for options, w in configurations]
+    for repetition in range(1, args.repeat + 1):
+        for name, step in quick:
+            _record(results, timed(results, f"{name} #{repetition}", step))
+    if "procrastinate" not in args.skip:
+        options = {"concurrency": args.concurrency}
+        for name, step in [_peer(server, args, "procrastinate", options, w) for w in peer_workers]:
+            _record(results, timed(results, name, step))
+
+
+def _peer(
+    server: BenchServer,
+    args: argparse.Namespace,
+    system: str,
+    options: dict[str, int],
+    workers: int,
+) -> tuple[str, Callable[[], PeerDrain]]:
+    name = f"{system} drain {workers}w " + ",".join(f"{k}={v}" for k, v in options.items())
+    return name, partial(drain_peer, server, system, runs=args.runs, workers=workers, **options)
+
+
+def _record(results: PassResults, drained: DrainResult | PeerDrain | None) -> None:
+    if isinstance(drained, DrainResult):
+        results.ordinaut.append(drained)
+    elif isinstance(drained, PeerDrain):
+        results.peers.append(drained)
 
 
 def pgbench(server: BenchServer, args: argparse.Namespace, results: PassResults) -> None:

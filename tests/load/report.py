@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from tests.load.api_rate import Rate
 from tests.load.drain import DrainResult
@@ -16,6 +18,8 @@ from tests.load.stability import Stability
 # flight per process like Ordinaut's --concurrency 50. The tuned configuration (batch 50) is
 # shown beside it.
 PGQUEUER_DEFAULT = {"batch_size": 10, "concurrency": 50}
+R = TypeVar("R")
+
 PGQUEUER_TUNED = {"batch_size": 50, "concurrency": 100}  # PgQueuer wants ≥ 2 x batch
 
 
@@ -34,20 +38,25 @@ class PassResults:
     load_average: dict[str, list[float]] = field(default_factory=dict)  # per section
     notes: list[str] = field(default_factory=list)  # sections that failed or were skipped
 
+    def ordinaut_drains(self, workers: int) -> list[DrainResult]:
+        return [r for r in self.ordinaut if r.workers == workers]
+
     def ordinaut_drain(self, workers: int) -> DrainResult | None:
-        return next((r for r in self.ordinaut if r.workers == workers), None)
+        """The median of the repeated drains with ``workers`` processes."""
+        return _median(self.ordinaut_drains(workers), lambda r: r.runs_per_second)
+
+    def peer_drains(self, system: str, workers: int, options: dict[str, int]) -> list[PeerDrain]:
+        return [
+            r
+            for r in self.peers
+            if r.system == system
+            and r.workers == workers
+            and all(r.options.get(k) == v for k, v in options.items())
+        ]
 
     def peer(self, system: str, workers: int, options: dict[str, int]) -> PeerDrain | None:
-        return next(
-            (
-                r
-                for r in self.peers
-                if r.system == system
-                and r.workers == workers
-                and all(r.options.get(k) == v for k, v in options.items())
-            ),
-            None,
-        )
+        """The median of the repeated drains of ``system`` in that configuration."""
+        return _median(self.peer_drains(system, workers, options), lambda r: r.runs_per_second)
 
     def pgbench_best(self, batch: int) -> PgbenchResult | None:
         runs = [r for r in self.pgbench if r.batch == batch]
@@ -59,6 +68,19 @@ class PassResults:
         if self.stability:
             values += self.stability.worker_rss_mb_end
         return max(values) if values else None
+
+
+def _median(items: list[R], rate: Callable[[R], float]) -> R | None:
+    """The item with the median rate (the lower middle one of an even count)."""
+    ordered = sorted(items, key=rate)
+    return ordered[(len(ordered) - 1) // 2] if ordered else None
+
+
+def _spread(rates: list[float]) -> str:
+    """``(median of 3: 5 600 to 7 000)``, or nothing for a single measurement."""
+    if len(rates) < 2:
+        return ""
+    return f", median of {len(rates)}: {_num(min(rates))} to {_num(max(rates))}"
 
 
 @dataclass
@@ -166,19 +188,31 @@ def _rate(value: float | None, unit: str = "/s") -> str:
 def _rows(results: PassResults) -> list[tuple[str, str]]:
     """(measurement, value) lines of the table, in the issue's order."""
     rows: list[tuple[str, str]] = []
-    for r in sorted(results.ordinaut, key=lambda r: r.workers):
+    for workers in sorted({r.workers for r in results.ordinaut}):
+        drains = results.ordinaut_drains(workers)
+        r = results.ordinaut_drain(workers)
+        assert r is not None
+        spread = _spread([d.runs_per_second for d in drains])
         rows.append(
             (
-                f"Ordinaut drain, {r.workers} worker(s) x {r.concurrency}",
-                f"{_rate(r.runs_per_second, 'runs/s')}  ({r.runs} in {r.seconds:.1f} s)",
+                f"Ordinaut drain, {workers} worker(s) x {r.concurrency}",
+                f"{_rate(r.runs_per_second, 'runs/s')}  ({r.runs} runs{spread})",
             )
         )
-    for p in sorted(results.peers, key=lambda p: (p.system, p.options.get("batch_size", 0))):
-        extra = f", batch {p.options['batch_size']}" if p.system == "pgqueuer" else ""
+    configurations = sorted(
+        {(p.system, p.workers, p.options.get("batch_size", 0)) for p in results.peers}
+    )
+    for system, workers, batch in configurations:
+        same = {"batch_size": batch} if batch else {}
+        drains_ = results.peer_drains(system, workers, same)
+        p = results.peer(system, workers, same)
+        assert p is not None
+        extra = f", batch {batch}" if batch else ""
+        spread = _spread([d.runs_per_second for d in drains_])
         rows.append(
             (
-                f"{p.system} {p.version} drain, {p.workers} process(es){extra}",
-                f"{_rate(p.runs_per_second, 'jobs/s')}  ({p.runs} in {p.seconds:.1f} s)",
+                f"{system} {p.version} drain, {workers} process(es){extra}",
+                f"{_rate(p.runs_per_second, 'jobs/s')}  ({p.runs} jobs{spread})",
             )
         )
     for batch in (50, 1):
@@ -253,6 +287,8 @@ def render(results: PassResults, header: str) -> str:
 
 
 def _fmt_target(target: Target) -> str:
+    if target.measured is None:
+        return "—"
     if target.unit == "x":
         return f"{_num(target.measured, 2)}x"
     return f"{_num(target.measured, 1)}{target.unit}"

@@ -2,8 +2,8 @@
 
 Two workers (concurrency 50) on a fresh database; a producer in this process keeps the queue
 fed (batches of no-op runs inserted into ``due_work`` with a NOTIFY whenever fewer than two
-batches wait) until ``--runs`` runs have been queued, and waits for them to finish. The runs
-are then ranked by ``finished_at`` and cut into ten windows of equal counts; each window's
+batches wait) until ``--runs`` runs have finished. The first ``--runs`` runs are then ranked by
+``finished_at`` and cut into ten windows of equal counts; each window's
 rate is its runs over its time span. The figure is the last window's rate over the first's
 (history growth, index growth, dead tuples in the hot table, autovacuum all count).
 
@@ -126,16 +126,17 @@ class Feed:
 def produce(
     conn: psycopg.Connection[Any], task_id: str, procs: Workers, *, runs: int, batch: int
 ) -> float:
-    """Keep between one and two batches waiting until ``runs`` were queued and all of them
-    finished; returns the seconds it took."""
+    """Keep between one and two batches waiting until ``runs`` runs have finished (so the
+    last window is as fed as the others: the queue never drains); returns the seconds it
+    took. The few runs queued beyond ``runs`` are left."""
     feed, started, reported = Feed(), time.monotonic(), 0
     deadline = started + max(600.0, runs / 100)
     while True:
         done = feed.count_done(conn)
         if done >= runs:
             return time.monotonic() - started
-        if feed.queued - done < 2 * batch and feed.queued < runs:
-            feed.add(conn, task_id, min(batch, runs - feed.queued))
+        if feed.queued - done < 2 * batch:
+            feed.add(conn, task_id, batch)
             continue
         if done * WINDOWS // runs > reported:
             reported = done * WINDOWS // runs
