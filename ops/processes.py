@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from collections.abc import Awaitable, Callable
@@ -61,8 +62,13 @@ async def _scheduler_main(
     metrics.register("scheduler")
     gauges = GaugeRefresher(pool)
     last_tick: dict[str, Any] = {"at": None}
+    busy = asyncio.Lock()  # held during a tick: shutdown waits for it rather than cancel it
 
     async def tick() -> None:
+        async with busy:
+            await _tick()
+
+    async def _tick() -> None:
         try:
             result = await scheduler.tick()
             last_tick["at"] = datetime.now(UTC)
@@ -111,6 +117,12 @@ async def _scheduler_main(
     metronome.start()
     log.info("scheduler started")
     await stop.wait()
+    # No new ticks; a tick in flight finishes (its batch commits) before the metronome's
+    # shutdown, which would cancel it (harmless: rolled back, but logged as a failure).
+    metronome.pause()
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(settings.shutdown_grace_seconds):
+            await busy.acquire()
     metronome.shutdown(wait=False)
     if server:
         server.close()
