@@ -11,7 +11,8 @@ from uuid import UUID
 
 from psycopg.types.json import Jsonb
 
-from engine.schedules.events import matching_patterns
+from engine.errors import Problem, ValidationFailed
+from engine.schedules.events import TopicError, matching_patterns, parse_topic
 from store.db import Connection
 from store.due_work import WAKE_CHANNEL
 
@@ -70,11 +71,15 @@ async def publish_event(
 ) -> tuple[UUID, list[dict[str, UUID]]]:
     """Record the event and queue a run (trigger ``event``) for every active event task
     whose pattern matches ``topic``; ``owner_filter`` limits that to one agent's tasks
-    (None: every agent's, for admins). ``topic`` must be valid
-    (:func:`engine.schedules.events.parse_topic`).
+    (None: every agent's, for admins). An invalid topic raises
+    :class:`~engine.errors.ValidationFailed` at ``$.topic``.
 
     Returns ``(event_id, [{"task_id", "run_id"}, ...])``.
     """
+    try:
+        parse_topic(topic)
+    except TopicError as exc:
+        raise ValidationFailed([Problem("$.topic", str(exc), "topic")]) from None
     patterns = matching_patterns(topic)
     match = _MATCH_BY_PATTERNS if patterns is not None else _MATCH_BY_SEGMENTS
     cursor = await conn.execute(

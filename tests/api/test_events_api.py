@@ -8,6 +8,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from engine.errors import ValidationFailed
+from store.events import publish_event
+
 PIPELINE = {
     "pipeline": [{"id": "e", "uses": "debug.echo", "with": {"order": "${event.payload.order_id}"}}]
 }
@@ -125,3 +128,11 @@ async def test_publishing_needs_the_scope(make_agent) -> None:
     writer = await make_agent("tasks:write")
     response = await writer.client.post("/events", json={"topic": "a.b"})
     assert response.status_code == 403
+
+
+async def test_publish_event_validates_the_topic_itself(app: FastAPI) -> None:
+    """The store function (also used by the events.publish tool) refuses a bad topic."""
+    async with app.state.pool.connection() as conn:
+        with pytest.raises(ValidationFailed) as failure:
+            await publish_event(conn, topic="a.*", payload={}, published_by=None, owner_filter=None)
+    assert failure.value.problems[0].path == "$.topic"
