@@ -27,7 +27,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
 
-from engine.schedules.wallclock import offset_slack, to_instant_cron, to_local
+from engine.schedules.wallclock import (
+    EXPANSION_END_YEAR,
+    offset_slack,
+    to_instant_cron,
+    to_local,
+)
 
 SHORTHANDS = {
     "@yearly": "0 0 1 1 *",
@@ -94,7 +99,7 @@ class CronExpression:
             return
         start = start.replace(second=0, microsecond=0, tzinfo=None, fold=0)
         day = start.date()
-        last_year = start.year + SEARCH_YEARS
+        last_year = min(start.year + SEARCH_YEARS, EXPANSION_END_YEAR)
         first = True
         while day.year <= last_year:
             if day.month not in self.months:

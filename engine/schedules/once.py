@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 
-from engine.schedules.wallclock import to_instant
+from engine.schedules.wallclock import check_year, to_instant
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,7 @@ def parse_once(expr: str, zone: tzinfo) -> OnceSchedule:
         raise ValueError(
             f"not an ISO 8601 date-time: {expr!r} (example: 2026-12-01T09:00:00+02:00)"
         ) from None
+    check_year(parsed, "the date")
     if parsed.tzinfo is None:
         return OnceSchedule(to_instant(parsed, zone))
     return OnceSchedule(parsed.astimezone(UTC))

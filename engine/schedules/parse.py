@@ -36,7 +36,7 @@ def parse_schedule(kind: str, expr: str, timezone: str, *, anchor: datetime) -> 
             return parse_rrule_schedule(expr, zone, anchor=anchor)
         parse_pattern(expr)
         return None
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:
         raise ValidationFailed(
             [Problem("$.schedule_expr", f"invalid {kind} schedule: {exc}", "schedule")]
         ) from None

@@ -7,12 +7,10 @@ from itertools import islice
 
 from engine.errors import Problem, ValidationFailed
 from engine.schedules.base import Schedule
-from engine.schedules.wallclock import to_instant
+from engine.schedules.wallclock import check_year, to_instant
 from engine.timezones import get_zone
 
 MAX_COUNT = 1000
-EARLIEST_YEAR = 1900
-LATEST_YEAR = 9000
 
 
 def preview(schedule: Schedule | None, timezone: str, *, after: datetime, count: int) -> list[str]:
@@ -41,16 +39,10 @@ def parse_after(text: str, timezone: str, path: str) -> datetime:
                 )
             ]
         ) from None
-    if not EARLIEST_YEAR <= parsed.year <= LATEST_YEAR:
-        raise ValidationFailed(
-            [
-                Problem(
-                    path,
-                    f"must lie between the years {EARLIEST_YEAR} and {LATEST_YEAR}",
-                    "datetime",
-                )
-            ]
-        )
+    try:
+        check_year(parsed, "after")
+    except ValueError as exc:
+        raise ValidationFailed([Problem(path, str(exc), "datetime")]) from None
     if parsed.tzinfo is None:
         return to_instant(parsed, get_zone(timezone))
     return parsed

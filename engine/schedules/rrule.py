@@ -42,7 +42,14 @@ from typing import Any
 
 from dateutil import rrule as du
 
-from engine.schedules.wallclock import is_nonexistent, offset_slack, to_instant, to_local
+from engine.schedules.wallclock import (
+    EXPANSION_END_YEAR,
+    check_year,
+    is_nonexistent,
+    offset_slack,
+    to_instant,
+    to_local,
+)
 from engine.timezones import UnknownTimezone, get_zone
 
 MAX_COUNT = 100_000
@@ -130,9 +137,11 @@ def _parse_value(text: str, what: str, *, value_type: str | None = None) -> _Val
 def _datetime(parts: tuple[str, ...], what: str, text: str) -> datetime:
     numbers = [int(p) for p in parts] + [0, 0, 0]
     try:
-        return datetime(numbers[0], numbers[1], numbers[2], numbers[3], numbers[4], numbers[5])
+        value = datetime(numbers[0], numbers[1], numbers[2], numbers[3], numbers[4], numbers[5])
+        check_year(value, what)
     except ValueError as exc:
         raise RRuleSyntaxError(f"{what}: {text!r} is not a valid date ({exc})") from None
+    return value
 
 
 # -- one RRULE ---------------------------------------------------------------------------
@@ -332,10 +341,10 @@ class RuleExpansion:
         self.possible = _days_can_match(self.options)
 
     def _rule(self, dtstart: datetime) -> du.rrule:
-        until_hint = None
+        # dateutil stops at the first local candidate past this; the exact (instant) bound
+        # is applied afterwards. A day of margin covers any UTC offset.
+        until_hint = datetime(EXPANSION_END_YEAR, 1, 1)
         if self.until is not None:
-            # dateutil stops at the first local candidate past this; the exact (instant)
-            # bound is applied afterwards. A day of margin covers any UTC offset.
             until_hint = to_local(self.until, self.zone) + timedelta(days=1)
         return du.rrule(
             self.spec.freq,  # type: ignore[arg-type]  # one of dateutil's frequency ints

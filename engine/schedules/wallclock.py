@@ -15,6 +15,18 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, tzinfo
 
+# Dates a schedule may name, and the last year expansion looks at: far enough from
+# datetime's limits (years 1 and 9999) that converting between zones never overflows.
+FIRST_YEAR = 1900
+LAST_YEAR = 9000
+EXPANSION_END_YEAR = 9900
+
+
+def check_year(value: datetime, what: str) -> None:
+    """Raise ``ValueError`` unless ``value`` lies within the supported years."""
+    if not FIRST_YEAR <= value.year <= LAST_YEAR:
+        raise ValueError(f"{what}: the year must lie between {FIRST_YEAR} and {LAST_YEAR}")
+
 
 def to_instant(local: datetime, zone: tzinfo) -> datetime:
     """The UTC instant of a naive local time, RFC 5545 3.3.5 style.

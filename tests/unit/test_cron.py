@@ -287,3 +287,9 @@ def test_weekday_is_the_local_one() -> None:
     """Monday 00:30 in Sydney is Sunday in UTC: the local weekday counts."""
     got = upcoming("30 0 * * 1", "2026-03-01T00:00Z", 1, "Australia/Sydney")
     assert got == ["2026-03-02T00:30+1100"]
+
+
+def test_search_stops_well_before_the_end_of_the_calendar() -> None:
+    schedule = cron("0 0 29 2 *", "America/New_York")
+    found = list(schedule.occurrences_after(datetime(8990, 1, 1, tzinfo=UTC)))
+    assert found and found[-1].year < 9900

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from engine.errors import ValidationFailed
 from engine.expansion import ExpansionPlan, initial_state, latest_before, plan_expansion
 from engine.schedules import Schedule, parse_schedule
 
@@ -120,3 +121,12 @@ def test_exhausted_schedule_has_no_next_expansion() -> None:
 def test_initial_state_of_recurring_and_event_tasks() -> None:
     assert initial_state(None, NOW) == (None, None)
     assert initial_state(every_minute(), NOW) == (NOW, NOW + timedelta(minutes=1))
+
+
+@pytest.mark.parametrize(
+    "text", ["9999-12-31T23:00:00", "0001-01-01T00:00:00Z", "1899-12-31T00:00:00"]
+)
+def test_once_dates_outside_the_supported_years_are_invalid(text: str) -> None:
+    with pytest.raises(ValidationFailed) as failure:
+        parse_schedule("once", text, "America/New_York", anchor=NOW)
+    assert "between 1900 and 9000" in failure.value.problems[0].message

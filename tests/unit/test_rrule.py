@@ -316,7 +316,13 @@ INVALID = [
     ("DTSTART:20260101T000000Z\nEXRULE:FREQ=DAILY", "EXRULE"),
     ("DTSTART:20260101T000000Z\nSUMMARY:hello", "unexpected line"),
     ("EXDATE:20260101T000000Z", "nothing would ever run"),
-    ("FREQ=HOURLY;INTERVAL=4;BYHOUR=2", "empty set"),  # 4-hour steps from 12:00 never hit 2
+    ("FREQ=HOURLY;INTERVAL=4;BYHOUR=2", "empty set"),
+    ("DTSTART:99991231T230000\nRRULE:FREQ=DAILY", "between 1900 and 9000"),
+    ("DTSTART:18991231T230000Z\nRRULE:FREQ=DAILY", "between 1900 and 9000"),
+    (
+        "FREQ=DAILY;UNTIL=00010101T000000Z",
+        "between 1900 and 9000",
+    ),  # 4-hour steps from 12:00 never hit 2
 ]
 
 
@@ -401,3 +407,10 @@ def _walk(schedule: RRuleSchedule, start: datetime, past: datetime) -> list[date
         if beyond >= 6:
             break
     return found
+
+
+def test_expansion_stops_well_before_the_end_of_the_calendar() -> None:
+    """A yearly rule from the year 9000 runs out quietly instead of overflowing."""
+    schedule = rrule("DTSTART;TZID=America/New_York:90001231T230000\nRRULE:FREQ=YEARLY")
+    found = list(schedule.occurrences_after(datetime(8999, 1, 1, tzinfo=UTC)))
+    assert 800 < len(found) < 1000
