@@ -20,8 +20,9 @@ on) or ``DATABASE_URL``'s server; every measurement in a fresh database on it:
    ``api_bench`` and ``hey`` when they are there);
 
 then prints one table with the targets and writes everything as JSON to
-``tests/load/results/bench-<timestamp>.json``. ``--async-commit`` adds a second pass of the
-throughput measurements (1-3) with ``synchronous_commit=off``.
+``tests/load/results/bench-<timestamp>.json`` (the tables also as Markdown, ``.md``).
+``--async-commit`` adds a second pass of the throughput measurements (1-3) with
+``synchronous_commit=off``.
 """
 
 from __future__ import annotations
@@ -45,7 +46,14 @@ from tests.load import api_rate, latency, pgbench_limit, stability
 from tests.load.drain import DrainResult, drain, prepare
 from tests.load.latency import RunNowLatency, ScheduledDelay
 from tests.load.peers.runner import PeerDrain, drain_peer
-from tests.load.report import PGQUEUER_DEFAULT, PGQUEUER_TUNED, PassResults, render, targets
+from tests.load.report import (
+    PGQUEUER_DEFAULT,
+    PGQUEUER_TUNED,
+    PassResults,
+    markdown,
+    render,
+    targets,
+)
 from tests.load.server import BenchServer, bench_server, pg_tool
 
 REPO = Path(__file__).resolve().parents[2]
@@ -267,7 +275,9 @@ def main(argv: list[str] | None = None) -> None:
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(document, indent=1, default=str))
-    print(f"results: {out}")
+    tables_md = [markdown(p, header(server, settings, p.async_commit)) for p in passes]
+    out.with_suffix(".md").write_text("\n\n".join(tables_md) + "\n")
+    print(f"results: {out} (and the tables in Markdown: {out.with_suffix('.md').name})")
 
 
 def _load(values: tuple[float, float, float]) -> str:

@@ -249,10 +249,11 @@ def _rows(results: PassResults) -> list[tuple[str, str]]:
         )
     if results.stability:
         s = results.stability
+        tenths = " ".join(f"{rate / 1000:.1f}" for rate in s.window_runs_per_second)
         rows.append(
             (
                 f"stability over {s.runs} runs: first → last 10 %",
-                f"{_num(s.first)} → {_num(s.last)} runs/s",
+                f"{_num(s.first)} → {_num(s.last)} runs/s  (every tenth, k/s: {tenths})",
             )
         )
     for rate in results.api:
@@ -283,6 +284,18 @@ def render(results: PassResults, header: str) -> str:
             shown = _fmt_target(t)
             lines.append(f"  {t.name:<{name_width}}{shown:>12}   {t.goal():<10} {t.verdict}")
     lines += [f"  note: {note}" for note in results.notes]
+    return "\n".join(lines)
+
+
+def markdown(results: PassResults, header: str) -> str:
+    """The same as :func:`render`, as Markdown tables (for the README)."""
+    lines = [f"**{header}**", "", "| measurement | value |", "|---|---|"]
+    lines += [f"| {label} | {value} |" for label, value in _rows(results)]
+    found = targets(results)
+    if found:
+        lines += ["", "| target | measured | goal | result |", "|---|---|---|---|"]
+        lines += [f"| {t.name} | {_fmt_target(t)} | {t.goal()} | {t.verdict} |" for t in found]
+    lines += [f"\nNote: {note}" for note in results.notes]
     return "\n".join(lines)
 
 
