@@ -45,7 +45,7 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     http_allow: tuple[str, ...] = ()
     scheduler_tick_seconds: float = 1.0
-    scheduler_horizon_seconds: float = 10.0
+    scheduler_horizon_seconds: float = 30.0
     catch_up_grace_seconds: float = 60.0
     max_output_bytes: int = 64 * 1024
     http_max_response_bytes: int = 1024 * 1024
@@ -83,7 +83,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         http_allow=reader.get("ORDINAUT_HTTP_ALLOW", _host_list, ()),
         scheduler_tick_seconds=reader.get("ORDINAUT_SCHEDULER_TICK_SECONDS", _positive_float, 1.0),
         scheduler_horizon_seconds=reader.get(
-            "ORDINAUT_SCHEDULER_HORIZON_SECONDS", _positive_float, 10.0
+            "ORDINAUT_SCHEDULER_HORIZON_SECONDS", _positive_float, 30.0
         ),
         catch_up_grace_seconds=reader.get(
             "ORDINAUT_CATCH_UP_GRACE_SECONDS", _non_negative_float, 60.0

@@ -112,14 +112,18 @@ async def insert_manual_run(
 # The lease: lock a batch of ready rows (skipping rows other workers hold), at most one per
 # concurrency key and none whose key already runs, then mark them running in the same
 # statement. ``due_work_lease`` matches the WHERE and ORDER BY exactly. The redundant
-# ``r.concurrency_key IS NOT NULL`` lets the key check use the partial unique index even when
-# the planner hashes the subquery. Rows locked but not picked (a second row of one key) are
-# released when the statement's transaction ends.
+# ``priority = ANY(1..9)`` turns the scan into one range scan per priority that stops at
+# the first row not yet due (a "skip scan"): without it, an idle lease walks past every
+# future row the scheduler materialised ahead (0.67 ms → 0.04 ms with 50 000 of them). The
+# redundant ``r.concurrency_key IS NOT NULL`` lets the key check use the partial unique
+# index even when the planner hashes the subquery. Rows locked but not picked (a second row
+# of one key) are released when the statement's transaction ends.
 _LEASE = """
 WITH locked AS (
     SELECT d.id, d.concurrency_key, d.priority, d.run_at
       FROM due_work d
      WHERE d.state IN ('queued', 'failed') AND d.run_at <= now()
+       AND d.priority = ANY('{1,2,3,4,5,6,7,8,9}'::smallint[])
        AND (d.concurrency_key IS NULL OR NOT EXISTS (
              SELECT 1 FROM due_work r
               WHERE r.state = 'running' AND r.concurrency_key IS NOT NULL
@@ -346,11 +350,13 @@ def _json(value: Any) -> str:
 CANCEL_CHANNEL = "ordinaut_cancel"
 
 # Expired leases (a crashed or partitioned worker): attempts left → back to the queue at
-# once; attempts exhausted → the run is dead. One statement, so a reaper that dies halfway
+# once; attempts exhausted → the run is dead; a cancel pending (the run's, or its task was
+# canceled meanwhile) → the run is canceled. One statement, so a reaper that dies halfway
 # leaves nothing inconsistent; SKIP LOCKED lets several reapers run at once.
 _REAP = """
 WITH expired AS (
-    SELECT d.id, d.attempt, t.max_retries, t.created_by AS agent_id
+    SELECT d.id, d.attempt, t.max_retries, t.created_by AS agent_id,
+           d.cancel_requested OR t.status = 'canceled' AS canceled
       FROM due_work d JOIN tasks t ON t.id = d.task_id
      WHERE d.state = 'running' AND d.lease_expires_at < now()
      ORDER BY d.lease_expires_at
@@ -361,22 +367,23 @@ WITH expired AS (
        SET state = 'queued', leased_by = NULL, lease_expires_at = NULL, run_at = now(),
            cancel_requested = false, last_error = %(error)s
       FROM expired e
-     WHERE d.id = e.id AND e.attempt <= e.max_retries AND NOT d.cancel_requested
+     WHERE d.id = e.id AND e.attempt <= e.max_retries AND NOT e.canceled
     RETURNING d.id
 ), removed AS (
     DELETE FROM due_work d USING expired e
-     WHERE d.id = e.id AND (e.attempt > e.max_retries OR d.cancel_requested)
+     WHERE d.id = e.id AND (e.attempt > e.max_retries OR e.canceled)
     RETURNING d.id, d.task_id, d.trigger, d.scheduled_for, d.created_at, d.attempt,
-              d.started_at, d.event, d.retry_of, d.steps, d.cancel_requested, e.agent_id
+              d.started_at, d.event, d.retry_of, d.steps, e.canceled, e.agent_id
 ), buried AS (
     INSERT INTO runs (id, task_id, agent_id, trigger, status, scheduled_for, queued_at,
                       attempt, started_at, finished_at, duration_ms, worker_id, steps, error,
                       event, retry_of)
     SELECT id, task_id, agent_id, trigger,
-           CASE WHEN cancel_requested THEN 'canceled' ELSE 'dead' END,
+           CASE WHEN canceled THEN 'canceled' ELSE 'dead' END,
            scheduled_for, created_at, attempt, started_at, now(),
            (extract(epoch FROM now() - started_at) * 1000)::integer, NULL,
-           COALESCE(steps, '[]'::jsonb), %(error)s, event, retry_of
+           COALESCE(steps, '[]'::jsonb),
+           CASE WHEN canceled THEN %(canceled_error)s ELSE %(error)s END, event, retry_of
       FROM removed
     RETURNING id, task_id, status, trigger
 )
@@ -395,13 +402,27 @@ LEASE_EXPIRED_ERROR = {
 }
 
 
+CANCELED_ON_EXPIRY_ERROR = {
+    "step_id": None,
+    "type": "canceled",
+    "message": "canceled while its worker was gone (the lease expired)",
+    "retryable": False,
+}
+
+
 async def reap_expired_leases(conn: Connection, *, limit: int = 1000) -> tuple[int, list[Row]]:
     """Return expired leases to the queue (or bury them when out of attempts).
 
     Returns ``(requeued, finished)`` where ``finished`` lists the runs that ended (dead, or
     canceled when a cancel was pending)."""
     cursor = await conn.execute(
-        _REAP, {"limit": limit, "error": Jsonb(LEASE_EXPIRED_ERROR), "channel": WAKE_CHANNEL}
+        _REAP,
+        {
+            "limit": limit,
+            "error": Jsonb(LEASE_EXPIRED_ERROR),
+            "canceled_error": Jsonb(CANCELED_ON_EXPIRY_ERROR),
+            "channel": WAKE_CHANNEL,
+        },
     )
     row = await cursor.fetchone()
     assert row is not None

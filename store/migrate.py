@@ -94,8 +94,11 @@ async def migrate(conn: Connection, directory: Path = MIGRATIONS_DIR) -> list[st
 async def is_at_head(conn: Connection, directory: Path = MIGRATIONS_DIR) -> tuple[bool, str]:
     """Whether every migration is applied, and a reason when not."""
     applied = await applied_versions(conn)
-    latest = head(directory)
-    if latest is None or (applied and applied[-1] >= latest):
+    missing = sorted({m.version for m in available(directory)} - set(applied))
+    if not missing:
         return True, "migrations at head"
     current = applied[-1] if applied else "none"
-    return False, f"migrations not at head (database at {current}, code at {latest})"
+    return False, (
+        f"migrations not at head (database at {current}, code at {head(directory)}, "
+        f"pending {', '.join(missing)})"
+    )

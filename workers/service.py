@@ -49,6 +49,7 @@ from workers.maintenance import Maintenance
 log = logging.getLogger("ordinaut.worker")
 
 LEASE_BATCH_MAX = 100
+DUE_MARGIN_SECONDS = 0.002
 
 # Returns the current catalog (files + runtime tools); implementations cache it.
 CatalogProvider = Callable[[], Awaitable[Catalog]]
@@ -86,6 +87,7 @@ class Worker:
         self._inflight: dict[Any, _Inflight] = {}
         self._reserved = 0  # slots promised to leases under way
         self._executor_cache: Executor | None = None
+        self._due_misses = 0  # consecutive empty leases although work was due
         self._loops: dict[str, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
         self._stopping = False
@@ -226,25 +228,33 @@ class Worker:
             return []
 
     async def _sleep_until_work(self, *, free_slots: bool) -> None:
+        """Wait for a wake-up, the next due time, or the poll interval (the fallback)."""
         timeout = self.settings.poll_seconds
         if free_slots:
-            next_due = await self._next_due()
-            if next_due is not None:
-                timeout = min(timeout, max(0.0, (next_due - self.clock()).total_seconds()))
+            timeout = min(timeout, await self._seconds_until_due())
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=timeout)
 
-    async def _next_due(self) -> datetime | None:
+    async def _seconds_until_due(self) -> float:
         try:
             async with self.pool.connection() as conn:
                 due = await due_work_store.next_due_at(conn)
         except (psycopg.Error, OSError):
-            return None
-        # Work already due that we could not lease is held by others or blocked by a
-        # concurrency key: wait for a notification or the poll instead of spinning.
-        if due is not None and due <= self.clock():
-            return None
-        return due
+            return self.settings.poll_seconds
+        if due is None:
+            self._due_misses = 0
+            return self.settings.poll_seconds
+        wait = (due - self.clock()).total_seconds()
+        if wait > 0:
+            self._due_misses = 0
+            # Wake a hair after the due instant: the lease compares with the database's
+            # now(), and an early wake-up would find nothing and fall back to the poll.
+            return wait + DUE_MARGIN_SECONDS
+        # Due, yet the lease found nothing: held by other workers, blocked by a concurrency
+        # key, or our clock ran a little ahead of the database's. Look again soon, backing
+        # off towards the poll interval instead of spinning.
+        self._due_misses += 1
+        return float(min(self.settings.poll_seconds, DUE_MARGIN_SECONDS * 2**self._due_misses))
 
     # -- running ----------------------------------------------------------------------
 

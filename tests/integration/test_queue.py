@@ -239,3 +239,15 @@ async def test_notifications_wake_listeners(fresh_db):
             channels.append(note.channel)
             break
         assert channels == [q.WAKE_CHANNEL]
+
+
+async def test_the_reaper_cancels_an_orphaned_run_whose_task_was_canceled(conn):
+    _, task = await owner_and_task(conn, max_retries=3)
+    (run_id,) = await queue(conn, task)
+    await q.lease_batch(conn, worker_id="crashed", limit=1, lease_seconds=30)
+    await conn.execute("UPDATE tasks SET status = 'canceled' WHERE id = %s", (task["id"],))
+    await conn.execute("UPDATE due_work SET lease_expires_at = now() - interval '1 second'")
+    requeued, ended = await q.reap_expired_leases(conn)
+    assert (requeued, [r["status"] for r in ended]) == (0, ["canceled"])
+    run = await stored_run(conn, run_id)
+    assert run["status"] == "canceled" and run["error"]["type"] == "canceled"
