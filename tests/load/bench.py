@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import os
 import subprocess
@@ -223,15 +224,28 @@ def run_pass(server: BenchServer, args: argparse.Namespace, *, async_commit: boo
     return results
 
 
+HOT_PATH = ("workers", "store", "engine", "migrations")
+
+
 def provenance() -> dict[str, Any]:
-    """Which code was measured: the commit, and files changed since it in the hot path."""
+    """Which code is measured: the commit, the files changed since it in the hot path, and a
+    fingerprint of those folders' contents (the working tree is shared: code can change
+    while the bench runs, and the fingerprints before and after show it)."""
 
     def git(*argv: str) -> str:
         completed = subprocess.run(["git", *argv], cwd=REPO, capture_output=True, text=True)
         return completed.stdout.strip()
 
-    changed = git("status", "--porcelain", "--", "workers", "store", "engine", "migrations")
-    return {"commit": git("rev-parse", "HEAD"), "uncommitted": changed.splitlines()}
+    digest = hashlib.sha256()
+    for folder in HOT_PATH:
+        for path in sorted((REPO / folder).rglob("*")):
+            if path.is_file() and path.suffix in (".py", ".sql"):
+                digest.update(str(path.relative_to(REPO)).encode() + path.read_bytes())
+    return {
+        "commit": git("rev-parse", "--short", "HEAD"),
+        "uncommitted": git("status", "--porcelain", "--", *HOT_PATH).splitlines(),
+        "fingerprint": digest.hexdigest()[:16],
+    }
 
 
 def header(server: BenchServer, settings: dict[str, Any], async_commit: bool) -> str:
@@ -249,6 +263,7 @@ def main(argv: list[str] | None = None) -> None:
     started = datetime.now(UTC)
     out = args.out or RESULTS / f"bench-{started:%Y%m%dT%H%M%SZ}.json"
     load_before = os.getloadavg()
+    code_before = provenance()
     passes: list[PassResults] = []
     with bench_server() as server:
         settings = server.settings()
@@ -257,14 +272,18 @@ def main(argv: list[str] | None = None) -> None:
         if args.async_commit:
             passes.append(run_pass(server, args, async_commit=True))
     load_after = os.getloadavg()
+    code_after = provenance()
     tables = [render(p, header(server, settings, p.async_commit)) for p in passes]
     print("\n\n".join(tables))
+    print(f"\ncode: {code_before}")
+    if code_after != code_before:
+        print(f"WARNING: the hot path changed during the run; at the end: {code_after}")
     print(f"\nload average (1, 5, 15 min): before {_load(load_before)}, after {_load(load_after)}")
     document = {
         "started_at": started.isoformat(),
         "finished_at": datetime.now(UTC).isoformat(),
         "arguments": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-        "code": provenance(),
+        "code": {"before": code_before, "after": code_after},
         "machine": {"cpus": os.cpu_count(), "load_before": load_before, "load_after": load_after},
         "server": settings,
         "passes": [
