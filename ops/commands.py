@@ -9,22 +9,12 @@ from typing import Any
 import psycopg
 
 from engine.errors import Conflict, OrdinautError
-from engine.tokens import display_prefix, generate_token, hash_token
+from engine.tokens import SCOPES, display_prefix, generate_token, hash_token
 from ops.embedded_pg import EmbeddedPostgres, EmbeddedPostgresError
 from ops.settings import Settings
 from store import agents as agents_store
 from store import migrate as migrate_store
 from store.db import connect
-
-SCOPES = (
-    "tasks:read",
-    "tasks:write",
-    "runs:read",
-    "runs:write",
-    "events:publish",
-    "tools:read",
-    "admin",
-)
 
 
 class CommandError(Exception):

@@ -17,6 +17,7 @@ from api.idempotency import IdempotencyKey
 from api.pagination import DEFAULT_LIMIT, CursorParam, Limit, decode_cursor, page
 from api.schemas import ErrorDetail, ErrorResponse, Run, Task, TaskPage
 from engine.errors import Conflict, NotFound, ValidationFailed
+from engine.examples import QUICK_START_TASK
 from engine.expansion import initial_state
 from engine.validation import TASK_SCHEMA, task_problems, validate_task
 from store import due_work as due_work_store
@@ -31,30 +32,6 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorResponse, "description": "No such task (or not yours)."}
-}
-
-QUICK_START_TASK = {
-    "title": "Weekday briefing",
-    "schedule_kind": "once",
-    "schedule_expr": "2030-01-01T08:30:00",
-    "timezone": "Europe/Chisinau",
-    "payload": {
-        "params": {"city": "Chisinau"},
-        "pipeline": [
-            {
-                "id": "greet",
-                "uses": "debug.echo",
-                "with": {"message": "Hello ${params.city}"},
-                "save_as": "greeting",
-            },
-            {
-                "id": "log",
-                "uses": "debug.log",
-                "with": {"message": "${steps.greeting.message}"},
-                "if": "steps.greeting != null",
-            },
-        ],
-    },
 }
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from engine.examples import quick_start_pipeline
 from tests.servers.http_tool_server import serve_http_tools
 from tests.support import api_client, cluster, eventually
 
@@ -49,22 +50,7 @@ async def create(client: httpx.AsyncClient, document: dict[str, Any]) -> str:
     return str(response.json()["id"])
 
 
-QUICK_START: list[dict[str, Any]] = [
-    {
-        "id": "greet",
-        "uses": "debug.echo",
-        "with": {"message": "Hello ${params.city}"},
-        "save_as": "greeting",
-    },
-    {
-        "id": "log",
-        "uses": "debug.log",
-        "with": {"message": "${steps.greeting.message}"},
-        "if": "steps.greeting != null",
-        "timeout_seconds": 10,
-        "max_retries": 2,
-    },
-]
+QUICK_START = quick_start_pipeline()
 
 IF_OVER_A_STEP: list[dict[str, Any]] = [
     {"id": "check", "uses": "debug.echo", "with": {"ok": False, "n": 3}, "save_as": "check"},

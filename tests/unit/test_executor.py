@@ -11,6 +11,7 @@ import pytest
 
 from engine.catalog import Catalog, ToolSpec, file_catalog
 from engine.errors import ToolFailed
+from engine.examples import QUICK_START_PARAMS, quick_start_pipeline
 from engine.pipeline import CallContext, Executor, PipelineOutcome, RunInfo, truncate_output
 from engine.tools import ToolRouter
 from engine.tools.builtin import BuiltinTransport
@@ -44,25 +45,7 @@ async def run(pipeline: list[dict[str, Any]], ex: Executor | None = None, **kwar
 
 
 async def test_the_quick_start_pipeline():
-    outcome = await run(
-        [
-            {
-                "id": "greet",
-                "uses": "debug.echo",
-                "with": {"message": "Hello ${params.city}"},
-                "save_as": "greeting",
-            },
-            {
-                "id": "log",
-                "uses": "debug.log",
-                "with": {"message": "${steps.greeting.message}"},
-                "if": "steps.greeting != null",
-                "timeout_seconds": 10,
-                "max_retries": 2,
-            },
-        ],
-        params={"city": "Chisinau"},
-    )
+    outcome = await run(quick_start_pipeline(), params=QUICK_START_PARAMS)
     assert outcome.succeeded
     assert [s.status for s in outcome.steps] == ["succeeded", "succeeded"]
     assert outcome.steps[1].output == {"message": "Hello Chisinau", "level": "info"}

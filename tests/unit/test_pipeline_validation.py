@@ -9,6 +9,7 @@ import pytest
 
 from engine.catalog import ToolSpec, file_catalog
 from engine.errors import Problem, ValidationFailed
+from engine.examples import quick_start_pipeline
 from engine.validation import pipeline_problems, task_problems, validate_task
 
 NOW = datetime(2026, 3, 29, 6, 30, tzinfo=UTC)
@@ -31,23 +32,7 @@ def task(pipeline: list[dict[str, Any]], **overrides: Any) -> dict[str, Any]:
 
 
 def test_the_quick_start_pipeline_is_valid():
-    pipeline = [
-        {
-            "id": "greet",
-            "uses": "debug.echo",
-            "with": {"message": "Hello ${params.city}"},
-            "save_as": "greeting",
-        },
-        {
-            "id": "log",
-            "uses": "debug.log",
-            "with": {"message": "${steps.greeting.message}"},
-            "if": "steps.greeting != null",
-            "timeout_seconds": 10,
-            "max_retries": 2,
-        },
-    ]
-    assert pipeline_problems(pipeline, CATALOG) == []
+    assert pipeline_problems(quick_start_pipeline(), CATALOG) == []
 
 
 def test_a_bad_pipeline_lists_every_problem_with_its_path():
