@@ -145,9 +145,9 @@ UPDATE due_work d
        first_started_at = COALESCE(d.first_started_at, now())
   FROM picked p, tasks t
  WHERE d.id = p.id AND t.id = d.task_id
-RETURNING d.id, d.task_id, d.scheduled_for, d.trigger, d.attempt, d.event, d.started_at,
-          d.created_at, d.retry_of, t.created_by AS agent_id, t.payload, t.timeout_seconds,
-          t.max_retries, t.backoff_strategy
+RETURNING d.id::text AS id, d.task_id::text AS task_id, d.scheduled_for, d.trigger,
+          d.attempt, d.event, d.started_at, t.created_by::text AS agent_id,
+          t.payload::text AS payload, t.timeout_seconds, t.max_retries, t.backoff_strategy
 """
 
 
@@ -155,7 +155,11 @@ async def lease_batch(
     conn: Connection, *, worker_id: str, limit: int, lease_seconds: float
 ) -> list[Row]:
     """Lease up to ``limit`` ready runs for ``worker_id``; returns them with their task's
-    pipeline and retry policy."""
+    pipeline and retry policy.
+
+    Ids come back as text and the task's payload as JSON text: the worker only passes ids
+    on (as text) and parses each distinct payload once, which keeps the per-run cost of the
+    hot path low (no UUID objects, no JSON parse per run)."""
     cursor = await conn.execute(
         _LEASE, {"limit": limit, "worker": worker_id, "lease_seconds": lease_seconds}
     )
@@ -172,10 +176,11 @@ async def next_due_at(conn: Connection) -> datetime | None:
 
 
 async def extend_leases(
-    conn: Connection, *, worker_id: str, run_ids: Sequence[UUID], lease_seconds: float
+    conn: Connection, *, worker_id: str, run_ids: Sequence[str], lease_seconds: float
 ) -> list[Row]:
     """Heartbeat: push the leases this worker still holds forward. Rows missing from the
-    result were lost (reaped); ``cancel_requested`` asks the worker to stop the run."""
+    result were lost (reaped); ``cancel_requested`` asks the worker to stop the run. Ids
+    are text, as :func:`lease_batch` returns them."""
     if not run_ids:
         return []
     cursor = await conn.execute(
@@ -183,7 +188,7 @@ async def extend_leases(
         UPDATE due_work
            SET lease_expires_at = now() + make_interval(secs => %s)
          WHERE id = ANY(%s::uuid[]) AND leased_by = %s AND state = 'running'
-        RETURNING id, cancel_requested
+        RETURNING id::text AS id, cancel_requested
         """,
         (lease_seconds, list(run_ids), worker_id),
     )
@@ -194,9 +199,9 @@ async def extend_leases(
 class Finished:
     """A run that ended for good: ``succeeded``, ``dead`` or ``canceled``."""
 
-    run_id: UUID
+    run_id: str
     attempt: int
-    agent_id: UUID
+    agent_id: str
     status: str
     finished_at: datetime
     duration_ms: int
@@ -208,7 +213,7 @@ class Finished:
 class Retrying:
     """A run whose attempt failed and that runs again at ``run_at``."""
 
-    run_id: UUID
+    run_id: str
     attempt: int
     run_at: datetime
     steps: list[dict[str, Any]]
@@ -236,7 +241,7 @@ SELECT done.id, done.task_id, i.agent_id, done.trigger, i.status, done.scheduled
        done.created_at, done.attempt, done.started_at, i.finished_at, i.duration_ms,
        %(worker)s, i.steps, i.error, done.event, done.retry_of
   FROM done JOIN input i ON i.id = done.id
-RETURNING id, task_id, status, trigger
+RETURNING id::text AS id, status, trigger
 """
 
 _RETRY = """
@@ -247,7 +252,7 @@ UPDATE due_work d
        AS i(id uuid, attempt int, run_at timestamptz, steps jsonb, error jsonb)
  WHERE d.id = i.id AND d.attempt = i.attempt AND d.leased_by = %(worker)s
    AND d.state = 'running'
-RETURNING d.id
+RETURNING d.id::text AS id
 """
 
 
@@ -262,7 +267,7 @@ async def finish_runs(conn: Connection, *, worker_id: str, runs: Sequence[Finish
 
 async def schedule_retries(
     conn: Connection, *, worker_id: str, runs: Sequence[Retrying]
-) -> list[UUID]:
+) -> list[str]:
     """Put failed attempts back in the queue for their retry time. Returns the ids kept."""
     if not runs:
         return []
@@ -273,7 +278,7 @@ async def schedule_retries(
 @dataclass
 class CompletionResult:
     written: list[Row]  # finished runs recorded (see finish_runs)
-    kept: list[UUID]  # retries scheduled
+    kept: list[str]  # ids of the retries scheduled
     leased: list[Row]  # the next batch (see lease_batch)
 
 
@@ -313,9 +318,9 @@ async def complete_and_lease(
 def _finish_params(worker_id: str, runs: Sequence[Finished]) -> dict[str, Any]:
     items = [
         {
-            "id": str(r.run_id),
+            "id": r.run_id,
             "attempt": r.attempt,
-            "agent_id": str(r.agent_id),
+            "agent_id": r.agent_id,
             "status": r.status,
             "finished_at": r.finished_at.isoformat(),
             "duration_ms": r.duration_ms,
@@ -330,7 +335,7 @@ def _finish_params(worker_id: str, runs: Sequence[Finished]) -> dict[str, Any]:
 def _retry_params(worker_id: str, runs: Sequence[Retrying]) -> dict[str, Any]:
     items = [
         {
-            "id": str(r.run_id),
+            "id": r.run_id,
             "attempt": r.attempt,
             "run_at": r.run_at.isoformat(),
             "steps": r.steps,
@@ -429,7 +434,7 @@ async def reap_expired_leases(conn: Connection, *, limit: int = 1000) -> tuple[i
     return int(row["requeued"]), list(row["finished"])
 
 
-async def release_leases(conn: Connection, *, worker_id: str, run_ids: Sequence[UUID]) -> int:
+async def release_leases(conn: Connection, *, worker_id: str, run_ids: Sequence[str]) -> int:
     """Give unfinished runs back (graceful shutdown): queued again at once, and the attempt
     that was cut short does not count."""
     if not run_ids:

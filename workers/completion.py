@@ -98,15 +98,15 @@ def classify(
 @dataclass
 class Completer:
     """Collects outcomes and flushes them in batches (on size, or ``LINGER_SECONDS`` after
-    the first one arrives). Each flush also leases the next batch for the slots it frees
-    (``claim(freed)`` says how many; ``on_leased(rows, claimed)`` starts them)."""
+    the first one arrives). Each flush also leases work for the slots free at that moment
+    (``claim()`` reserves them; ``on_leased(rows, claimed)`` starts the runs)."""
 
     settings: Settings
     pool: AsyncConnectionPool[Connection]
     worker_id: str
     clock: Callable[[], datetime]
     on_flushed: Callable[[list[Outcome]], None]
-    claim: Callable[[int], int]
+    claim: Callable[[], int]
     on_leased: Callable[[list[Row], int], None]
     processed: int = 0
 
@@ -134,7 +134,7 @@ class Completer:
             return
         batch, self._pending = self._pending, []
         classified = classify(batch, now=self.clock(), settings=self.settings)
-        claimed = self.claim(len(batch))
+        claimed = self.claim()
         leased: list[Row] = []
         delay, waited = 0.05, 0.0
         while True:

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import json
 import logging
 import os
 import socket
@@ -49,6 +51,7 @@ from workers.maintenance import Maintenance
 log = logging.getLogger("ordinaut.worker")
 
 LEASE_BATCH_MAX = 100
+MAX_UNWRITTEN = 200  # outcomes waiting to be written before leasing pauses
 DUE_MARGIN_SECONDS = 0.002
 
 # Returns the current catalog (files + runtime tools); implementations cache it.
@@ -85,7 +88,12 @@ class Worker:
 
     def __post_init__(self) -> None:
         self._inflight: dict[Any, _Inflight] = {}
-        self._reserved = 0  # slots promised to leases under way
+        # Slot accounting: a slot is taken while a run executes (``_executing``) or is
+        # promised to a lease under way (``_reserved``). A finished run frees its slot at
+        # once, so the next batch runs while the last one's outcomes are being written;
+        # ``_inflight`` keeps every leased run until its outcome is recorded.
+        self._executing = 0
+        self._reserved = 0
         self._executor_cache: Executor | None = None
         self._due_misses = 0  # consecutive empty leases although work was due
         self._loops: dict[str, asyncio.Task[None]] = {}
@@ -180,12 +188,17 @@ class Worker:
 
     # -- leasing ----------------------------------------------------------------------
 
-    def _claim_slots(self, freed: int = 0) -> int:
-        """Reserve up to ``LEASE_BATCH_MAX`` free slots (``freed``: slots about to free up)."""
-        if self._stopping:
+    @property
+    def _free_slots(self) -> int:
+        return self.concurrency - self._executing - self._reserved
+
+    def _claim_slots(self) -> int:
+        """Reserve up to ``LEASE_BATCH_MAX`` free slots; none while stopping, or while too
+        many outcomes wait to be written (backpressure when the database is slow)."""
+        unwritten = len(self._inflight) - self._executing
+        if self._stopping or unwritten >= max(2 * self.concurrency, MAX_UNWRITTEN):
             return 0
-        free = self.concurrency - len(self._inflight) - self._reserved + freed
-        claimed = max(0, min(free, LEASE_BATCH_MAX))
+        claimed = max(0, min(self._free_slots, LEASE_BATCH_MAX))
         self._reserved += claimed
         return claimed
 
@@ -264,6 +277,7 @@ class Worker:
             metrics.RUN_START_DELAY.labels(row["trigger"]).observe(max(0.0, delay))
         entry = _Inflight(row)
         self._inflight[row["id"]] = entry
+        self._executing += 1
         entry.task = asyncio.create_task(self._execute(entry), name=f"run-{row['id']}")
         metrics.WORKER_INFLIGHT.set(len(self._inflight))
         log.debug(
@@ -284,7 +298,7 @@ class Worker:
         started = time.perf_counter()
         try:
             executor = await self._executor()
-            payload = row["payload"]
+            payload = _parse_payload(row["payload"])
             async with asyncio.timeout(row["timeout_seconds"]):
                 await executor.run(
                     payload["pipeline"],
@@ -311,9 +325,18 @@ class Worker:
         except Exception as exc:  # a bug in a tool or the engine must not kill the worker
             log.exception("run crashed", extra={"run_id": str(row["id"])})
             outcome.error = RunError(None, "internal", f"{type(exc).__name__}: {exc}", True)
+        finally:
+            self._run_ended()
         if entry.stop_reason in ("lease_lost", "shutdown"):
             return  # nothing to record: the lease is gone, or released by _drain
         self._completer.add(Outcome(row, outcome, time.perf_counter() - started))
+
+    def _run_ended(self) -> None:
+        """Free the run's slot; wake the lease loop once half a batch of slots is free (one
+        slot at a time would cost a transaction per run)."""
+        self._executing -= 1
+        if self._free_slots >= max(1, min(self.concurrency, LEASE_BATCH_MAX) // 2):
+            self._wake.set()
 
     async def _executor(self) -> Executor:
         """The executor for the current catalog (rebuilt only when the catalog changes)."""
@@ -329,7 +352,7 @@ class Worker:
         return self._executor_cache
 
     def _forget(self, outcomes: list[Outcome]) -> None:
-        """After a flush: free the slots and look for more work."""
+        """After a flush: the runs are recorded; look for more work."""
         for outcome in outcomes:
             self._inflight.pop(outcome.row["id"], None)
         metrics.WORKER_INFLIGHT.set(len(self._inflight))
@@ -347,7 +370,8 @@ class Worker:
         interval = max(self.settings.lease_seconds / 3, 0.05)
         while True:
             await asyncio.sleep(interval)
-            running = [k for k, e in self._inflight.items() if e.task and not e.task.done()]
+            # Every lease we hold, including runs that ended but are not written yet.
+            running = list(self._inflight)
             if not running:
                 continue
             try:
@@ -375,6 +399,16 @@ class Worker:
                 self._inflight.pop(run_id, None)
             elif still_held[run_id]:
                 entry.stop("canceled")
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_payload(text: str) -> dict[str, Any]:
+    """A task's payload, parsed once per distinct text (runs of one task share it).
+
+    The result is shared between runs, so nothing may modify it: the executor renders new
+    values from it and tools receive those."""
+    payload: dict[str, Any] = json.loads(text)
+    return payload
 
 
 def _observe_step(result: StepResult) -> None:

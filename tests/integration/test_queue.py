@@ -15,12 +15,15 @@ from tests.factories import event_task, make_agent, make_task
 
 
 async def queue(conn, task, n=1):
+    """Queue ``n`` manual runs; their ids as text, as the worker's queries return them."""
     return [
-        (
-            await q.insert_manual_run(
-                conn, run_id=uuid.uuid4(), task_id=task["id"], trigger="manual"
-            )
-        )["id"]
+        str(
+            (
+                await q.insert_manual_run(
+                    conn, run_id=uuid.uuid4(), task_id=task["id"], trigger="manual"
+                )
+            )["id"]
+        )
         for _ in range(n)
     ]
 
@@ -114,12 +117,12 @@ async def test_one_running_run_per_concurrency_key(conn):
     await queue(conn, keyed, 3)
     await queue(conn, free, 2)
     leased = await q.lease_batch(conn, worker_id="w1", limit=10, lease_seconds=30)
-    assert sorted(r["task_id"] == keyed["id"] for r in leased) == [False, False, True]
+    assert sorted(r["task_id"] == str(keyed["id"]) for r in leased) == [False, False, True]
     assert await q.lease_batch(conn, worker_id="w2", limit=10, lease_seconds=30) == []
-    keyed_row = next(r for r in leased if r["task_id"] == keyed["id"])
+    keyed_row = next(r for r in leased if r["task_id"] == str(keyed["id"]))
     await q.finish_runs(conn, worker_id="w1", runs=[finished(keyed_row)])
     next_keyed = await q.lease_batch(conn, worker_id="w2", limit=10, lease_seconds=30)
-    assert [r["task_id"] for r in next_keyed] == [keyed["id"]]
+    assert [r["task_id"] for r in next_keyed] == [str(keyed["id"])]
 
 
 async def test_the_key_index_refuses_a_second_running_row(conn):
@@ -223,7 +226,7 @@ async def test_a_dead_run_can_be_repeated_by_a_new_run(conn):
     queued = await q.queue_retry_of(conn, dead_run_id=row["id"], new_run_id=uuid.uuid4())
     assert queued is not None
     run = await stored_run(conn, queued["id"])
-    assert run["trigger"] == "retry" and run["retry_of"] == row["id"] and run["attempt"] == 0
+    assert run["trigger"] == "retry" and str(run["retry_of"]) == row["id"] and run["attempt"] == 0
 
 
 async def test_notifications_wake_listeners(fresh_db):

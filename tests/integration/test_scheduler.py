@@ -184,7 +184,7 @@ async def _finish_all(conn: Connection, task: Any) -> None:
             row["id"], row["attempt"], row["agent_id"], "succeeded", datetime.now(UTC), 1, [], None
         )
         for row in leased
-        if row["task_id"] == task
+        if row["task_id"] == str(task)
     ]
     async with conn.transaction():
         await due_work_store.finish_runs(conn, worker_id="w", runs=done)
