@@ -19,12 +19,17 @@ from ops.settings import Settings
 from store import due_work as due_work_store
 from store import retention as retention_store
 from store import tasks as tasks_store
+from store import vacuum as vacuum_store
 from store import workers as workers_store
 from store.db import Connection
 
 log = logging.getLogger("ordinaut.worker")
 
 PRUNE_EVERY_SECONDS = 300.0
+# Vacuum due_work once its dead rows exceed both numbers (see store/vacuum.py).
+VACUUM_MIN_DEAD_ROWS = 20_000
+VACUUM_DEAD_PER_LIVE = 4
+VACUUM_CHECK_SECONDS = 1.0
 
 
 @dataclass
@@ -59,17 +64,23 @@ class Maintenance:
             log.warning("could not unregister: %s", exc, extra={"worker_id": self.worker_id})
 
     async def run(self) -> None:
-        last_prune = 0.0
+        """Every ``interval``: heartbeat and reap; every second: check the hot table's bloat;
+        every few minutes: registry cleanup and retention."""
+        last_beat = last_prune = 0.0
         while True:
+            now = time.monotonic()
             try:
-                await self._heartbeat()
-                await self.reap()
-                if time.monotonic() - last_prune > PRUNE_EVERY_SECONDS:
+                if now - last_beat >= self.interval:
+                    await self._heartbeat()
+                    await self.reap()
+                    last_beat = now
+                await self.vacuum_if_bloated()
+                if now - last_prune > PRUNE_EVERY_SECONDS:
                     await self._clean()
-                    last_prune = time.monotonic()
+                    last_prune = now
             except (psycopg.Error, OSError) as exc:
                 log.warning("maintenance failed: %s", exc, extra={"worker_id": self.worker_id})
-            await asyncio.sleep(self.interval)
+            await asyncio.sleep(min(self.interval, VACUUM_CHECK_SECONDS))
 
     async def _heartbeat(self) -> None:
         inflight, processed = self.stats()
@@ -96,6 +107,24 @@ class Maintenance:
                 len(finished),
                 extra={"worker_id": self.worker_id},
             )
+
+    async def vacuum_if_bloated(self) -> bool:
+        """Vacuum the hot table when dead rows pile up faster than autovacuum visits."""
+        async with self.pool.connection() as conn:
+            dead, live = await vacuum_store.due_work_dead_rows(conn)
+            if dead < max(VACUUM_MIN_DEAD_ROWS, VACUUM_DEAD_PER_LIVE * live):
+                return False
+            started = time.monotonic()
+            if not await vacuum_store.vacuum_due_work(conn):
+                return False
+        log.info(
+            "vacuumed due_work (%d dead rows, %d live) in %.2fs",
+            dead,
+            live,
+            time.monotonic() - started,
+            extra={"worker_id": self.worker_id},
+        )
+        return True
 
     async def _clean(self) -> None:
         silent = max(60.0, self.settings.lease_seconds * 3)
