@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import functools
 import json
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -121,7 +123,29 @@ def compile_expression(expression: str) -> jmespath.parser.ParsedResult:
 
 def evaluate(expression: str, context: dict[str, Any]) -> Any:
     """Evaluate one JMESPath expression against the context."""
-    return compile_expression(expression).search(context, options=_OPTIONS)
+    return _evaluator(expression)(context)
+
+
+# ``params.city``, ``steps.greeting.message``: plain field paths are most templates. Their
+# JMESPath meaning is simple (each field of an object, else null), so they skip the
+# interpreter, which costs several microseconds per call on the worker's hot path.
+_FIELD_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
+
+
+@functools.lru_cache(maxsize=8192)
+def _evaluator(expression: str) -> Callable[[dict[str, Any]], Any]:
+    if _FIELD_PATH.fullmatch(expression):
+        return functools.partial(_field_path, tuple(expression.split(".")))
+    parsed = compile_expression(expression)
+    return functools.partial(parsed.search, options=_OPTIONS)
+
+
+def _field_path(fields: tuple[str, ...], value: Any) -> Any:
+    for field in fields:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(field)
+    return value
 
 
 def strip_wrapper(condition: str) -> str:

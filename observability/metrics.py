@@ -44,7 +44,8 @@ scrapes real processes and fails on any name used in ``ops/`` that none of them 
 
 from __future__ import annotations
 
-from typing import Literal
+import functools
+from typing import Any, Literal
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.registry import Collector
@@ -179,3 +180,10 @@ def _initialise_worker_series() -> None:
             RUNS.labels(status, trigger)
     for status in ATTEMPT_STATUSES:
         RUN_DURATION.labels(status)
+
+
+@functools.cache
+def child(metric: Any, *labels: str) -> Any:
+    """``metric.labels(*labels)``, cached: the hot path labels every run and step, and the
+    client's own lookup (validation, a lock, a dict) costs more than this cache."""
+    return metric.labels(*labels)

@@ -175,11 +175,11 @@ class Completer:
     ) -> None:
         seconds = {outcome.row["id"]: outcome.seconds for outcome in batch}
         for run in result.written:
-            metrics.RUNS.labels(run["status"], run["trigger"]).inc()
-            metrics.RUN_DURATION.labels(run["status"]).observe(seconds.get(run["id"], 0.0))
+            metrics.child(metrics.RUNS, run["status"], run["trigger"]).inc()
+            metrics.child(metrics.RUN_DURATION, run["status"]).observe(seconds.get(run["id"], 0.0))
         _log_failures(batch, result)
         for run_id in result.kept:
-            metrics.RUN_DURATION.labels("failed").observe(seconds.get(run_id, 0.0))
+            metrics.child(metrics.RUN_DURATION, "failed").observe(seconds.get(run_id, 0.0))
         metrics.RETRIES.inc(len(result.kept))
         self.processed += len(result.written)
         recorded = len(result.written) + len(result.kept)

@@ -99,7 +99,7 @@ class Maintenance:
         if requeued or finished:
             metrics.LEASES_RECLAIMED.inc(requeued + len(finished))
             for run in finished:
-                metrics.RUNS.labels(run["status"], run["trigger"]).inc()
+                metrics.child(metrics.RUNS, run["status"], run["trigger"]).inc()
             log.warning(
                 "reclaimed %d expired leases (%d retried, %d ended)",
                 requeued + len(finished),

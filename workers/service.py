@@ -274,7 +274,7 @@ class Worker:
     def _start(self, row: Row) -> None:
         if row["attempt"] == 1:
             delay = (row["started_at"] - row["scheduled_for"]).total_seconds()
-            metrics.RUN_START_DELAY.labels(row["trigger"]).observe(max(0.0, delay))
+            metrics.child(metrics.RUN_START_DELAY, row["trigger"]).observe(max(0.0, delay))
         entry = _Inflight(row)
         self._inflight[row["id"]] = entry
         self._executing += 1
@@ -412,6 +412,6 @@ def _parse_payload(text: str) -> dict[str, Any]:
 
 
 def _observe_step(result: StepResult) -> None:
-    metrics.STEP_DURATION.labels(result.uses, result.status).observe(
+    metrics.child(metrics.STEP_DURATION, result.uses, result.status).observe(
         (result.duration_ms or 0) / 1000
     )

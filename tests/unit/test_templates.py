@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import functools
+
+import jmespath
 import pytest
 
 from engine.errors import TemplateError
 from engine.templates import (
     TemplateSyntaxError,
+    _evaluator,
+    evaluate,
     render,
     split_template,
     strip_wrapper,
@@ -120,3 +125,21 @@ def test_split_is_cached_and_reports_segments():
 )
 def test_if_accepts_raw_jmespath_or_one_wrapper(condition, raw):
     assert strip_wrapper(condition) == raw
+
+
+@pytest.mark.parametrize(
+    "expression", ["params", "params.city", "steps.a.b.c", "run.attempt", "null", "a_1.B2"]
+)
+@pytest.mark.parametrize(
+    "context",
+    [
+        {},
+        {"params": {"city": "Chisinau"}, "run": {"attempt": 2}},
+        {"params": [1, 2], "steps": {"a": {"b": "text"}}},
+        {"steps": {"a": {"b": {"c": [1, {"x": None}]}}}, "null": 0, "a_1": {"B2": False}},
+        {"params": None, "steps": {"a": 5}},
+    ],
+)
+def test_plain_field_paths_take_the_fast_path_with_jmespath_semantics(expression, context):
+    assert isinstance(_evaluator(expression), functools.partial)
+    assert evaluate(expression, context) == jmespath.search(expression, context)
