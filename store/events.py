@@ -28,37 +28,43 @@ _MATCH_BY_SEGMENTS = """
          WHERE s.wanted <> '*' AND s.wanted <> s.given)
 """
 
-# One statement: record the event, find the matching tasks the publisher may reach, queue a
-# run for each (run_at = the transaction's start, like run_now), and wake the workers.
+# One statement: find the matching tasks the publisher may reach, record the event with the
+# runs it queues (their ids drawn first), queue a run for each (run_at = the transaction's
+# start, like run_now), and wake the workers. An event whose ``source`` was already recorded
+# inserts nothing and returns no row (see _REPLAY).
 _PUBLISH = """
-WITH event AS (
-    INSERT INTO events (topic, payload, published_by)
-    VALUES (%(topic)s, %(payload)s, %(published_by)s)
-    RETURNING id, created_at
-), matched AS (
-    SELECT t.id, t.priority, t.concurrency_key
+WITH matched AS MATERIALIZED (
+    SELECT gen_random_uuid() AS run_id, t.id, t.priority, t.concurrency_key
       FROM tasks t
      WHERE t.schedule_kind = 'event' AND t.status = 'active' AND t.deleted_at IS NULL
        AND (%(owner)s::uuid IS NULL OR t.created_by = %(owner)s::uuid)
        AND ({match})
+), event AS (
+    INSERT INTO events (topic, payload, published_by, source, runs)
+    SELECT %(topic)s, %(payload)s, %(published_by)s, %(source)s,
+           coalesce(jsonb_agg(jsonb_build_object('task_id', m.id, 'run_id', m.run_id)
+                              ORDER BY m.id), '[]'::jsonb)
+      FROM matched m
+    ON CONFLICT (source) DO NOTHING
+    RETURNING id, created_at, runs
 ), inserted AS (
     INSERT INTO due_work (id, task_id, scheduled_for, run_at, priority, concurrency_key,
                           trigger, event)
-    SELECT gen_random_uuid(), m.id, clock_timestamp(), now(), m.priority, m.concurrency_key,
+    SELECT m.run_id, m.id, clock_timestamp(), now(), m.priority, m.concurrency_key,
            'event', jsonb_build_object('id', e.id, 'topic', %(topic)s::text,
                                        'payload', %(payload)s::jsonb,
                                        'published_at', e.created_at)
       FROM matched m CROSS JOIN event e
-    RETURNING id, task_id
+    RETURNING 1
 )
-SELECT e.id AS event_id,
-       (SELECT coalesce(jsonb_agg(jsonb_build_object('task_id', task_id, 'run_id', id)
-                                  ORDER BY task_id), '[]'::jsonb)
-          FROM inserted) AS runs,
+SELECT e.id AS event_id, e.runs,
        (SELECT count(pg_notify(%(channel)s, '')) FROM (SELECT 1 FROM inserted LIMIT 1) one)
            AS notified
   FROM event e
 """
+
+# The event a source already published, with the runs it queued then.
+_REPLAY = "SELECT id AS event_id, runs FROM events WHERE source = %(source)s"
 
 
 async def publish_event(
@@ -68,11 +74,14 @@ async def publish_event(
     payload: Any,
     published_by: UUID | None,
     owner_filter: UUID | None,
+    source: str | None = None,
 ) -> tuple[UUID, list[dict[str, UUID]]]:
     """Record the event and queue a run (trigger ``event``) for every active event task
     whose pattern matches ``topic``; ``owner_filter`` limits that to one agent's tasks
     (None: every agent's, for admins). An invalid topic raises
-    :class:`~engine.errors.ValidationFailed` at ``$.topic``.
+    :class:`~engine.errors.ValidationFailed` at ``$.topic``. ``source`` (e.g. a pipeline
+    step's ``<run id>:<step id>``) publishes at most once: the same source again returns the
+    event it published and the runs queued then, and queues nothing.
 
     Returns ``(event_id, [{"task_id", "run_id"}, ...])``.
     """
@@ -92,10 +101,14 @@ async def publish_event(
             "patterns": patterns,
             "segments": topic.split("."),
             "channel": WAKE_CHANNEL,
+            "source": source,
         },
     )
     row = await cursor.fetchone()
-    assert row is not None
+    if row is None:  # this source published before
+        cursor = await conn.execute(_REPLAY, {"source": source})
+        row = await cursor.fetchone()
+        assert row is not None
     runs = [
         {"task_id": UUID(item["task_id"]), "run_id": UUID(item["run_id"])} for item in row["runs"]
     ]

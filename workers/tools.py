@@ -83,7 +83,7 @@ def build_tools(settings: Settings, pool: AsyncConnectionPool[Connection]) -> Wo
 def events_publisher(pool: AsyncConnectionPool[Connection]) -> Handler:
     """``events.publish {topic, payload}``: publish as the task's owner and start only that
     owner's matching event tasks (even for an admin: a pipeline never starts other agents'
-    tasks)."""
+    tasks). Once per run and step: a retried run gets the first publication's answer."""
 
     async def publish(arguments: dict[str, Any], context: CallContext) -> dict[str, Any]:
         try:
@@ -99,6 +99,7 @@ def events_publisher(pool: AsyncConnectionPool[Connection]) -> Handler:
                     payload=arguments.get("payload", {}),
                     published_by=owner,
                     owner_filter=owner,
+                    source=context.idempotency_key,  # a retried run does not publish twice
                 )
         except (psycopg.Error, OSError, StoreError) as exc:
             raise ToolFailed(f"events.publish: {exc}", retryable=True) from None

@@ -136,3 +136,39 @@ async def test_publish_event_validates_the_topic_itself(app: FastAPI) -> None:
         with pytest.raises(ValidationFailed) as failure:
             await publish_event(conn, topic="a.*", payload={}, published_by=None, owner_filter=None)
     assert failure.value.problems[0].path == "$.topic"
+
+
+async def test_a_source_publishes_once(client: httpx.AsyncClient, app: FastAPI) -> None:
+    """The events.publish tool passes ``<run id>:<step id>`` as the source: a retried run gets
+    the first publication's answer and queues nothing more."""
+    listener = await event_task(client, "orders.replayed")
+    async with app.state.pool.connection() as conn:
+        first = await publish_event(
+            conn,
+            topic="orders.replayed",
+            payload={"n": 1},
+            published_by=None,
+            owner_filter=None,
+            source="run-1:publish",
+        )
+        again = await publish_event(
+            conn,
+            topic="orders.replayed",
+            payload={"n": 2},
+            published_by=None,
+            owner_filter=None,
+            source="run-1:publish",
+        )
+        other = await publish_event(
+            conn,
+            topic="orders.replayed",
+            payload={"n": 3},
+            published_by=None,
+            owner_filter=None,
+            source="run-2:publish",
+        )
+    assert again == first
+    assert [str(r["task_id"]) for r in first[1]] == [listener]
+    assert other[0] != first[0]
+    runs = (await client.get("/runs", params={"task_id": listener})).json()["items"]
+    assert sorted(r["id"] for r in runs) == sorted(str(r["run_id"]) for r in first[1] + other[1])

@@ -10,8 +10,10 @@ import time
 
 import httpx
 import psutil
+import psycopg
 import pytest
 
+from ops.embedded_pg import EmbeddedPostgres
 from tests.support import REPO, Cluster, free_port
 
 pytestmark = pytest.mark.e2e
@@ -83,3 +85,55 @@ def test_up_runs_everything_and_stops_cleanly(fresh_db, tmp_path):
     finally:
         if up.poll() is None:
             up.kill()
+
+
+def test_db_start_is_idempotent_and_stop_is_clean(tmp_path):
+    """``ordinaut db start|url|stop`` with no DATABASE_URL: a private cluster under
+    ORDINAUT_HOME on a free loopback port, started once however often it is asked."""
+    home = tmp_path / "home"
+    env = {
+        key: value
+        for key, value in Cluster("", tmp_path).env().items()
+        if key not in ("DATABASE_URL", "ORDINAUT_BOOTSTRAP_ADMIN_TOKEN")
+    }
+
+    def ordinaut_db(action: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "ops.cli", "db", action],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    try:
+        first = ordinaut_db("start")
+        assert first.returncode == 0, first.stderr
+        url = first.stdout.strip()
+        assert re.fullmatch(r"postgresql://ordinaut:[^@]+@127\.0\.0\.1:\d+/ordinaut", url), url
+        assert "initdb" in first.stderr  # it says what takes the time
+
+        second = ordinaut_db("start")
+        assert second.returncode == 0, second.stderr
+        assert second.stdout.strip() == url  # the same server, not a second one
+        assert "initdb" not in second.stderr and "Starting" not in second.stderr
+
+        assert ordinaut_db("url").stdout.strip() == url
+        with psycopg.connect(url) as conn:
+            assert conn.execute("SELECT current_user").fetchone() == ("ordinaut",)
+        password = url.split(":")[2].split("@")[0]
+        with pytest.raises(psycopg.OperationalError):
+            psycopg.connect(url.replace(password, "wrong-password"), connect_timeout=5)
+
+        stopped = ordinaut_db("stop")
+        assert stopped.returncode == 0, stopped.stderr
+        with pytest.raises(psycopg.OperationalError):
+            psycopg.connect(url, connect_timeout=5)
+        gone = ordinaut_db("url")
+        assert gone.returncode == 1 and "not running" in gone.stderr
+        again = ordinaut_db("stop")
+        assert again.returncode == 0 and "not running" in again.stderr
+    finally:
+        EmbeddedPostgres(home).destroy()

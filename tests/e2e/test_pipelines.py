@@ -89,9 +89,15 @@ PUBLISH: list[dict[str, Any]] = [
     {"id": "count", "uses": "debug.echo", "with": {"runs": "${length(steps.published.runs)}"}},
 ]
 
+# The run fails after publishing and is retried: the retry must not publish a second time.
+PUBLISH_THEN_FAIL: list[dict[str, Any]] = [
+    {"id": "publish", "uses": "events.publish", "with": {"topic": "audit.published"}},
+    {"id": "fail_once", "uses": "debug.fail", "with": {"times": 1}},
+]
+
 
 async def test_documented_examples_run_end_to_end(fresh_db, tmp_path):
-    with cluster(fresh_db, tmp_path) as running:
+    with cluster(fresh_db, tmp_path, ORDINAUT_RETRY_BASE_SECONDS="0.2") as running:
         api = running.api()
         running.scheduler()
         worker = running.worker(concurrency=4)
@@ -109,6 +115,18 @@ async def test_documented_examples_run_end_to_end(fresh_db, tmp_path):
             branch = await create(client, once("if over a step", IF_OVER_A_STEP))
             publisher = await create(
                 client, once("publisher", PUBLISH, {"city": "Chisinau", "t": 21.5})
+            )
+            audit_listener = await create(
+                client,
+                {
+                    "title": "on publish",
+                    "schedule_kind": "event",
+                    "schedule_expr": "audit.published",
+                    "payload": {"pipeline": [{"id": "e", "uses": "debug.echo", "with": {}}]},
+                },
+            )
+            retried = await create(
+                client, {**once("publish, fail, retry", PUBLISH_THEN_FAIL), "max_retries": 1}
             )
 
             run = await finished_run(client, quick)
@@ -139,6 +157,14 @@ async def test_documented_examples_run_end_to_end(fresh_db, tmp_path):
                 "temperature": 21.5,
                 "line": "reports.daily.ready: Chisinau at 21.5",
             }
+
+            run = await finished_run(client, retried)
+            assert (run["status"], run["attempt"]) == ("succeeded", 2), run
+            await finished_run(client, audit_listener)
+            audit_runs = await client.get("/runs", params={"task_id": audit_listener})
+            assert [r["id"] for r in audit_runs.json()["items"]] == [
+                r["run_id"] for r in run["steps"][0]["output"]["runs"]
+            ]  # one run from the first attempt's publication; the retry published nothing
 
             await eventually(
                 _async(lambda: "Hello Chisinau" in worker.output()),
