@@ -142,31 +142,21 @@ async def test_a_source_publishes_once(client: httpx.AsyncClient, app: FastAPI) 
     """The events.publish tool passes ``<run id>:<step id>`` as the source: a retried run gets
     the first publication's answer and queues nothing more."""
     listener = await event_task(client, "orders.replayed")
-    async with app.state.pool.connection() as conn:
-        first = await publish_event(
-            conn,
-            topic="orders.replayed",
-            payload={"n": 1},
-            published_by=None,
-            owner_filter=None,
-            source="run-1:publish",
-        )
-        again = await publish_event(
-            conn,
-            topic="orders.replayed",
-            payload={"n": 2},
-            published_by=None,
-            owner_filter=None,
-            source="run-1:publish",
-        )
-        other = await publish_event(
-            conn,
-            topic="orders.replayed",
-            payload={"n": 3},
-            published_by=None,
-            owner_filter=None,
-            source="run-2:publish",
-        )
+
+    async def publish(n: int, source: str) -> tuple[Any, list[dict[str, Any]]]:
+        async with app.state.pool.connection() as conn:
+            return await publish_event(
+                conn,
+                topic="orders.replayed",
+                payload={"n": n},
+                published_by=None,
+                owner_filter=None,
+                source=source,
+            )
+
+    first = await publish(1, "run-1:publish")
+    again = await publish(2, "run-1:publish")
+    other = await publish(3, "run-2:publish")
     assert again == first
     assert [str(r["task_id"]) for r in first[1]] == [listener]
     assert other[0] != first[0]

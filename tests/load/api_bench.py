@@ -40,31 +40,17 @@ from pathlib import Path
 import httpx
 
 from api.ratelimit import RateLimiter
+from engine.examples import QUICK_START_PARAMS, quick_start_pipeline
 from ops.embedded_pg import EmbeddedPostgres
 from tests.support import ADMIN_TOKEN, Cluster, auth
 
+# The quick-start pipeline as a `once` task far in the future: created, never run.
 TASK = {
     "title": "Weekday briefing",
     "schedule_kind": "once",
     "schedule_expr": "2030-01-01T08:30:00",
     "timezone": "Europe/Chisinau",
-    "payload": {
-        "params": {"city": "Chisinau"},
-        "pipeline": [
-            {
-                "id": "greet",
-                "uses": "debug.echo",
-                "with": {"message": "Hello ${params.city}"},
-                "save_as": "greeting",
-            },
-            {
-                "id": "log",
-                "uses": "debug.log",
-                "with": {"message": "${steps.greeting.message}"},
-                "if": "steps.greeting != null",
-            },
-        ],
-    },
+    "payload": {"params": dict(QUICK_START_PARAMS), "pipeline": quick_start_pipeline()},
 }
 
 
