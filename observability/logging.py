@@ -27,7 +27,13 @@ _SECRET_KEY = re.compile(r"pass(word)?|token|secret|api[_-]?key|authorization|co
 # Secrets recognisable by their value wherever they appear: agent tokens (``ord_...``) and
 # the credentials of an ``Authorization``-style ``Bearer``/``Basic`` value.
 _SECRET_VALUE = re.compile(r"\bord_[A-Za-z0-9_-]{8,}|(?<=Bearer )\S+|(?<=Basic )\S+", re.I)
-_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+# Record attributes that are not context: the LogRecord's own, and uvicorn's ANSI-coloured
+# copy of its message.
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+    "color_message",
+}
 _CONTEXT: ContextVar[Mapping[str, Any] | None] = ContextVar("ordinaut_log_context", default=None)
 
 

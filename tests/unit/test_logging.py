@@ -152,3 +152,11 @@ def test_configure_logging_picks_the_format(capsys):
     finally:
         root.handlers[:], level = saved
         root.setLevel(level)
+
+
+def test_uvicorns_coloured_copy_of_the_message_is_left_out(capture):
+    logger, stream, _ = capture
+    logger.info("Started server process [%d]", 7, extra={"color_message": "\x1b[36m%d\x1b[0m"})
+    [entry] = lines(stream)
+    assert entry["message"] == "Started server process [7]"
+    assert "color_message" not in entry
