@@ -8,14 +8,13 @@ from typing import Any
 from fastapi import Request
 
 from engine.errors import Problem, ValidationFailed
-
-MAX_DEPTH = 64
+from engine.jsondepth import MAX_JSON_DEPTH, nests_deeper_than
 
 
 async def json_body(request: Request) -> Any:
     """The request body parsed as JSON; a 422 naming ``$`` when it is not JSON or nests
-    deeper than :data:`MAX_DEPTH` (deeper documents would exhaust the recursion of the
-    validators and serialisers further on)."""
+    deeper than :data:`~engine.jsondepth.MAX_JSON_DEPTH` (deeper documents would exhaust the
+    recursion of the validators and serialisers further on), or naming the path of a NUL."""
     raw = await request.body()
     if not raw.strip():
         raise ValidationFailed([Problem("$", "a JSON body is required", "missing")])
@@ -23,22 +22,32 @@ async def json_body(request: Request) -> Any:
         document = json.loads(raw)
     except (ValueError, RecursionError) as exc:
         raise ValidationFailed([Problem("$", f"body is not valid JSON: {exc}", "json")]) from None
-    if _too_deep(document, MAX_DEPTH):
-        raise ValidationFailed([Problem("$", f"nested deeper than {MAX_DEPTH} levels", "depth")])
+    if nests_deeper_than(document, MAX_JSON_DEPTH):
+        message = f"nested deeper than {MAX_JSON_DEPTH} levels"
+        raise ValidationFailed([Problem("$", message, "depth")])
+    if b"\\u0000" in raw and (path := _nul_path(document)) is not None:
+        # PostgreSQL stores no U+0000 in text or jsonb: say where it is, before anything runs.
+        raise ValidationFailed([Problem(path, "contains a NUL character (\\u0000)", "nul")])
     return document
 
 
-def _too_deep(value: Any, budget: int) -> bool:
-    """Whether ``value`` nests more than ``budget`` containers deep (iterative)."""
-    pending = [(value, 0)]
-    while pending:
-        item, depth = pending.pop()
-        if isinstance(item, dict | list):
-            if depth >= budget:
-                return True
-            children = item.values() if isinstance(item, dict) else item
-            pending.extend((child, depth + 1) for child in children)
-    return False
+def _nul_path(value: Any, path: str = "$") -> str | None:
+    """The JSON path of the first string or key holding U+0000, or None (the document was
+    checked for depth first, so recursion is bounded)."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            child = f"{path}.{key}"
+            if "\x00" in key:
+                return child
+            if (found := _nul_path(item, child)) is not None:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            if (found := _nul_path(item, f"{path}[{index}]")) is not None:
+                return found
+    return None
 
 
 def json_body_openapi(schema: dict[str, Any], example: Any = None) -> dict[str, Any]:

@@ -13,9 +13,11 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import jsonschema
 import jsonschema.validators
+from referencing.exceptions import Unresolvable
 
 from engine.errors import Problem, ValidationFailed
 
@@ -137,9 +139,16 @@ def validator_for_schema(schema: Mapping[str, Any]) -> jsonschema.protocols.Vali
 
 
 def _problems(validator: jsonschema.protocols.Validator, value: Any, path: str) -> list[Problem]:
-    if validator.is_valid(value):  # the common case, and cheaper than collecting errors
-        return []
-    errors = sorted(validator.iter_errors(value), key=lambda e: [str(p) for p in e.absolute_path])
+    try:
+        if validator.is_valid(value):  # the common case, and cheaper than collecting errors
+            return []
+        errors = sorted(
+            validator.iter_errors(value), key=lambda e: [str(p) for p in e.absolute_path]
+        )
+    except Unresolvable as exc:  # registration refuses these; a schema from before must not 500
+        return [
+            Problem(path, f"the schema has a reference that resolves to nothing: {exc}", "schema")
+        ]
     return [
         Problem(_json_path(path, error.absolute_path), error.message, "schema") for error in errors
     ]
@@ -170,7 +179,39 @@ def _meta_schema_problems(schema: Any, path: str) -> list[Problem]:
         jsonschema.validators.validator_for(schema).check_schema(schema)
     except jsonschema.SchemaError as exc:
         return [Problem(path, f"not a valid JSON Schema: {exc.message}", "schema")]
-    return []
+    return [Problem(path, reason, "schema") for reason in _reference_problems(schema, schema)]
+
+
+def _reference_problems(schema: Any, node: Any) -> Iterator[str]:
+    """Each ``$ref`` must point inside the schema (``#`` or a ``#/json/pointer`` that
+    exists): nothing is fetched from elsewhere, and a dangling reference would otherwise
+    surface only when a task is validated against the schema."""
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and not _resolves_locally(schema, ref):
+            yield f"$ref {ref!r} must point inside the schema (#/...) at something that exists"
+        for child in node.values():
+            yield from _reference_problems(schema, child)
+    elif isinstance(node, list):
+        for child in node:
+            yield from _reference_problems(schema, child)
+
+
+def _resolves_locally(schema: Any, ref: str) -> bool:
+    if ref == "#":
+        return True
+    if not ref.startswith("#/"):
+        return False
+    node = schema
+    for token in ref[2:].split("/"):
+        key = unquote(token).replace("~1", "/").replace("~0", "~")
+        if isinstance(node, dict) and key in node:
+            node = node[key]
+        elif isinstance(node, list) and key.isdigit() and int(key) < len(node):
+            node = node[int(key)]
+        else:
+            return False
+    return True
 
 
 def _json_path(prefix: str, parts: Iterable[Any]) -> str:

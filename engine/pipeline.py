@@ -25,6 +25,7 @@ from engine.errors import (
     ToolNotFound,
     ToolOutputInvalid,
 )
+from engine.jsondepth import MAX_JSON_DEPTH, nests_deeper_than
 from engine.retry import step_retry_delay
 from engine.templates import EVALUATION_ERRORS, evaluate, render, strip_wrapper
 
@@ -262,6 +263,10 @@ class Executor:
             arguments = render(step.get("with", {}), context)
         except TemplateError as exc:
             raise TemplateError(f"step {step['id']!r}: {exc.message}") from None
+        if nests_deeper_than(arguments):
+            raise ToolInputInvalid(
+                f"step {step['id']!r}: arguments nest deeper than {MAX_JSON_DEPTH} levels"
+            )
         problems = tool.input_problems(arguments)
         if problems:
             raise ToolInputInvalid(
@@ -278,6 +283,11 @@ class Executor:
                 output = await self.call_tool(tool, arguments, call)
         except TimeoutError:
             raise StepTimeout(f"step {step['id']!r} timed out after {timeout:g}s") from None
+        if nests_deeper_than(output):
+            raise ToolOutputInvalid(
+                f"step {step['id']!r}: output of {tool.address} nests deeper than "
+                f"{MAX_JSON_DEPTH} levels"
+            )
         problems = tool.output_problems(output)
         if problems:
             raise ToolOutputInvalid(

@@ -30,13 +30,15 @@ _OPTIONS = jmespath.Options(custom_functions=FUNCTIONS)
 _CLOSERS = {"{": "}", "[": "]", "(": ")"}
 _QUOTES = ("'", '"', "`")
 # What a failing evaluation may raise: jmespath's own errors, and the custom functions'
-# ValueError/TypeError/OverflowError (OSError: from_epoch out of range) on bad input.
+# ValueError/TypeError/OverflowError (OSError: from_epoch out of range) on bad input, and
+# RecursionError from a deeply nested expression or value.
 EVALUATION_ERRORS = (
     jmespath.exceptions.JMESPathError,
     ValueError,
     TypeError,
     OverflowError,
     OSError,
+    RecursionError,
 )
 
 
@@ -46,6 +48,13 @@ class Segment:
 
     text: str
     is_expression: bool
+
+
+class ExpressionTooDeep(jmespath.exceptions.JMESPathError):
+    """An expression nested too deeply for the parser (e.g. ``[[[[…]]]]``)."""
+
+    def __init__(self, expression: str) -> None:
+        super().__init__(f"nested too deeply to parse ({len(expression)} characters)")
 
 
 class TemplateSyntaxError(ValueError):
@@ -118,7 +127,10 @@ def _skip_quoted(text: str, index: int) -> int:
 @functools.lru_cache(maxsize=8192)
 def compile_expression(expression: str) -> jmespath.parser.ParsedResult:
     """Compile (and cache) a JMESPath expression; raises ``jmespath`` parse errors."""
-    return jmespath.compile(expression)
+    try:
+        return jmespath.compile(expression)
+    except RecursionError:  # jmespath's parser recurses once per nesting level
+        raise ExpressionTooDeep(expression) from None
 
 
 def evaluate(expression: str, context: dict[str, Any]) -> Any:

@@ -8,7 +8,6 @@ transaction into one.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,6 +17,7 @@ from uuid import UUID
 from psycopg.types.json import Jsonb
 
 from store.db import Connection, Row
+from store.jsonb import storable_json
 from store.tasks import COMPLETE_FINISHED_TASKS
 
 WAKE_CHANNEL = "ordinaut_due_work"
@@ -348,8 +348,9 @@ def _retry_params(worker_id: str, runs: Sequence[Retrying]) -> dict[str, Any]:
 
 def _json(value: Any) -> str:
     # One JSON document per batch: a single parameter instead of eight arrays, and
-    # jsonb_to_recordset turns it back into typed rows on the server.
-    return json.dumps(value, separators=(",", ":"), default=str)
+    # jsonb_to_recordset turns it back into typed rows on the server. Storable: a tool's
+    # NUL character or NaN must not make PostgreSQL refuse the whole batch.
+    return storable_json(value)
 
 
 CANCEL_CHANNEL = "ordinaut_cancel"

@@ -15,6 +15,7 @@ from engine.errors import Problem, ValidationFailed
 from engine.schedules.events import TopicError, matching_patterns, parse_topic
 from store.db import Connection
 from store.due_work import WAKE_CHANNEL
+from store.jsonb import storable_json
 
 # Topics of up to ENUMERATE_UP_TO_SEGMENTS segments: the patterns that can match are listed
 # (each segment itself or *), so the lookup is an index scan of tasks_active_events.
@@ -95,7 +96,7 @@ async def publish_event(
         _PUBLISH.format(match=match),
         {
             "topic": topic,
-            "payload": Jsonb(payload),
+            "payload": Jsonb(payload, dumps=storable_json),  # a pipeline's NUL or NaN
             "published_by": published_by,
             "owner": owner_filter,
             "patterns": patterns,

@@ -12,13 +12,13 @@ import asyncio
 import logging
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from engine.pipeline import PipelineOutcome
+from engine.pipeline import PipelineOutcome, RunError
 from engine.retry import decide_retry
 from observability import metrics
 from ops.settings import Settings
@@ -95,6 +95,23 @@ def classify(
     return classified
 
 
+def unstorable(outcome: Outcome, exc: psycopg.Error) -> Outcome:
+    """``outcome`` without its step outputs and errors, failed for good: what the database
+    refused is gone, but the run, its steps' statuses and timings, and the reason remain."""
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    steps = [
+        replace(step, output=None, error=None if step.error is None else {"type": "dropped"})
+        for step in outcome.result.steps
+    ]
+    error = RunError(
+        step_id=None,
+        type="output_unstorable",
+        message=f"the database refused this run's outputs: {reason}",
+        retryable=False,
+    )
+    return replace(outcome, result=PipelineOutcome(steps=steps, error=error))
+
+
 @dataclass
 class Completer:
     """Collects outcomes and flushes them in batches (on size, or ``LINGER_SECONDS`` after
@@ -133,7 +150,7 @@ class Completer:
         if not self._pending:
             return
         batch, self._pending = self._pending, []
-        classified = classify(batch, now=self.clock(), settings=self.settings)
+        classified = self._classify(batch)
         claimed = self.claim()
         leased: list[Row] = []
         delay, waited = 0.05, 0.0
@@ -145,6 +162,14 @@ class Completer:
                 # The lease met a concurrency-key race: write the outcomes without it.
                 self.on_leased([], claimed)
                 claimed = 0
+            except psycopg.errors.DataError as exc:
+                # A value PostgreSQL refuses (outputs are made storable first, so this is a
+                # case nobody foresaw): retrying the batch would refuse it again forever.
+                log.error("the database refused a batch of outcomes (%s); one by one now", exc)
+                self.on_leased([], claimed)
+                claimed = 0
+                await self._write_one_by_one(batch)
+                break
             except (psycopg.Error, OSError) as exc:
                 if give_up_after is not None and waited >= give_up_after:
                     log.error("gave up recording %d outcomes: %s", len(batch), exc)
@@ -155,6 +180,19 @@ class Completer:
                 delay = min(delay * 2, 2.0)
         self.on_flushed(batch)
         self.on_leased(leased, claimed)
+
+    async def _write_one_by_one(self, batch: list[Outcome]) -> None:
+        """Write each outcome alone; one the database still refuses is recorded without its
+        step outputs, as a non-retryable ``output_unstorable`` failure."""
+        for outcome in batch:
+            try:
+                await self._write(self._classify([outcome]), [outcome], 0)
+            except psycopg.errors.DataError as exc:
+                stripped = unstorable(outcome, exc)
+                await self._write(self._classify([stripped]), [stripped], 0)
+
+    def _classify(self, outcomes: list[Outcome]) -> Classified:
+        return classify(outcomes, now=self.clock(), settings=self.settings)
 
     async def _write(self, classified: Classified, batch: list[Outcome], claimed: int) -> list[Row]:
         async with self.pool.connection() as conn:

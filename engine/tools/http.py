@@ -137,7 +137,7 @@ def _tool_result(response: Response, what: str) -> dict[str, Any]:
             return {}
         try:
             value = json.loads(response.body)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested beyond parsing
             raise ToolFailed(
                 f"{what}: answered {status} with a body that is not JSON: {response.excerpt()}",
                 retryable=False,
@@ -227,7 +227,7 @@ def _request_result(response: Response) -> dict[str, Any]:
         try:
             result["json"] = json.loads(response.body)
             return result
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested beyond parsing
             pass  # declared JSON but is not: hand back the text
     result["text"] = response.body.decode("utf-8", errors="replace")
     return result

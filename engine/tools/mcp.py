@@ -211,7 +211,7 @@ def tool_output(result: Any, what: str) -> dict[str, Any]:
         text = "".join(texts)
         try:
             value = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested beyond parsing
             return {"text": text}
         return value if isinstance(value, dict) else {"result": value}
     return {"content": [block.model_dump(mode="json", by_alias=True) for block in result.content]}

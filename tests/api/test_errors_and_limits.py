@@ -14,6 +14,8 @@ from fastapi import FastAPI
 from tests.api.conftest import client_for, quick_task
 from tests.support import ADMIN_TOKEN
 
+QUICK_TASK_PIPELINE = [{"id": "e", "uses": "debug.echo", "with": {"x": 1}}]
+
 
 def error_of(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
     assert response.status_code == status, response.text
@@ -89,6 +91,24 @@ async def test_body_validation_names_json_paths(client: httpx.AsyncClient):
 async def test_nul_characters_are_422_not_500(client: httpx.AsyncClient):
     response = await client.get("/audit", params={"action": "tasks.\x00create"})
     error_of(response, 422, "validation_error")
+
+
+async def test_values_jsonb_refuses_are_422_with_their_path(client: httpx.AsyncClient):
+    def task(city: str) -> dict[str, Any]:
+        return quick_task(payload={"params": {"city": city}, "pipeline": QUICK_TASK_PIPELINE})
+
+    error = error_of(
+        await client.post("/tasks", json=task("Chi\x00sinau")), 422, "validation_error"
+    )
+    assert error["details"][0]["path"] == "$.payload.params.city"
+    assert "NUL" in error["details"][0]["message"]
+    assert (await client.post("/tasks", json=task("a \\u0000 in text"))).status_code == 201
+    for raw in ('"\\udc80"', "NaN", "-Infinity"):  # a lone surrogate, non-finite numbers
+        body = json.dumps(task("Chisinau")).replace('"Chisinau"', raw)
+        response = await client.post(
+            "/tasks", content=body, headers={"content-type": "application/json"}
+        )
+        error_of(response, 422, "validation_error")
 
 
 async def test_401_says_how_to_authenticate(app: FastAPI):

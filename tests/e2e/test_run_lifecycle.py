@@ -142,3 +142,36 @@ async def test_only_failed_or_dead_runs_can_be_retried(client):
     refused = await client.post(f"/runs/{run_id}/retry")
     assert refused.status_code == 409
     assert refused.json()["error"]["code"] == "conflict"
+
+
+async def test_outputs_postgres_cannot_store_are_stored_replaced(client):
+    """A NUL character, a lone surrogate and NaN (all reachable from a template or a tool's
+    JSON) are refused by jsonb; the run is recorded with them replaced and the worker goes
+    on (it used to retry the refused batch forever)."""
+    echo = {
+        "id": "odd",
+        "uses": "debug.echo",
+        "with": {
+            "nul": 'a${`"\\u0000"`}b',
+            "lone": '${`"\\udc80"`}',
+            "pair": '${`"\\ud83d\\ude00"`}',
+            "nan": "${`NaN`}",
+            "inf": ["${`-Infinity`}", 1.5],
+            "ok": "fine",
+        },
+    }
+    task = await create_task(client, pipeline_task(echo))
+    (run_id,) = await run_now(client, task["id"])
+    run = await run_status(client, run_id, "succeeded", "dead")
+    assert run["status"] == "succeeded", run
+    assert run["steps"][0]["output"] == {
+        "nul": "a\ufffdb",
+        "lone": "\ufffd",
+        "pair": "\U0001f600",
+        "nan": None,
+        "inf": [None, 1.5],
+        "ok": "fine",
+    }
+    later = await create_task(client, failing(0))
+    (later_run,) = await run_now(client, later["id"])
+    assert (await run_status(client, later_run, "succeeded", "dead"))["status"] == "succeeded"

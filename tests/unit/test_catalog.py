@@ -76,6 +76,38 @@ def test_an_entry_with_an_invalid_json_schema_is_refused():
     assert caught.value.problems[0].path == "$.input_schema"
 
 
+@pytest.mark.parametrize(
+    "ref",
+    ["#/$defs/nope", "http://169.254.169.254/schema.json", "other.json#/a", "#anchor", "#/0"],
+)
+def test_references_must_resolve_inside_the_schema(ref):
+    entry = {
+        "address": "a.b",
+        "transport": "builtin",
+        "input_schema": {"$defs": {"city": {"type": "string"}}, "properties": {"x": {"$ref": ref}}},
+    }
+    with pytest.raises(ValidationFailed) as caught:
+        validate_entry(entry)
+    assert caught.value.problems[0].path == "$.input_schema"
+    assert repr(ref) in caught.value.problems[0].message
+
+
+def test_local_references_are_followed():
+    schema = {
+        "$defs": {"city": {"type": "string"}, "a/b": {"type": "integer"}},
+        "properties": {"x": {"$ref": "#/$defs/city"}, "y": {"$ref": "#/$defs/a~1b"}},
+    }
+    tool = validate_entry({"address": "a.b", "transport": "builtin", "input_schema": schema})
+    assert tool.input_problems({"x": "Chisinau", "y": 1}) == []
+    assert [p.path for p in tool.input_problems({"x": 1, "y": "z"})] == ["$.with.x", "$.with.y"]
+
+
+def test_a_dangling_reference_that_got_in_earlier_is_a_problem_not_a_crash():
+    tool = ToolSpec("a.b", "builtin", {"properties": {"x": {"$ref": "#/$defs/nope"}}})
+    (problem,) = tool.input_problems({"x": 1})
+    assert problem.path == "$.with" and "resolves to nothing" in problem.message
+
+
 def test_runtime_tools_never_shadow_catalog_tools():
     mine = ToolSpec("debug.echo", "http", {"type": "object"}, endpoint="http://x")
     extra = ToolSpec("x.y", "http", {"type": "object"}, endpoint="http://x")

@@ -270,6 +270,35 @@ async def test_outputs_are_checked_against_the_output_schema():
         assert outcome.steps[0].attempt == 1
 
 
+def nested(depth: int) -> Any:
+    value: Any = "bottom"
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+async def test_values_nested_deeper_than_the_limit_are_refused_not_crashed_on():
+    """A JMESPath literal or a tool's response can nest a thousand deep; serialising such a
+    value later would exhaust the recursion limit (in the worker, or in the API reading it)."""
+    deep_literal = "${`" + json.dumps(nested(900)) + "`}"
+    outcome = await run([{"id": "s", "uses": "debug.echo", "with": {"x": deep_literal}}])
+    assert outcome.error is not None
+    assert (outcome.error.type, outcome.error.retryable) == ("invalid_input", False)
+    assert "deeper than 64 levels" in outcome.error.message
+
+    async def deep_tool(tool: ToolSpec, arguments: dict[str, Any], context: CallContext) -> Any:
+        return {"x": nested(arguments["depth"])}
+
+    catalog = Catalog([ToolSpec("deep.tool", "builtin", {"type": "object"})])
+    for depth, status in ((62, "succeeded"), (5000, "failed")):
+        outcome = await run(
+            [{"id": "s", "uses": "deep.tool", "with": {"depth": depth}}],
+            executor(catalog, deep_tool),
+        )
+        assert outcome.steps[0].status == status
+    assert outcome.error is not None and outcome.error.type == "invalid_output"
+
+
 async def test_an_unknown_tool_at_run_time_is_not_retryable():
     outcome = await run([{"id": "s", "uses": "gone.tool"}])
     assert outcome.error is not None

@@ -153,3 +153,21 @@ def test_validate_task_raises_with_every_problem():
         ("$.payload.pipeline[1].id", "duplicate_id"),
         ("$.payload.pipeline[1].uses", "unknown_tool"),
     ]
+
+
+def test_expressions_nested_too_deeply_to_parse_are_problems_not_crashes():
+    deep = "[" * 500 + "]" * 500
+    problems = task_problems(
+        task(
+            [
+                {"id": "a", "uses": "debug.echo", "if": deep},
+                {"id": "b", "uses": "debug.echo", "with": {"x": "${" + "!" * 1500 + "a}"}},
+            ]
+        ),
+        CATALOG,
+        default_timezone="UTC",
+        now=NOW,
+    )
+    assert ("$.payload.pipeline[0].if", "jmespath") in paths(problems)
+    assert ("$.payload.pipeline[1].with.x", "jmespath") in paths(problems)
+    assert any("nested too deeply" in p.message for p in problems)
