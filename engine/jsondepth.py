@@ -16,6 +16,12 @@ MAX_JSON_DEPTH = 64
 def nests_deeper_than(value: Any, levels: int = MAX_JSON_DEPTH) -> bool:
     """Whether ``value`` has more than ``levels`` nested arrays/objects (iterative, so any
     depth is safe to ask about)."""
+    if isinstance(value, dict) and levels > 0:  # fast path: a flat object, most outputs
+        for item in value.values():
+            if isinstance(item, dict | list):
+                break
+        else:
+            return False
     pending = [(value, 0)]
     while pending:
         item, depth = pending.pop()
