@@ -10,7 +10,8 @@ Refused: loopback (127.0.0.0/8, ::1), private (10/8, 172.16/12, 192.168/16, fc00
 as the AWS IPv6 metadata address fd00:ec2::254), link-local (169.254/16 with the cloud
 metadata address 169.254.169.254, fe80::/10), shared (100.64/10), unspecified, reserved,
 documentation and multicast ranges, and IPv6 forms that embed such an IPv4 address
-(``::ffff:127.0.0.1``, 6to4, NAT64, Teredo).
+(``::ffff:127.0.0.1``, ``::127.0.0.1``, ``::ffff:0:127.0.0.1``, 6to4, NAT64 including
+local-use 64:ff9b:1::/48, Teredo).
 """
 
 from __future__ import annotations
@@ -25,7 +26,15 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+# IPv6 ranges whose low 32 bits are an IPv4 address: NAT64 (well-known and local-use),
+# IPv4-compatible (::a.b.c.d, deprecated but still routed by some stacks) and SIIT
+# (::ffff:0:a.b.c.d). Python's ipv4_mapped covers only ::ffff:a.b.c.d.
+_EMBEDS_IPV4_LOW_BITS = (
+    ipaddress.ip_network("64:ff9b::/96"),
+    ipaddress.ip_network("64:ff9b:1::/48"),
+    ipaddress.ip_network("::/96"),
+    ipaddress.ip_network("::ffff:0:0:0/96"),
+)
 
 
 class AddressRefused(ValueError):
@@ -83,7 +92,7 @@ def _embedded(address: IPAddress) -> list[IPAddress]:
             found.append(address.sixtofour)
         if address.teredo is not None:
             found.extend(address.teredo)
-        if address in _NAT64:
+        if any(address in network for network in _EMBEDS_IPV4_LOW_BITS):
             found.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
     return found
 
