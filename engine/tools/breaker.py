@@ -26,6 +26,9 @@ log = logging.getLogger("ordinaut.tools")
 
 DEFAULT_FAILURE_THRESHOLD = 5
 DEFAULT_COOLDOWN_SECONDS = 30.0
+# Circuits are kept only while an endpoint is failing (a success forgets it); past this many,
+# the oldest are forgotten, so agents naming ever new hosts cannot grow the table forever.
+MAX_CIRCUITS = 10_000
 
 
 @dataclass
@@ -62,7 +65,7 @@ class CircuitBreakers:
     async def guard(self, key: str) -> AsyncIterator[None]:
         """Run the block through ``key``'s circuit: fail fast when it is open, and record
         the block's outcome."""
-        circuit = self._circuits.setdefault(key, Circuit())
+        circuit = self._circuits.get(key) or self._new_circuit(key)
         state = circuit.state(self.clock(), self.cooldown_seconds)
         if state == "open":
             raise CircuitOpen(
@@ -86,6 +89,13 @@ class CircuitBreakers:
             raise
         else:
             self._succeeded(circuit)
+            self._circuits.pop(key, None)  # a working endpoint needs no state
+
+    def _new_circuit(self, key: str) -> Circuit:
+        while len(self._circuits) >= MAX_CIRCUITS:
+            del self._circuits[next(iter(self._circuits))]  # the oldest
+        circuit = self._circuits[key] = Circuit()
+        return circuit
 
     def _failed(self, key: str, circuit: Circuit) -> None:
         circuit.failures += 1

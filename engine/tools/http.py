@@ -169,7 +169,10 @@ class HttpRequestTool:
         url = _parse_url(arguments["url"])
         host, port = url.host, url.port or (443 if url.scheme == "https" else 80)
         origin = f"{url.scheme}://{host}:{port}"
-        async with self.breakers.guard(origin), within_deadline(context):
+        # One circuit per agent and origin: the URL, headers and timeout are the agent's, so
+        # one agent's failing calls must not make a site fail fast for every other agent.
+        circuit = f"{origin} (agent {context.agent_id})"
+        async with self.breakers.guard(circuit), within_deadline(context):
             try:
                 address = await checked_address(host, port, self.allow, self.resolve)
             except AddressRefused as exc:

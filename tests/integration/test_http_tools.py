@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,7 +20,7 @@ from engine.tools.http import HttpRequestTool, HttpTransport
 from engine.tools.ssrf import AllowList
 from tests.servers.http_tool_server import ToolServer, serve_http_tools
 
-RUN = RunInfo("run-7", "task-7", 1, datetime(2026, 3, 29, tzinfo=UTC))
+RUN = RunInfo("run-7", "task-7", 1, datetime(2026, 3, 29, tzinfo=UTC), agent_id="agent-1")
 SCHEMA = {"type": "object"}
 
 
@@ -243,3 +244,21 @@ async def test_http_request_connects_to_the_checked_address(server, client):
 def test_catalog_timeouts_apply_to_http_tools(server):
     tool = http_tool(server, "/echo", timeout_seconds=2.5)
     assert Catalog([tool])[tool.address].timeout_seconds == 2.5
+
+
+async def test_http_request_circuits_are_per_agent(server, client):
+    """An agent whose calls keep failing (e.g. with a tiny timeout of its own) opens the
+    circuit of that origin for itself only."""
+    breakers = CircuitBreakers(failure_threshold=2, cooldown_seconds=60)
+    ex = executor(client, allow=["127.0.0.1"], breakers=breakers)
+    slow = {"method": "GET", "url": server.url + "/slow?seconds=1", "timeout_seconds": 0.05}
+    for _ in range(2):
+        _, error = await one_step(ex, "http.request", slow)
+        assert error is not None and error.type == "timeout"
+    _, error = await one_step(ex, "http.request", slow)
+    assert error is not None and error.type == "circuit_open"
+    ok = {"method": "GET", "url": server.url + "/status/200"}
+    step = {"id": "call", "uses": "http.request", "with": ok}
+    outcome = await ex.run([step], params={}, run=replace(RUN, agent_id="agent-2"))
+    assert outcome.error is None, outcome.error
+    assert outcome.steps[0].output["status"] == 200

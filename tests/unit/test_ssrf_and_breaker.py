@@ -7,6 +7,7 @@ import ipaddress
 import pytest
 
 from engine.errors import CircuitOpen, ToolFailed
+from engine.tools import breaker as breaker_module
 from engine.tools.breaker import CircuitBreakers
 from engine.tools.ssrf import AddressRefused, AllowList, blocked_reason, checked_address
 
@@ -154,3 +155,14 @@ async def test_only_one_probe_passes_while_half_open():
         with pytest.raises(CircuitOpen):
             await call(breakers, "k")  # a second caller while the probe is in flight
     assert breakers.state("k") == "closed"
+
+
+async def test_working_endpoints_are_forgotten_and_the_table_is_bounded(monkeypatch):
+    monkeypatch.setattr(breaker_module, "MAX_CIRCUITS", 3)
+    breakers = CircuitBreakers(failure_threshold=5, clock=Clock())
+    for key in ("a", "b", "c", "d"):
+        with pytest.raises(ToolFailed):
+            await call(breakers, key, ToolFailed("503"))
+    assert list(breakers._circuits) == ["b", "c", "d"]  # the oldest went first
+    await call(breakers, "c")
+    assert list(breakers._circuits) == ["b", "d"]  # a success needs no state
