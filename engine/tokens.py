@@ -23,8 +23,12 @@ def hash_token(token: str) -> bytes:
 
 
 def display_prefix(token: str) -> str:
-    """Enough of the token to tell tokens apart in listings, not enough to use one."""
-    return token[: len(TOKEN_PREFIX) + 6]
+    """Enough to tell tokens apart in listings, not enough to use one: the start of a
+    generated token (6 of its 43 random characters), or for a token someone chose (the
+    bootstrap admin token, perhaps short) a fingerprint of its digest, never its text."""
+    if token.startswith(TOKEN_PREFIX) and len(token) >= len(generate_token()):
+        return token[: len(TOKEN_PREFIX) + 6]
+    return "sha256:" + hashlib.sha256(token.encode("utf-8")).hexdigest()[:8]
 
 
 # Every scope a token can carry (the ``agents_scopes_known`` constraint lists the same).

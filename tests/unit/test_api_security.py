@@ -18,6 +18,7 @@ from api.idempotency import request_hash
 from api.pagination import bigint, decode_typed_cursor, encode_cursor
 from api.ratelimit import RateLimiter
 from engine.errors import ValidationFailed
+from engine.tokens import display_prefix, generate_token
 from observability.logging import JsonFormatter, redact, scrub
 
 
@@ -166,3 +167,12 @@ def test_bigint_cursors_round_trip_and_reject_garbage():
     for bad in ("", "x", encode_cursor(at, 2**70), encode_cursor(at, "abc")):
         with pytest.raises(ValidationFailed):
             decode_typed_cursor(bad, bigint)
+
+
+def test_a_chosen_token_is_listed_by_a_fingerprint_never_by_its_text():
+    generated = generate_token()
+    assert display_prefix(generated) == generated[:10]
+    for chosen in ("bootstrap-admin-token-16", "ord_short_but_chosen"):
+        shown = display_prefix(chosen)
+        assert shown.startswith("sha256:") and len(shown) == 15
+        assert not any(chosen[i : i + 4] in shown for i in range(len(chosen) - 3))
