@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request, Response, status
 from pydantic import BaseModel, Field
 
 from api.body import json_body, json_body_openapi
-from api.deps import Admin, Conn, ToolsRead
+from api.deps import Admin, Conn, Principal, ToolsRead
 from api.pagination import DEFAULT_LIMIT, CursorParam, Limit
 from api.schemas import ErrorResponse, Timestamp
 from engine.catalog import TOOL_ENTRY_SCHEMA, ToolSpec, file_catalog, validate_entry
@@ -57,9 +57,14 @@ class Tool(BaseModel):
     input_schema: dict[str, Any]
     output_schema: dict[str, Any]
     timeout_seconds: float
-    endpoint: str | None = Field(default=None, description="http: where arguments are POSTed.")
+    endpoint: str | None = Field(
+        default=None,
+        description="http: where arguments are POSTed (runtime tools: shown to admins only).",
+    )
     server: str | None = Field(
-        default=None, description="mcp: a command line (stdio) or an http(s) URL."
+        default=None,
+        description="mcp: a command line (stdio) or an http(s) URL (runtime tools: shown to "
+        "admins only).",
     )
     tool: str | None = Field(default=None, description="mcp: the tool's name on the server.")
     source: Literal["catalog", "runtime"] = Field(
@@ -77,9 +82,15 @@ def _catalog_item(spec: ToolSpec) -> dict[str, Any]:
     return {**spec.as_dict(), "source": "catalog"}
 
 
-def _runtime_item(row: Row) -> dict[str, Any]:
+def _runtime_item(row: Row, principal: Principal) -> dict[str, Any]:
     spec = ToolSpec.from_dict(row["definition"])
-    return {**spec.as_dict(), "source": "runtime", "created_at": row["created_at"]}
+    item = {**spec.as_dict(), "source": "runtime", "created_at": row["created_at"]}
+    if not principal.is_admin:
+        # Where a runtime tool lives is the operator's business: an endpoint URL or an MCP
+        # command line may carry credentials. Agents need the address and the schemas.
+        item.pop("endpoint", None)
+        item.pop("server", None)
+    return item
 
 
 @router.get(
@@ -94,7 +105,7 @@ async def list_tools(
     files = file_catalog()
     items = [_catalog_item(spec) for spec in files.values()]
     rows = await tools_store.list_runtime_tools(conn)
-    items += [_runtime_item(row) for row in rows if row["address"] not in files]
+    items += [_runtime_item(row, principal) for row in rows if row["address"] not in files]
     items.sort(key=lambda item: str(item["address"]))
     after = _decode_cursor(cursor)
     if after is not None:
@@ -116,7 +127,7 @@ async def get_tool(address: str, principal: ToolsRead, conn: Conn) -> Any:
     row = await tools_store.get_runtime_tool(conn, address)
     if row is None:
         raise NotFound(f"no tool {address!r}")
-    return _runtime_item(row)
+    return _runtime_item(row, principal)
 
 
 @router.post(
@@ -144,7 +155,7 @@ async def register_tool(request: Request, principal: Admin, conn: Conn) -> Any:
     row = await tools_store.insert_runtime_tool(
         conn, definition=spec.as_dict(), created_by=principal.agent_id
     )
-    return _runtime_item(row)
+    return _runtime_item(row, principal)
 
 
 @router.delete(

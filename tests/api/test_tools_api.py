@@ -185,3 +185,21 @@ async def test_validate_and_create_report_the_same_problems(client):
     )
     assert not_json.status_code == 200
     assert not_json.json()["problems"][0]["path"] == "$"
+
+
+async def test_only_admins_see_where_a_runtime_tool_lives(client, fresh_db):
+    """An endpoint URL or an MCP command line may carry credentials."""
+    secret = {**HTTP_TOOL, "address": "crm.secret", "endpoint": "https://k:s3cr3t@crm.example"}
+    assert (await client.post("/tools", json=secret)).status_code == 201
+    reader = auth(await token_with(fresh_db, "tools:read"))
+    for response in (
+        await client.get("/tools/crm.secret", headers=reader),
+        await client.get("/tools", headers=reader, params={"limit": 500}),
+    ):
+        assert response.status_code == 200
+        assert "s3cr3t" not in response.text
+    listed = await client.get("/tools/crm.secret", headers=reader)
+    assert listed.json()["input_schema"] == secret["input_schema"]
+    assert listed.json()["endpoint"] is None
+    admin_view = await client.get("/tools/crm.secret")
+    assert admin_view.json()["endpoint"] == secret["endpoint"]
