@@ -35,12 +35,20 @@ from typing import Any
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from engine.catalog import Catalog
-from engine.pipeline import Executor, PipelineOutcome, RunError, RunInfo, StepResult, ToolCaller
+from engine.catalog import Catalog, ToolSpec
+from engine.pipeline import (
+    CallContext,
+    Executor,
+    PipelineOutcome,
+    RunError,
+    RunInfo,
+    StepResult,
+    ToolCaller,
+)
 from engine.tools import ToolRouter
 from engine.tools.builtin import BuiltinTransport
 from observability import metrics
-from observability.logging import bind_log_context
+from observability.logging import bind_log_context, log_context
 from ops.settings import Settings
 from store import due_work as due_work_store
 from store.db import Connection, Row
@@ -344,12 +352,20 @@ class Worker:
         if self._executor_cache is None or self._executor_cache.catalog is not catalog:
             self._executor_cache = Executor(
                 catalog=catalog,
-                call_tool=self._router,
+                call_tool=self._call_tool,
                 retry_base_seconds=self.settings.retry_base_seconds,
                 observe_step=_observe_step,
                 max_output_bytes=self.settings.max_output_bytes,
             )
         return self._executor_cache
+
+    async def _call_tool(
+        self, tool: ToolSpec, arguments: dict[str, Any], context: CallContext
+    ) -> dict[str, Any]:
+        # The run's context (run_id, task_id) is bound already; the step's id joins it for
+        # every line the tool's transport logs (circuit breaker, MCP session, http.request).
+        with log_context(step_id=context.step_id):
+            return await self._router(tool, arguments, context)
 
     def _forget(self, outcomes: list[Outcome]) -> None:
         """After a flush: the runs are recorded; look for more work."""

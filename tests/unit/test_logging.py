@@ -10,6 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from engine.catalog import ToolSpec, file_catalog
+from engine.pipeline import CallContext
 from observability.logging import (
     JsonFormatter,
     TextFormatter,
@@ -17,6 +19,8 @@ from observability.logging import (
     configure_logging,
     log_context,
 )
+from ops.settings import Settings
+from workers.service import Worker
 
 
 @pytest.fixture
@@ -160,3 +164,23 @@ def test_uvicorns_coloured_copy_of_the_message_is_left_out(capture):
     [entry] = lines(stream)
     assert entry["message"] == "Started server process [7]"
     assert "color_message" not in entry
+
+
+async def test_tool_transports_log_with_the_step_id(capture):
+    """The worker binds ``step_id`` around every tool call, so the transports' own lines
+    (circuit breaker, MCP sessions) say which step they belong to."""
+    logger, stream, _ = capture
+
+    async def transport(tool: ToolSpec, arguments: dict, context: CallContext) -> dict:
+        logger.warning("circuit opened for %s", tool.address)
+        return {}
+
+    async def catalog():
+        return file_catalog()
+
+    worker = Worker(Settings(), pool=None, catalog_provider=catalog, tools=transport)  # type: ignore[arg-type]
+    context = CallContext("run-1", "task-1", "fetch", 1, 1)
+    with log_context(run_id="run-1"):
+        await worker._call_tool(ToolSpec("x.y", "http", {}), {}, context)
+    [entry] = lines(stream)
+    assert (entry["run_id"], entry["step_id"]) == ("run-1", "fetch")
