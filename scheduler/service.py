@@ -103,7 +103,7 @@ class Scheduler:
                 plan = self._plan(row, now, horizon, plans)
                 occurrences += [
                     due_work_store.Occurrence(
-                        uuid.uuid4(), row["id"], at, row["priority"], row["concurrency_key"]
+                        uuid.uuid4(), row["id"], at, row["priority"], row["run_lock_key"]
                     )
                     for at in plan.occurrences
                 ]

@@ -31,7 +31,7 @@ class Occurrence:
     task_id: UUID
     scheduled_for: datetime
     priority: int
-    concurrency_key: str | None
+    lock_key: str | None  # the task's run_lock_key: its concurrency key, owner-qualified
 
 
 async def insert_occurrences(conn: Connection, occurrences: Sequence[Occurrence]) -> int:
@@ -61,7 +61,7 @@ async def insert_occurrences(conn: Connection, occurrences: Sequence[Occurrence]
             [o.task_id for o in occurrences],
             [o.scheduled_for for o in occurrences],
             [o.priority for o in occurrences],
-            [o.concurrency_key for o in occurrences],
+            [o.lock_key for o in occurrences],
             WAKE_CHANNEL,
         ),
     )
@@ -89,7 +89,7 @@ async def insert_manual_run(
             INSERT INTO due_work (id, task_id, scheduled_for, run_at, priority,
                                   concurrency_key, trigger, event, retry_of)
             SELECT %(id)s, t.id, clock_timestamp(), now(), t.priority,
-                   t.concurrency_key, %(trigger)s, %(event)s, %(retry_of)s
+                   t.run_lock_key, %(trigger)s, %(event)s, %(retry_of)s
               FROM tasks t WHERE t.id = %(task_id)s
             RETURNING id
         )
@@ -522,7 +522,7 @@ async def queue_retry_of(conn: Connection, *, dead_run_id: UUID, new_run_id: UUI
             INSERT INTO due_work (id, task_id, scheduled_for, run_at, priority,
                                   concurrency_key, trigger, event, retry_of)
             SELECT %(new_id)s, r.task_id, clock_timestamp(), now(), t.priority,
-                   t.concurrency_key, 'retry', r.event, r.id
+                   t.run_lock_key, 'retry', r.event, r.id
               FROM runs r JOIN tasks t ON t.id = r.task_id
              WHERE r.id = %(dead_id)s AND r.status = 'dead'
                AND t.status <> 'canceled'

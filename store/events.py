@@ -35,7 +35,7 @@ _MATCH_BY_SEGMENTS = """
 # inserts nothing and returns no row (see _REPLAY).
 _PUBLISH = """
 WITH matched AS MATERIALIZED (
-    SELECT gen_random_uuid() AS run_id, t.id, t.priority, t.concurrency_key
+    SELECT gen_random_uuid() AS run_id, t.id, t.priority, t.run_lock_key
       FROM tasks t
      WHERE t.schedule_kind = 'event' AND t.status = 'active' AND t.deleted_at IS NULL
        AND (%(owner)s::uuid IS NULL OR t.created_by = %(owner)s::uuid)
@@ -51,7 +51,7 @@ WITH matched AS MATERIALIZED (
 ), inserted AS (
     INSERT INTO due_work (id, task_id, scheduled_for, run_at, priority, concurrency_key,
                           trigger, event)
-    SELECT m.run_id, m.id, clock_timestamp(), now(), m.priority, m.concurrency_key,
+    SELECT m.run_id, m.id, clock_timestamp(), now(), m.priority, m.run_lock_key,
            'event', jsonb_build_object('id', e.id, 'topic', %(topic)s::text,
                                        'payload', %(payload)s::jsonb,
                                        'published_at', e.created_at)

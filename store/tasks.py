@@ -122,7 +122,7 @@ async def list_tasks(
 # SKIP LOCKED lets several schedulers split the work.
 LOCK_DUE_FOR_EXPANSION = """
 SELECT id, schedule_kind, schedule_expr, timezone, anchor_at, expanded_until,
-       next_expand_at, catch_up, priority, concurrency_key, updated_at
+       next_expand_at, catch_up, priority, run_lock_key, updated_at
   FROM tasks
  WHERE status = 'active' AND next_expand_at IS NOT NULL
    AND next_expand_at <= %(horizon_end)s
@@ -204,8 +204,9 @@ RETURNING t.id
 # waits for a scheduler tick that holds the row (its ``SKIP LOCKED`` skips us in turn).
 _LOCK_TASK = """
 SELECT id, created_by, title, description, schedule_kind, schedule_expr, timezone, payload,
-       priority, max_retries, backoff_strategy, timeout_seconds, concurrency_key, dedupe_key,
-       dedupe_window_seconds, catch_up, status, anchor_at, expanded_until, next_expand_at
+       priority, max_retries, backoff_strategy, timeout_seconds, concurrency_key, run_lock_key,
+       dedupe_key, dedupe_window_seconds, catch_up, status, anchor_at, expanded_until,
+       next_expand_at
   FROM tasks
  WHERE id = %(id)s AND deleted_at IS NULL
    AND (%(owner)s::uuid IS NULL OR created_by = %(owner)s::uuid)
@@ -297,17 +298,16 @@ async def update_task_document(
     )
 
 
-async def update_waiting_runs(
-    conn: Connection, task_id: UUID, *, priority: int, concurrency_key: str | None
-) -> None:
-    """Carry a PATCHed priority and concurrency key to the task's runs that still wait."""
+async def update_waiting_runs(conn: Connection, task_id: UUID) -> None:
+    """Carry the task's (PATCHed) priority and concurrency key to its runs that still wait."""
     await conn.execute(
         """
-        UPDATE due_work SET priority = %s, concurrency_key = %s
-         WHERE task_id = %s AND state IN ('queued', 'failed')
-           AND (priority <> %s OR concurrency_key IS DISTINCT FROM %s)
+        UPDATE due_work d SET priority = t.priority, concurrency_key = t.run_lock_key
+          FROM tasks t
+         WHERE t.id = %s AND d.task_id = t.id AND d.state IN ('queued', 'failed')
+           AND (d.priority <> t.priority OR d.concurrency_key IS DISTINCT FROM t.run_lock_key)
         """,
-        (priority, concurrency_key, task_id, priority, concurrency_key),
+        (task_id,),
     )
 
 

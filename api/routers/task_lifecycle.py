@@ -159,12 +159,7 @@ async def update_task(
             task["priority"],
             task["concurrency_key"],
         ):
-            await tasks_store.update_waiting_runs(
-                conn,
-                task_id,
-                priority=document["priority"],
-                concurrency_key=document["concurrency_key"],
-            )
+            await tasks_store.update_waiting_runs(conn, task_id)
         return await _answer(conn, task_id)
 
 
@@ -302,7 +297,7 @@ async def _materialise(conn: Connection, task: Row, occurrence: datetime) -> Non
         conn,
         [
             due_work_store.Occurrence(
-                uuid.uuid4(), task["id"], occurrence, task["priority"], task["concurrency_key"]
+                uuid.uuid4(), task["id"], occurrence, task["priority"], task["run_lock_key"]
             )
         ],
     )

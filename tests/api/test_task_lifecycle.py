@@ -43,7 +43,8 @@ async def waiting(app: FastAPI, task_id: str) -> list[dict[str, Any]]:
     async with app.state.pool.connection() as conn:
         cursor = await conn.execute(
             """
-            SELECT id, trigger, state, scheduled_for, run_at, priority FROM due_work
+            SELECT id, trigger, state, scheduled_for, run_at, priority, concurrency_key
+              FROM due_work
              WHERE task_id = %s ORDER BY run_at
             """,
             (task_id,),
@@ -266,12 +267,15 @@ async def test_patch_without_schedule_change_keeps_the_work(
     task = await create(client)
     await tick(app)
     before = await waiting(app, task["id"])
-    patched = await client.patch(f"/tasks/{task['id']}", json={"title": "renamed", "priority": 2})
+    change = {"title": "renamed", "priority": 2, "concurrency_key": "lane"}
+    patched = await client.patch(f"/tasks/{task['id']}", json=change)
     assert patched.status_code == 200, patched.text
-    assert patched.json()["title"] == "renamed"
+    assert (patched.json()["title"], patched.json()["concurrency_key"]) == ("renamed", "lane")
     after = await waiting(app, task["id"])
     assert [r["id"] for r in after] == [r["id"] for r in before]
     assert {r["priority"] for r in after} == {2}  # waiting runs follow the new priority
+    owner = patched.json()["created_by"]
+    assert {r["concurrency_key"] for r in after} == {f"{owner}/lane"}  # and the owner's key
 
 
 async def test_patch_of_the_schedule_recomputes_pending_work(

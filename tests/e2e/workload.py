@@ -57,7 +57,7 @@ def queue_runs(database_url: str, task_id: str, count: int) -> None:
             INSERT INTO due_work (id, task_id, scheduled_for, run_at, priority,
                                   concurrency_key, trigger)
             SELECT gen_random_uuid(), t.id, clock_timestamp() + make_interval(secs => g * 1e-6),
-                   now(), t.priority, t.concurrency_key, 'manual'
+                   now(), t.priority, t.run_lock_key, 'manual'
               FROM tasks t, generate_series(1, %s) AS g
              WHERE t.id = %s
             """,

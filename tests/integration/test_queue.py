@@ -125,6 +125,24 @@ async def test_one_running_run_per_concurrency_key(conn):
     assert [r["task_id"] for r in next_keyed] == [str(keyed["id"])]
 
 
+async def test_a_concurrency_key_belongs_to_its_owner(conn):
+    """Two agents that both say "mailbox" do not wait for each other; one agent's own tasks
+    with that key still run one at a time, whichever way their runs were queued."""
+    alice, _ = await make_agent(conn)
+    bob, _ = await make_agent(conn)
+    alices = [
+        await make_task(conn, alice["id"], **event_task(concurrency_key="mailbox"))
+        for _ in range(2)
+    ]
+    bobs = await make_task(conn, bob["id"], **event_task(concurrency_key="mailbox"))
+    for task in (*alices, bobs):
+        await queue(conn, task)
+    leased = await q.lease_batch(conn, worker_id="w1", limit=10, lease_seconds=30)
+    owners = sorted("bob" if row["task_id"] == str(bobs["id"]) else "alice" for row in leased)
+    assert owners == ["alice", "bob"]
+    assert await q.lease_batch(conn, worker_id="w2", limit=10, lease_seconds=30) == []
+
+
 async def test_the_key_index_refuses_a_second_running_row(conn):
     agent, _ = await make_agent(conn)
     keyed = await make_task(conn, agent["id"], **event_task(concurrency_key="k"))

@@ -62,6 +62,7 @@ async def add_task(
     created: datetime = T0,
     catch_up: str = "latest",
     timezone: str = "UTC",
+    concurrency_key: str | None = None,
 ) -> Any:
     document = {
         "title": "t",
@@ -69,6 +70,7 @@ async def add_task(
         "schedule_expr": expr,
         "timezone": timezone,
         "catch_up": catch_up,
+        "concurrency_key": concurrency_key,
         "payload": {"pipeline": [{"id": "e", "uses": "debug.echo", "with": {"x": 1}}]},
     }
     spec = validate_task(document, file_catalog(), default_timezone="UTC", now=created)
@@ -112,7 +114,8 @@ def minutes(*offsets: int) -> list[datetime]:
 
 async def test_a_tick_materialises_what_falls_within_the_horizon(pool) -> None:
     async with pool.connection() as conn:
-        task = await add_task(conn, await owner(conn), "cron", "* * * * *")
+        owner_id = await owner(conn)
+        task = await add_task(conn, owner_id, "cron", "* * * * *", concurrency_key="k")
     clock = Clock(T0 + timedelta(seconds=45))
     scheduler = Scheduler(SETTINGS, pool, clock=clock)
     assert (await scheduler.tick()).occurrences == 0  # 00:55 is beyond the horizon
@@ -124,6 +127,11 @@ async def test_a_tick_materialises_what_falls_within_the_horizon(pool) -> None:
         state = await task_row(conn, task)
     assert state["expanded_until"] == clock.now + timedelta(seconds=10)
     assert state["next_expand_at"] == T0 + timedelta(minutes=2)
+    async with pool.connection() as conn:
+        cursor = await conn.execute(
+            "SELECT concurrency_key FROM due_work WHERE task_id = %s", (task,)
+        )
+        assert await cursor.fetchall() == [{"concurrency_key": f"{owner_id}/k"}]  # the owner's
 
 
 async def test_three_schedulers_never_duplicate_an_occurrence(pool) -> None:

@@ -1,0 +1,12 @@
+-- A concurrency key is the owner's own: two agents that both say "reports" must not wait for
+-- each other (nor learn from the waiting when the other runs). Runs carry the key qualified
+-- by the task's owner; the API still shows the key as the agent wrote it.
+ALTER TABLE tasks
+    ADD COLUMN run_lock_key text GENERATED ALWAYS AS (
+        CASE WHEN concurrency_key IS NOT NULL THEN created_by::text || '/' || concurrency_key END
+    ) STORED;
+
+UPDATE due_work d
+   SET concurrency_key = t.run_lock_key
+  FROM tasks t
+ WHERE t.id = d.task_id AND d.concurrency_key IS NOT NULL;
