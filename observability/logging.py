@@ -42,6 +42,11 @@ def bind_log_context(**fields: Any) -> Token[Mapping[str, Any] | None]:
     return _CONTEXT.set({**(_CONTEXT.get() or {}), **fields})
 
 
+def unbind_log_context(token: Token[Mapping[str, Any] | None]) -> None:
+    """Undo the :func:`bind_log_context` that returned ``token``."""
+    _CONTEXT.reset(token)
+
+
 @contextmanager
 def log_context(**fields: Any) -> Iterator[None]:
     """Add ``fields`` to every record logged inside the block."""

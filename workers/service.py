@@ -48,7 +48,7 @@ from engine.pipeline import (
 from engine.tools import ToolRouter
 from engine.tools.builtin import BuiltinTransport
 from observability import metrics
-from observability.logging import bind_log_context, log_context
+from observability.logging import bind_log_context, unbind_log_context
 from ops.settings import Settings
 from store import due_work as due_work_store
 from store.db import Connection, Row
@@ -364,8 +364,12 @@ class Worker:
     ) -> dict[str, Any]:
         # The run's context (run_id, task_id) is bound already; the step's id joins it for
         # every line the tool's transport logs (circuit breaker, MCP session, http.request).
-        with log_context(step_id=context.step_id):
+        # Bound by hand: a @contextmanager costs about 3 µs a call on the hot path.
+        token = bind_log_context(step_id=context.step_id)
+        try:
             return await self._router(tool, arguments, context)
+        finally:
+            unbind_log_context(token)
 
     def _forget(self, outcomes: list[Outcome]) -> None:
         """After a flush: the runs are recorded; look for more work."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
@@ -75,4 +76,6 @@ async def preview_schedule(request: Request, principal: TasksRead, settings: App
     schedule = parse_schedule(body["schedule_kind"], body["schedule_expr"], timezone, anchor=now)
     after = parse_after(body["after"], timezone, "$.after") if "after" in body else now
     count = body.get("count", 10)
-    return {"occurrences": preview(schedule, timezone, after=after, count=count)}
+    # In a thread: the event loop keeps serving other requests while a slow rule is expanded.
+    occurrences = await asyncio.to_thread(preview, schedule, timezone, after=after, count=count)
+    return {"occurrences": occurrences}

@@ -7,6 +7,7 @@ task (or a change and a scheduler tick) never interleave. Legal transitions are 
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -333,4 +334,7 @@ async def preview_task(
         raise NotFound(f"task {task_id} not found")
     start = now_utc() if after is None else parse_after(after, task["timezone"], "query.after")
     schedule = _schedule_of(task)
-    return {"occurrences": preview(schedule, task["timezone"], after=start, count=count)}
+    occurrences = await asyncio.to_thread(
+        preview, schedule, task["timezone"], after=start, count=count
+    )
+    return {"occurrences": occurrences}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from itertools import islice
 
@@ -11,17 +12,32 @@ from engine.schedules.wallclock import check_year, to_instant
 from engine.timezones import get_zone
 
 MAX_COUNT = 1000
+# A preview stops computing after this long and returns what it found: a rule whose
+# occurrences lie decades apart can take a while for each (e.g. a leap day that is a Monday).
+BUDGET_SECONDS = 2.0
 
 
-def preview(schedule: Schedule | None, timezone: str, *, after: datetime, count: int) -> list[str]:
+def preview(
+    schedule: Schedule | None,
+    timezone: str,
+    *,
+    after: datetime,
+    count: int,
+    budget_seconds: float = BUDGET_SECONDS,
+) -> list[str]:
     """Up to ``count`` occurrences strictly after ``after``, each with ``timezone``'s offset
-    (``2026-03-30T09:00:00+03:00``). Event schedules (``None``) have none."""
+    (``2026-03-30T09:00:00+03:00``), as many as ``budget_seconds`` of computing find. Event
+    schedules (``None``) have none."""
     if schedule is None:
         return []
     zone = get_zone(timezone)
-    return [
-        at.astimezone(zone).isoformat() for at in islice(schedule.occurrences_after(after), count)
-    ]
+    deadline = time.monotonic() + budget_seconds
+    found: list[str] = []
+    for at in islice(schedule.occurrences_after(after), count):
+        found.append(at.astimezone(zone).isoformat())
+        if time.monotonic() > deadline:
+            break
+    return found
 
 
 def parse_after(text: str, timezone: str, path: str) -> datetime:

@@ -263,6 +263,56 @@ def _byday(text: str, freq: int, has_weekno: bool) -> tuple[du.weekday, ...]:
 # -- expansion of one rule ---------------------------------------------------------------
 
 
+_EVERY = tuple(range(60))
+
+
+def coarsened(freq: int, options: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    """An equivalent rule at the coarsest frequency its BYHOUR/BYMINUTE/BYSECOND allow.
+
+    dateutil steps through every candidate of the rule's frequency, so ``FREQ=SECONDLY;
+    BYHOUR=23;BYMINUTE=59;BYSECOND=59`` with rare days (``BYMONTH=2;BYMONTHDAY=29;BYDAY=MO``)
+    walks through decades of seconds (minutes of CPU) where ``FREQ=DAILY`` with the same
+    parts walks through days. With INTERVAL=1 and no BYSETPOS both produce the same
+    instants: a finer frequency's unrestricted units become explicit full lists.
+    """
+    if options["interval"] != 1 or "bysetpos" in options or freq < du.HOURLY:
+        return freq, options
+    if "byhour" in options:
+        target = du.DAILY
+    elif "byminute" in options:
+        target = du.HOURLY
+    elif "bysecond" in options:
+        target = du.MINUTELY
+    else:
+        return freq, options
+    if target >= freq:
+        return freq, options
+    equivalent = dict(options)
+    if freq >= du.MINUTELY and target < du.MINUTELY:
+        equivalent.setdefault("byminute", _EVERY)
+    if freq == du.SECONDLY:
+        equivalent.setdefault("bysecond", _EVERY)
+    return target, equivalent
+
+
+# Day filters that can put matching days years apart (a leap day that is a Monday: 28).
+_CALENDAR_FILTERS = ("bymonth", "bymonthday", "byyearday", "byweekno")
+
+
+def _check_affordable(freq: int, options: dict[str, Any]) -> None:
+    """Refuse what :func:`coarsened` cannot rewrite and dateutil cannot afford: a SECONDLY
+    rule with an INTERVAL or BYSETPOS, filtered by hour or minute, on calendar-filtered days.
+    dateutil spends ~10 ms on each day between matches there, and matches can lie decades
+    apart (MINUTELY costs ~0.1 ms a day, weekday-only filters at most a week: both fine)."""
+    by_time = "byhour" in options or "byminute" in options
+    if freq == du.SECONDLY and by_time and any(k in options for k in _CALENDAR_FILTERS):
+        raise RRuleSyntaxError(
+            "too costly to evaluate: FREQ=SECONDLY with INTERVAL or BYSETPOS, BYHOUR or "
+            "BYMINUTE and BYMONTH/BYMONTHDAY/BYYEARDAY; use a coarser FREQ (e.g. FREQ=DAILY "
+            "with BYHOUR, BYMINUTE and BYSECOND)"
+        )
+
+
 def _explicit_options(freq: int, dtstart: datetime, options: dict[str, Any]) -> dict[str, Any]:
     """``options`` with the defaults dateutil would derive from DTSTART made explicit, so
     that a rule re-anchored on another DTSTART keeps producing the same occurrences."""
@@ -326,13 +376,16 @@ class RuleExpansion:
     spec: RuleSpec
     dtstart: datetime
     zone: tzinfo
+    freq: int = field(init=False)  # the spec's, or a coarser equivalent (see coarsened)
     options: dict[str, Any] = field(init=False)
     until: datetime | None = field(init=False)
     possible: bool = field(init=False)
     _counted: _CountedInstants | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
-        self.options = _explicit_options(self.spec.freq, self.dtstart, self.spec.options)
+        self.freq, options = coarsened(self.spec.freq, self.spec.options)
+        _check_affordable(self.freq, options)
+        self.options = _explicit_options(self.freq, self.dtstart, options)
         self.until = _until_instant(self.spec.until, self.zone)
         try:
             self._rule(self.dtstart)
@@ -347,7 +400,7 @@ class RuleExpansion:
         if self.until is not None:
             until_hint = to_local(self.until, self.zone) + timedelta(days=1)
         return du.rrule(
-            self.spec.freq,  # type: ignore[arg-type]  # one of dateutil's frequency ints
+            self.freq,  # type: ignore[arg-type]  # one of dateutil's frequency ints
             dtstart=dtstart,
             until=until_hint,
             **self.options,
@@ -365,7 +418,7 @@ class RuleExpansion:
             return self._counted.after(instant)
         target = to_local(instant, self.zone) - offset_slack(instant, self.zone)
         start = _period_start(
-            self.spec.freq, self.options["interval"], self.dtstart, self.options["wkst"], target
+            self.freq, self.options["interval"], self.dtstart, self.options["wkst"], target
         )
         return _sorted_instants(
             self._local_times(start), self.zone, after=instant, until=self.until

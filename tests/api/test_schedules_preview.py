@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
+from engine.schedules import parse_schedule
+from engine.schedules.preview import preview
 from engine.timezones import get_zone
 from tests.unit.rfc5545_examples import EXAMPLES, Example
 
@@ -164,3 +166,35 @@ async def test_preview_needs_tasks_read(make_agent) -> None:
     assert (await reader.client.post("/schedules/preview", json=body)).status_code == 200
     publisher = await make_agent("events:publish")
     assert (await publisher.client.post("/schedules/preview", json=body)).status_code == 403
+
+
+async def test_a_rule_with_decades_between_occurrences_is_previewed_within_a_budget(
+    client: httpx.AsyncClient,
+) -> None:
+    """A leap day that is a Monday comes every 28 years: 1000 of them would take seconds of
+    computing, so the preview returns what its 2 s budget finds (at least one), in order."""
+    response = await client.post(
+        "/schedules/preview",
+        json={
+            "schedule_kind": "rrule",
+            "schedule_expr": "FREQ=SECONDLY;BYMONTH=2;BYMONTHDAY=29;BYDAY=MO;BYHOUR=23;"
+            "BYMINUTE=59;BYSECOND=59",
+            "timezone": "UTC",
+            "count": 1000,
+            "after": "2026-01-01T00:00:00Z",
+        },
+    )
+    assert response.status_code == 200, response.text
+    occurrences = response.json()["occurrences"]
+    assert occurrences[:2] == ["2044-02-29T23:59:59+00:00", "2072-02-29T23:59:59+00:00"]
+    assert occurrences == sorted(occurrences)
+    assert all(datetime.fromisoformat(o).weekday() == 0 for o in occurrences)
+
+
+def test_the_preview_budget_stops_the_search_and_keeps_what_it_found() -> None:
+    schedule = parse_schedule("cron", "* * * * *", "UTC", anchor=datetime(2026, 1, 1, tzinfo=UTC))
+    after = datetime(2026, 1, 1, tzinfo=UTC)
+    assert len(preview(schedule, "UTC", after=after, count=500)) == 500
+    assert preview(schedule, "UTC", after=after, count=500, budget_seconds=0) == [
+        "2026-01-01T00:01:00+00:00"
+    ]

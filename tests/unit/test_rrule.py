@@ -7,10 +7,11 @@ from datetime import UTC, datetime, timedelta
 from itertools import islice
 
 import pytest
+from dateutil import rrule as du
 
 from engine.errors import ValidationFailed
 from engine.schedules import parse_schedule
-from engine.schedules.rrule import RRuleSchedule, parse_rrule_schedule
+from engine.schedules.rrule import RRuleSchedule, coarsened, parse_rrule_schedule, parse_rule
 from engine.timezones import get_zone
 from tests.unit.rfc5545_examples import EXAMPLES, Example
 
@@ -414,3 +415,71 @@ def test_expansion_stops_well_before_the_end_of_the_calendar() -> None:
     schedule = rrule("DTSTART;TZID=America/New_York:90001231T230000\nRRULE:FREQ=YEARLY")
     found = list(schedule.occurrences_after(datetime(8999, 1, 1, tzinfo=UTC)))
     assert 800 < len(found) < 1000
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        "FREQ=SECONDLY;BYHOUR=9,17;BYMINUTE=0,30;BYSECOND=15",
+        "FREQ=SECONDLY;BYHOUR=9;BYDAY=MO,WE",
+        "FREQ=SECONDLY;BYMINUTE=7;BYSECOND=0,30",
+        "FREQ=SECONDLY;BYSECOND=5,50;BYDAY=TU",
+        "FREQ=MINUTELY;BYHOUR=10,23;BYMONTHDAY=2,3",
+        "FREQ=MINUTELY;BYMINUTE=0,45;COUNT=30",
+        "FREQ=HOURLY;BYHOUR=1,2,3;BYDAY=SA,SU",
+        "FREQ=HOURLY;BYHOUR=8;BYMINUTE=5;COUNT=4",
+    ],
+)
+def test_fine_rules_pinned_by_coarser_parts_are_evaluated_at_the_coarser_frequency(rule):
+    """The rewrite (FREQ=SECONDLY;BYHOUR=… → FREQ=DAILY with full minute/second lists)
+    yields exactly the instants dateutil yields for the rule as written."""
+    spec = parse_rule(rule)
+    freq, _ = coarsened(spec.freq, spec.options)
+    assert freq < spec.freq  # rewritten
+    start = datetime(2026, 3, 1, 8, 59, 58)  # a Sunday, not aligned with the rule
+    as_written = du.rrulestr(f"DTSTART:20260301T085958\nRRULE:{rule}")
+    expected = list(islice(as_written.xafter(start, inc=True), 400))
+    schedule = rrule(f"DTSTART:20260301T085958Z\nRRULE:{rule}", zone="UTC")
+    produced = list(
+        islice(schedule.occurrences_after(start.replace(tzinfo=UTC) - timedelta(seconds=1)), 400)
+    )
+    assert [p.replace(tzinfo=None) for p in produced] == expected
+
+
+def test_a_seconds_rule_on_rare_days_is_answered_at_once():
+    """dateutil alone takes minutes to find this (23:59:59 on a leap-day Monday, 2044): the
+    rule is evaluated as the equivalent FREQ=DAILY."""
+    schedule = rrule(
+        "DTSTART:20260101T000000Z\n"
+        "RRULE:FREQ=SECONDLY;BYMONTH=2;BYMONTHDAY=29;BYDAY=MO;BYHOUR=23;BYMINUTE=59;BYSECOND=59",
+        zone="UTC",
+    )
+    assert schedule.next_after(ANCHOR) == datetime(2044, 2, 29, 23, 59, 59, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        "FREQ=SECONDLY;INTERVAL=2;BYHOUR=23;BYMONTH=2;BYMONTHDAY=29",
+        "FREQ=SECONDLY;BYMINUTE=5;BYMONTHDAY=31;BYSETPOS=1",
+    ],
+)
+def test_second_rules_that_cannot_be_rewritten_on_calendar_days_are_refused(rule):
+    with pytest.raises(ValidationFailed) as caught:
+        rrule(rule)
+    assert "too costly" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("rule", "first"),
+    [
+        ("FREQ=MINUTELY;INTERVAL=15;BYHOUR=9,10;BYDAY=MO,TU,WE,TH,FR", "2026-01-02T09:00"),
+        ("FREQ=SECONDLY;INTERVAL=2;BYHOUR=23;BYDAY=MO", "2026-01-05T23:00"),
+        ("FREQ=MINUTELY;INTERVAL=2;BYHOUR=23;BYMONTH=2;BYMONTHDAY=29", "2028-02-29T23:00"),
+    ],
+)
+def test_affordable_fine_rules_with_an_interval_are_kept(rule, first):
+    schedule = rrule(f"DTSTART:20260101T000000Z\nRRULE:{rule}", zone="UTC")
+    upcoming = schedule.next_after(ANCHOR)
+    assert upcoming is not None
+    assert local([upcoming], "UTC") == [first + "+0000"]
