@@ -186,3 +186,27 @@ async def test_priorities_order_a_backlog(fresh_db, tmp_path):
     )
     priorities = [row["priority"] for row in rows]
     assert priorities == sorted(priorities) == [1, 1, 1, 3, 3, 3, 5, 5, 5, 7, 7, 7, 9, 9, 9]
+
+
+async def test_a_run_longer_than_its_lease_keeps_it_by_heartbeat(fresh_db, tmp_path):
+    """With a 1 s lease, 4 s runs finish on their first attempt: the heartbeat extends the
+    lease while they run, so the reaper of the idle second worker never takes them."""
+    with cluster(fresh_db, tmp_path, ORDINAUT_LEASE_SECONDS="1") as running:
+        api = running.api()
+        running.worker(concurrency=5)
+        async with api_client(api) as client:
+            task = await create_task(client, sleep_task(4.0))
+            run_ids = await run_now(client, task["id"], 3)
+        await eventually(
+            lambda: _running(fresh_db), until=lambda n: n == 3, message="three runs leased"
+        )
+        running.worker(concurrency=5)  # idle, reaping: it would take an expired lease
+        runs = await finished_runs(fresh_db, task["id"], 3, timeout=30)
+    assert sorted(str(r["id"]) for r in runs) == sorted(run_ids)
+    assert [(r["status"], r["attempt"]) for r in runs] == [("succeeded", 1)] * 3
+    assert len({r["worker_id"] for r in runs}) == 1
+
+
+async def _running(database_url: str) -> int:
+    rows = query(database_url, "SELECT count(*) AS n FROM due_work WHERE state = 'running'")
+    return int(rows[0]["n"])
