@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import signal
 from collections import defaultdict
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -210,3 +212,30 @@ async def test_a_run_longer_than_its_lease_keeps_it_by_heartbeat(fresh_db, tmp_p
 async def _running(database_url: str) -> int:
     rows = query(database_url, "SELECT count(*) AS n FROM due_work WHERE state = 'running'")
     return int(rows[0]["n"])
+
+
+async def test_idle_workers_wake_on_notify_and_at_the_due_time_not_by_polling(fresh_db, tmp_path):
+    """With polling every 60 s, a run_now and a `once` task due a few seconds later still
+    start within a fraction of a second: NOTIFY wakes the worker for the first, its timed
+    wake-up (set from the queued run's due time) for the second."""
+    with cluster(fresh_db, tmp_path, ORDINAUT_POLL_SECONDS="60") as running:
+        api = running.api()
+        running.scheduler()
+        running.worker(concurrency=5)
+        await registered_workers(fresh_db, 1)
+        async with api_client(api) as client:
+            manual = await create_task(client, sleep_task(0))
+            await asyncio.sleep(1.5)  # the worker is idle, waiting
+            (run_id,) = await run_now(client, manual["id"])
+            due = datetime.now(UTC) + timedelta(seconds=4)
+            once = await create_task(
+                client, sleep_task(0, schedule_kind="once", schedule_expr=due.isoformat())
+            )
+            runs = await finished_runs(fresh_db, manual["id"], 1, timeout=20)
+            scheduled = await finished_runs(fresh_db, once["id"], 1, timeout=20)
+    (now_run,) = runs
+    assert str(now_run["id"]) == run_id
+    assert now_run["started_at"] - now_run["scheduled_for"] < timedelta(seconds=1)
+    (on_time,) = scheduled
+    assert abs(on_time["scheduled_for"] - due) < timedelta(milliseconds=1)
+    assert on_time["started_at"] - on_time["scheduled_for"] < timedelta(seconds=1)
