@@ -85,9 +85,12 @@ class EmbeddedPostgres:
 
     def start(self) -> str:
         """Start the cluster if needed (idempotent) and return its database URL."""
+        try:
+            self.pg_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise EmbeddedPostgresError(f"cannot create {self.pg_dir}: {exc.strerror}") from None
         if self.force_pgserver or self.bin_dir is None:
             return self._start_pgserver()
-        self.pg_dir.mkdir(parents=True, exist_ok=True)
         if not (self.data_dir / "PG_VERSION").exists():
             self._initdb()
         port = self.running_port()

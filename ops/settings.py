@@ -78,7 +78,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         shutdown_grace_seconds=reader.get(
             "ORDINAUT_SHUTDOWN_GRACE_SECONDS", _non_negative_float, 30.0
         ),
-        run_retention_days=reader.get("ORDINAUT_RUN_RETENTION_DAYS", _positive_int, 30),
+        run_retention_days=reader.get("ORDINAUT_RUN_RETENTION_DAYS", _days, 30),
         max_body_bytes=reader.get("ORDINAUT_MAX_BODY_BYTES", _positive_int, 1024 * 1024),
         http_allow=reader.get("ORDINAUT_HTTP_ALLOW", _host_list, ()),
         scheduler_tick_seconds=reader.get("ORDINAUT_SCHEDULER_TICK_SECONDS", _positive_float, 1.0),
@@ -98,7 +98,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ),
         rate_limit_per_minute=reader.get("ORDINAUT_RATE_LIMIT_PER_MINUTE", _non_negative_int, 600),
         pool_max_size=reader.get("ORDINAUT_POOL_MAX_SIZE", _positive_int, 10),
-        audit_retention_days=reader.get("ORDINAUT_AUDIT_RETENTION_DAYS", _positive_int, 90),
+        audit_retention_days=reader.get("ORDINAUT_AUDIT_RETENTION_DAYS", _days, 90),
     )
     return settings
 
@@ -160,17 +160,30 @@ def _choice(allowed: tuple[str, ...], *, upper: bool = False) -> Callable[[str],
     return parse
 
 
+# Durations go into PostgreSQL intervals added to now(): an "inf" or 1e12 s would be accepted
+# here and fail at every use (timestamp out of range). Ten years is more than any needs.
+MAX_SECONDS = 10 * 365 * 86400
+MAX_DAYS = 100 * 365
+
+
 def _positive_float(raw: str) -> float:
     value = float(raw)
-    if not value > 0 or value != value:
-        raise ValueError("must be a number greater than 0")
+    if not 0 < value <= MAX_SECONDS:
+        raise ValueError(f"must be a number greater than 0 and at most {MAX_SECONDS} (10 years)")
     return value
 
 
 def _non_negative_float(raw: str) -> float:
     value = float(raw)
-    if not value >= 0:
-        raise ValueError("must be a number of at least 0")
+    if not 0 <= value <= MAX_SECONDS:
+        raise ValueError(f"must be a number of at least 0 and at most {MAX_SECONDS} (10 years)")
+    return value
+
+
+def _days(raw: str) -> int:
+    value = int(raw)
+    if not 0 < value <= MAX_DAYS:
+        raise ValueError(f"must be a whole number greater than 0 and at most {MAX_DAYS}")
     return value
 
 

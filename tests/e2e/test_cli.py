@@ -24,7 +24,8 @@ def test_a_bad_setting_exits_non_zero_with_one_line(tmp_path):
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert lines == [
-        "ordinaut: invalid ORDINAUT_LEASE_SECONDS='-3': must be a number greater than 0"
+        "ordinaut: invalid ORDINAUT_LEASE_SECONDS='-3': "
+        "must be a number greater than 0 and at most 315360000 (10 years)"
     ]
 
 
@@ -32,6 +33,26 @@ def test_a_malformed_database_url_exits_non_zero(tmp_path):
     result = Cluster("postgresql://host:port/db", tmp_path).run("worker")
     assert result.returncode == 2
     assert "DATABASE_URL" in result.stderr
+
+
+def test_an_unusable_home_is_one_line_not_a_traceback(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    env = {k: v for k, v in Cluster("", tmp_path).env().items() if k != "DATABASE_URL"}
+    env["ORDINAUT_HOME"] = str(blocker / "home")
+    result = subprocess.run(
+        [sys.executable, "-m", "ops.cli", "db", "start"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"ordinaut: cannot create {blocker / 'home' / 'pg'}: Not a directory"
+    ]
 
 
 def test_migrate_and_agent_create(fresh_db, tmp_path):
