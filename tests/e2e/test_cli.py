@@ -158,3 +158,54 @@ def test_db_start_is_idempotent_and_stop_is_clean(tmp_path):
         assert again.returncode == 0 and "not running" in again.stderr
     finally:
         EmbeddedPostgres(home).destroy()
+
+
+def test_up_without_a_database_starts_postgres_and_sigterm_stops_it(tmp_path):
+    """No DATABASE_URL: `up` starts the embedded cluster, and SIGTERM stops the processes
+    and the Postgres it started."""
+    home = tmp_path / "home"
+    env = {
+        key: value
+        for key, value in Cluster("", tmp_path).env().items()
+        if key not in ("DATABASE_URL", "ORDINAUT_BOOTSTRAP_ADMIN_TOKEN")
+    }
+    port = free_port()
+    log_path = tmp_path / "up.log"
+    up = subprocess.Popen(
+        [sys.executable, "-m", "ops.cli", "up", "--port", str(port), "--workers", "1"],
+        cwd=REPO,
+        env=env,
+        stdout=log_path.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+
+    def db_url() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "ops.cli", "db", "url"],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    try:
+        deadline = time.monotonic() + 120
+        while "Ordinaut is up." not in log_path.read_text():
+            assert up.poll() is None, log_path.read_text()
+            assert time.monotonic() < deadline, "ordinaut up did not come up"
+            time.sleep(0.2)
+        assert "Starting embedded PostgreSQL" in log_path.read_text()
+        assert httpx.get(f"http://127.0.0.1:{port}/health/ready").status_code == 200
+        assert db_url().returncode == 0
+        up.send_signal(signal.SIGTERM)
+        assert up.wait(timeout=60) == 0
+        output = log_path.read_text()
+        assert "Ordinaut stopped." in output and "Stopping embedded PostgreSQL" in output
+        stopped = db_url()
+        assert stopped.returncode == 1 and "not running" in stopped.stderr
+    finally:
+        if up.poll() is None:
+            up.kill()
+        EmbeddedPostgres(home).destroy()
