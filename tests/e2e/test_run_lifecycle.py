@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import clone_database, drop_database
 from tests.e2e.workload import create_task, pipeline_task, run_now, run_status, sleep_task
-from tests.support import Cluster, api_client, cluster
+from tests.support import Cluster, api_client, cluster, eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -19,7 +19,8 @@ pytestmark = pytest.mark.e2e
 def running(
     server_url: str, template_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Cluster]:
-    """One API and two workers for the whole module (each test uses its own tasks)."""
+    """One API, two workers and a scheduler for the whole module (each test uses its own
+    tasks)."""
     database = clone_database(server_url, template_url)
     workdir = Path(tmp_path_factory.mktemp("lifecycle"))
     try:
@@ -27,6 +28,7 @@ def running(
             processes.api()
             processes.worker(concurrency=5)
             processes.worker(concurrency=5)
+            processes.scheduler()  # for the `once` tasks; the others are event tasks
             yield processes
     finally:
         drop_database(server_url, database)
@@ -175,3 +177,28 @@ async def test_outputs_postgres_cannot_store_are_stored_replaced(client):
     later = await create_task(client, failing(0))
     (later_run,) = await run_now(client, later["id"])
     assert (await run_status(client, later_run, "succeeded", "dead"))["status"] == "succeeded"
+
+
+async def test_a_once_task_is_completed_whatever_its_run_ended_as(client):
+    """`once` → completed after its run ends: succeeded, dead or canceled alike."""
+    past = {"schedule_kind": "once", "schedule_expr": "2020-01-01T00:00:00Z"}
+    dead = await create_task(client, failing(5, max_retries=0, **past))
+    slow = await create_task(client, sleep_task(30, **past))
+
+    async def only_run(task_id: str, *statuses: str) -> dict:
+        async def runs() -> list[dict]:
+            return (await client.get("/runs", params={"task_id": task_id})).json()["items"]
+
+        (run,) = await eventually(runs, until=lambda items: len(items) == 1, timeout=20)
+        return await run_status(client, run["id"], *statuses)
+
+    assert (await only_run(dead["id"], "dead", "succeeded"))["status"] == "dead"
+    running = await only_run(slow["id"], "running")
+    assert (await client.post(f"/runs/{running['id']}/cancel")).status_code == 200
+    await run_status(client, running["id"], "canceled", timeout=5)
+    for task in (dead, slow):
+
+        async def status(task_id: str = task["id"]) -> str:
+            return str((await client.get(f"/tasks/{task_id}")).json()["status"])
+
+        await eventually(status, until=lambda s: s == "completed", timeout=10)
