@@ -355,6 +355,14 @@ def _json(value: Any) -> str:
 
 CANCEL_CHANNEL = "ordinaut_cancel"
 
+
+async def listen_for_work(conn: Connection) -> None:
+    """Subscribe ``conn`` to :data:`WAKE_CHANNEL` (new due work) and :data:`CANCEL_CHANNEL`
+    (a run id whose cancel was requested); read them with ``conn.notifies()``."""
+    await conn.execute("LISTEN ordinaut_due_work")  # WAKE_CHANNEL
+    await conn.execute("LISTEN ordinaut_cancel")  # CANCEL_CHANNEL
+
+
 # Expired leases (a crashed or partitioned worker): attempts left → back to the queue at
 # once; attempts exhausted → the run is dead; a cancel pending (the run's, or its task was
 # canceled meanwhile) → the run is canceled. One statement, so a reaper that dies halfway

@@ -8,7 +8,9 @@ from collections.abc import Callable
 
 import psycopg
 
-from store.due_work import CANCEL_CHANNEL, WAKE_CHANNEL
+from engine.errors import StoreError
+from store.db import connect
+from store.due_work import CANCEL_CHANNEL, listen_for_work
 
 log = logging.getLogger("ordinaut.worker")
 
@@ -25,12 +27,9 @@ async def listen(
     delay = 0.1
     while True:
         try:
-            conn = await psycopg.AsyncConnection.connect(
-                database_url, autocommit=True, application_name="ordinaut-worker-listen"
-            )
+            conn = await connect(database_url, name="ordinaut-worker-listen")
             async with conn:
-                await conn.execute(f"LISTEN {WAKE_CHANNEL}")
-                await conn.execute(f"LISTEN {CANCEL_CHANNEL}")
+                await listen_for_work(conn)
                 delay = 0.1
                 on_wake()
                 async for notification in conn.notifies():
@@ -38,7 +37,7 @@ async def listen(
                         on_cancel(notification.payload)
                     else:
                         on_wake()
-        except (psycopg.Error, OSError) as exc:
+        except (psycopg.Error, OSError, StoreError) as exc:
             log.warning("listen connection lost: %s", exc, extra={"worker_id": worker_id})
         await asyncio.sleep(delay)
         delay = min(delay * 2, 5.0)

@@ -250,7 +250,7 @@ async def test_a_dead_run_can_be_repeated_by_a_new_run(conn):
 async def test_notifications_wake_listeners(fresh_db):
     listener = await connect(fresh_db)
     async with listener:
-        await listener.execute(f"LISTEN {q.WAKE_CHANNEL}")
+        await q.listen_for_work(listener)
         writer = await connect(fresh_db)
         async with writer:
             _, task = await owner_and_task(writer)
@@ -272,3 +272,21 @@ async def test_the_reaper_cancels_an_orphaned_run_whose_task_was_canceled(conn):
     assert (requeued, [r["status"] for r in ended]) == (0, ["canceled"])
     run = await stored_run(conn, run_id)
     assert run["status"] == "canceled" and run["error"]["type"] == "canceled"
+
+
+async def test_listen_for_work_hears_both_channels(fresh_db):
+    """The worker's subscription: new due work and cancel requests (by run id)."""
+    listener = await connect(fresh_db)
+    sender = await connect(fresh_db)
+    try:
+        await q.listen_for_work(listener)
+        await sender.execute(
+            "SELECT pg_notify(%s, ''), pg_notify(%s, 'run-1')", (q.WAKE_CHANNEL, q.CANCEL_CHANNEL)
+        )
+        heard = []
+        async for note in listener.notifies(timeout=5, stop_after=2):
+            heard.append((note.channel, note.payload))
+    finally:
+        await listener.close()
+        await sender.close()
+    assert sorted(heard) == sorted([(q.WAKE_CHANNEL, ""), (q.CANCEL_CHANNEL, "run-1")])
