@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import psutil
@@ -17,6 +18,26 @@ from ops.embedded_pg import EmbeddedPostgres
 from tests.support import REPO, Cluster, free_port
 
 pytestmark = pytest.mark.e2e
+
+
+def embedded_env(tmp_path: Path) -> dict[str, str]:
+    """The environment of a test process, without DATABASE_URL: the embedded cluster under
+    ORDINAUT_HOME (and no bootstrap token: `up` then makes the dev admin token)."""
+    excluded = ("DATABASE_URL", "ORDINAUT_BOOTSTRAP_ADMIN_TOKEN")
+    return {k: v for k, v in Cluster("", tmp_path).env().items() if k not in excluded}
+
+
+def ordinaut(env: dict[str, str], *argv: str) -> subprocess.CompletedProcess[str]:
+    """Run an ``ordinaut`` command to completion."""
+    return subprocess.run(
+        [sys.executable, "-m", "ops.cli", *argv],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def test_a_bad_setting_exits_non_zero_with_one_line(tmp_path):
@@ -38,17 +59,9 @@ def test_a_malformed_database_url_exits_non_zero(tmp_path):
 def test_an_unusable_home_is_one_line_not_a_traceback(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    env = {k: v for k, v in Cluster("", tmp_path).env().items() if k != "DATABASE_URL"}
+    env = embedded_env(tmp_path)
     env["ORDINAUT_HOME"] = str(blocker / "home")
-    result = subprocess.run(
-        [sys.executable, "-m", "ops.cli", "db", "start"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = ordinaut(env, "db", "start")
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         f"ordinaut: cannot create {blocker / 'home' / 'pg'}: Not a directory"
@@ -112,22 +125,10 @@ def test_db_start_is_idempotent_and_stop_is_clean(tmp_path):
     """``ordinaut db start|url|stop`` with no DATABASE_URL: a private cluster under
     ORDINAUT_HOME on a free loopback port, started once however often it is asked."""
     home = tmp_path / "home"
-    env = {
-        key: value
-        for key, value in Cluster("", tmp_path).env().items()
-        if key not in ("DATABASE_URL", "ORDINAUT_BOOTSTRAP_ADMIN_TOKEN")
-    }
+    env = embedded_env(tmp_path)
 
     def ordinaut_db(action: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "ops.cli", "db", action],
-            cwd=REPO,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        return ordinaut(env, "db", action)
 
     try:
         first = ordinaut_db("start")
@@ -164,11 +165,7 @@ def test_up_without_a_database_starts_postgres_and_sigterm_stops_it(tmp_path):
     """No DATABASE_URL: `up` starts the embedded cluster, and SIGTERM stops the processes
     and the Postgres it started."""
     home = tmp_path / "home"
-    env = {
-        key: value
-        for key, value in Cluster("", tmp_path).env().items()
-        if key not in ("DATABASE_URL", "ORDINAUT_BOOTSTRAP_ADMIN_TOKEN")
-    }
+    env = embedded_env(tmp_path)
     port = free_port()
     log_path = tmp_path / "up.log"
     up = subprocess.Popen(
@@ -180,15 +177,7 @@ def test_up_without_a_database_starts_postgres_and_sigterm_stops_it(tmp_path):
     )
 
     def db_url() -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "ops.cli", "db", "url"],
-            cwd=REPO,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        return ordinaut(env, "db", "url")
 
     try:
         deadline = time.monotonic() + 120
