@@ -189,17 +189,26 @@ def _reference_problems(schema: Any, node: Any) -> Iterator[str]:
     if isinstance(node, dict):
         ref = node.get("$ref")
         if isinstance(ref, str) and not _resolves_locally(schema, ref):
-            yield f"$ref {ref!r} must point inside the schema (#/...) at something that exists"
-        for child in node.values():
-            yield from _reference_problems(schema, child)
+            yield (
+                f"$ref {ref!r} must point inside the schema (#/... or #anchor) at something "
+                "that exists"
+            )
+        for key, child in node.items():
+            if key not in _DATA_KEYWORDS:  # their values are instances, not schemas
+                yield from _reference_problems(schema, child)
     elif isinstance(node, list):
         for child in node:
             yield from _reference_problems(schema, child)
 
 
+_DATA_KEYWORDS = frozenset({"enum", "const", "examples", "default"})
+
+
 def _resolves_locally(schema: Any, ref: str) -> bool:
     if ref == "#":
         return True
+    if ref.startswith("#") and not ref.startswith("#/"):
+        return ref[1:] in set(_anchors(schema))
     if not ref.startswith("#/"):
         return False
     node = schema
@@ -212,6 +221,19 @@ def _resolves_locally(schema: Any, ref: str) -> bool:
         else:
             return False
     return True
+
+
+def _anchors(node: Any) -> Iterator[str]:
+    """Every ``$anchor`` name in the schema."""
+    if isinstance(node, dict):
+        if isinstance(node.get("$anchor"), str):
+            yield node["$anchor"]
+        for key, child in node.items():
+            if key not in _DATA_KEYWORDS:
+                yield from _anchors(child)
+    elif isinstance(node, list):
+        for child in node:
+            yield from _anchors(child)
 
 
 def _json_path(prefix: str, parts: Iterable[Any]) -> str:

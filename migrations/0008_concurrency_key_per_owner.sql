@@ -6,7 +6,15 @@ ALTER TABLE tasks
         CASE WHEN concurrency_key IS NOT NULL THEN created_by::text || '/' || concurrency_key END
     ) STORED;
 
+-- The unique index is checked row by row: a running row rewritten to "<owner>/a" could meet
+-- another still holding a raw key "<owner>/a". Rebuilt after the rewrite instead (all keys
+-- are then qualified, so distinct keys stay distinct).
+DROP INDEX due_work_one_running_per_key;
+
 UPDATE due_work d
    SET concurrency_key = t.run_lock_key
   FROM tasks t
  WHERE t.id = d.task_id AND d.concurrency_key IS NOT NULL;
+
+CREATE UNIQUE INDEX due_work_one_running_per_key ON due_work (concurrency_key)
+    WHERE state = 'running' AND concurrency_key IS NOT NULL;

@@ -154,9 +154,13 @@ class Completer:
         claimed = self.claim()
         leased: list[Row] = []
         delay, waited = 0.05, 0.0
+        one_by_one = False
         while True:
             try:
-                leased = await self._write(classified, batch, claimed)
+                if one_by_one:
+                    await self._write_one_by_one(batch)
+                else:
+                    leased = await self._write(classified, batch, claimed)
                 break
             except psycopg.errors.UniqueViolation:
                 # The lease met a concurrency-key race: write the outcomes without it.
@@ -168,8 +172,7 @@ class Completer:
                 log.error("the database refused a batch of outcomes (%s); one by one now", exc)
                 self.on_leased([], claimed)
                 claimed = 0
-                await self._write_one_by_one(batch)
-                break
+                one_by_one = True  # and retried like any write while the database is away
             except (psycopg.Error, OSError) as exc:
                 if give_up_after is not None and waited >= give_up_after:
                     log.error("gave up recording %d outcomes: %s", len(batch), exc)
@@ -183,13 +186,18 @@ class Completer:
 
     async def _write_one_by_one(self, batch: list[Outcome]) -> None:
         """Write each outcome alone; one the database still refuses is recorded without its
-        step outputs, as a non-retryable ``output_unstorable`` failure."""
+        step outputs, as a non-retryable ``output_unstorable`` failure (and if even that is
+        refused, left to its lease's expiry). Connection errors propagate to the caller's
+        retry; outcomes written before are then fenced off as already recorded."""
         for outcome in batch:
             try:
                 await self._write(self._classify([outcome]), [outcome], 0)
             except psycopg.errors.DataError as exc:
                 stripped = unstorable(outcome, exc)
-                await self._write(self._classify([stripped]), [stripped], 0)
+                try:
+                    await self._write(self._classify([stripped]), [stripped], 0)
+                except psycopg.errors.DataError as again:
+                    log.error("run %s could not be recorded: %s", outcome.row["id"], again)
 
     def _classify(self, outcomes: list[Outcome]) -> Classified:
         return classify(outcomes, now=self.clock(), settings=self.settings)

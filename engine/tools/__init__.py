@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.catalog import ToolSpec
-from engine.errors import StepTimeout, ToolNotFound
+from engine.errors import StepError, StepTimeout, ToolNotFound
 from engine.pipeline import CallContext
 
 Transport = Callable[[ToolSpec, dict[str, Any], CallContext], Awaitable[dict[str, Any]]]
@@ -54,3 +54,17 @@ async def within_deadline(context: CallContext) -> AsyncIterator[None]:
         raise StepTimeout(
             f"step {context.step_id!r} timed out after {context.timeout_seconds:g}s"
         ) from None
+
+
+@asynccontextmanager
+async def hiding(secret: str, label: str) -> AsyncIterator[None]:
+    """Replace ``secret`` (a runtime tool's endpoint URL or MCP command line, which may carry
+    credentials) by ``label`` in the message of any step error raised inside: step errors are
+    stored with the run, where the task's agent reads them. Logs keep the real value."""
+    try:
+        yield
+    except StepError as exc:
+        if secret and secret in exc.message:
+            exc.message = exc.message.replace(secret, label)
+            exc.args = (exc.message,)
+        raise

@@ -28,7 +28,7 @@ import httpx
 from engine.catalog import ToolSpec
 from engine.errors import StepTimeout, ToolFailed, ToolInputInvalid
 from engine.pipeline import CallContext
-from engine.tools import within_deadline
+from engine.tools import hiding, within_deadline
 from engine.tools.breaker import CircuitBreakers
 from engine.tools.ssrf import AddressRefused, AllowList, Resolver, checked_address, system_resolver
 
@@ -123,7 +123,11 @@ class HttpTransport:
             },
             timeout=httpx.Timeout(max(context.remaining(), 0.001)),
         )
-        async with self.breakers.guard(tool.endpoint), within_deadline(context):
+        async with (
+            hiding(tool.endpoint, "<endpoint>"),
+            self.breakers.guard(tool.endpoint),
+            within_deadline(context),
+        ):
             response = await fetch(
                 self.client, request, max_bytes=self.max_response_bytes, what=what
             )

@@ -31,7 +31,7 @@ from typing import Any
 from engine.catalog import ToolSpec
 from engine.errors import StepError, ToolFailed
 from engine.pipeline import CallContext
-from engine.tools import within_deadline
+from engine.tools import hiding, within_deadline
 from engine.tools.breaker import CircuitBreakers
 
 log = logging.getLogger("ordinaut.tools.mcp")
@@ -190,7 +190,11 @@ class McpTransport:
     ) -> dict[str, Any]:
         if not tool.server or not tool.tool:
             raise ToolFailed(f"tool {tool.address!r} needs server and tool", retryable=False)
-        async with self.breakers.guard(tool.server), within_deadline(context):
+        async with (
+            hiding(tool.server, "<server>"),
+            self.breakers.guard(tool.server),
+            within_deadline(context),
+        ):
             result = await self.sessions.call_tool(tool.server, tool.tool, arguments)
         return tool_output(result, f"{tool.address} ({tool.tool})")
 

@@ -108,6 +108,8 @@ async def test_http_transport_errors(server, client, path, kind, retryable):
     assert error is not None
     assert (error.type, error.retryable) == (kind, retryable)
     assert result.attempt == 1
+    # The endpoint (it may carry credentials) never reaches the run's error: agents read it.
+    assert server.url not in error.message and tool.address in error.message
 
 
 async def test_http_transport_5xx_is_retried_within_the_run(server, client):
@@ -125,6 +127,7 @@ async def test_http_transport_timeout_is_retryable_and_prompt(server, client):
     assert time.monotonic() - started < 2
     assert error is not None
     assert (error.type, error.retryable) == ("timeout", True)
+    assert server.url not in error.message
 
 
 async def test_the_circuit_opens_for_a_failing_endpoint(server, client):
@@ -139,6 +142,7 @@ async def test_the_circuit_opens_for_a_failing_endpoint(server, client):
     assert error is not None
     assert (error.type, error.retryable) == ("circuit_open", True)
     assert server.counts["/status/502"] == before + 2  # the third call never left
+    assert server.url not in error.message and "<endpoint>" in error.message
 
 
 async def test_http_request_refuses_loopback_unless_allowed(server, client):

@@ -78,7 +78,7 @@ def test_an_entry_with_an_invalid_json_schema_is_refused():
 
 @pytest.mark.parametrize(
     "ref",
-    ["#/$defs/nope", "http://169.254.169.254/schema.json", "other.json#/a", "#anchor", "#/0"],
+    ["#/$defs/nope", "http://169.254.169.254/schema.json", "other.json#/a", "#nowhere", "#/0"],
 )
 def test_references_must_resolve_inside_the_schema(ref):
     entry = {
@@ -94,8 +94,12 @@ def test_references_must_resolve_inside_the_schema(ref):
 
 def test_local_references_are_followed():
     schema = {
-        "$defs": {"city": {"type": "string"}, "a/b": {"type": "integer"}},
-        "properties": {"x": {"$ref": "#/$defs/city"}, "y": {"$ref": "#/$defs/a~1b"}},
+        "$defs": {"city": {"type": "string"}, "a/b": {"$anchor": "count", "type": "integer"}},
+        "properties": {
+            "x": {"$ref": "#/$defs/city"},
+            "y": {"$ref": "#count"},
+            "z": {"const": {"$ref": "not a reference, a value"}},
+        },
     }
     tool = validate_entry({"address": "a.b", "transport": "builtin", "input_schema": schema})
     assert tool.input_problems({"x": "Chisinau", "y": 1}) == []

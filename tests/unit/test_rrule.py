@@ -462,9 +462,11 @@ def test_a_seconds_rule_on_rare_days_is_answered_at_once():
     [
         "FREQ=SECONDLY;INTERVAL=2;BYHOUR=23;BYMONTH=2;BYMONTHDAY=29",
         "FREQ=SECONDLY;BYMINUTE=5;BYMONTHDAY=31;BYSETPOS=1",
+        "FREQ=MINUTELY;BYSETPOS=1;BYHOUR=23;BYMONTH=2;BYMONTHDAY=29;BYDAY=MO",
+        "FREQ=MINUTELY;INTERVAL=7;BYHOUR=23;BYMINUTE=1;BYMONTH=2;BYMONTHDAY=29;BYDAY=MO",
     ],
 )
-def test_second_rules_that_cannot_be_rewritten_on_calendar_days_are_refused(rule):
+def test_fine_rules_that_cannot_be_rewritten_on_calendar_days_are_refused(rule):
     with pytest.raises(ValidationFailed) as caught:
         rrule(rule)
     assert "too costly" in str(caught.value)
@@ -475,7 +477,7 @@ def test_second_rules_that_cannot_be_rewritten_on_calendar_days_are_refused(rule
     [
         ("FREQ=MINUTELY;INTERVAL=15;BYHOUR=9,10;BYDAY=MO,TU,WE,TH,FR", "2026-01-02T09:00"),
         ("FREQ=SECONDLY;INTERVAL=2;BYHOUR=23;BYDAY=MO", "2026-01-05T23:00"),
-        ("FREQ=MINUTELY;INTERVAL=2;BYHOUR=23;BYMONTH=2;BYMONTHDAY=29", "2028-02-29T23:00"),
+        ("FREQ=HOURLY;INTERVAL=2;BYHOUR=22;BYMONTH=2;BYMONTHDAY=29", "2028-02-29T22:00"),
     ],
 )
 def test_affordable_fine_rules_with_an_interval_are_kept(rule, first):
