@@ -24,8 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
-import psycopg
-from psycopg import sql
+from store.databases import ensure_database
 
 SERVICE_USER = "postgres"
 DATABASE = "ordinaut"
@@ -97,7 +96,7 @@ class EmbeddedPostgres:
         if port is None:
             port = self._start_server()
         url = self._url(port)
-        self._ensure_database(port)
+        ensure_database(url, DATABASE)
         return url
 
     def stop(self) -> bool:
@@ -260,15 +259,6 @@ class EmbeddedPostgres:
             last_error = _tail(log_file) or result.stderr.strip()
         raise EmbeddedPostgresError(f"PostgreSQL did not start: {last_error}")
 
-    def _ensure_database(self, port: int) -> None:
-        admin_url = self._url(port).rsplit("/", 1)[0] + "/postgres"
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            exists = conn.execute(
-                "SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)
-            ).fetchone()
-            if not exists:
-                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))
-
     # -- pgserver fallback ------------------------------------------------------------
 
     def _start_pgserver(self) -> str:
@@ -280,15 +270,10 @@ class EmbeddedPostgres:
                 "/usr/lib/postgresql/*/bin) and the pgserver package is not installed: "
                 "install PostgreSQL, `pip install pgserver==0.1.4`, or set DATABASE_URL"
             ) from None
-        self.pg_dir.mkdir(parents=True, exist_ok=True)
         self.say("No system PostgreSQL binaries: starting the pgserver package's PostgreSQL...")
         # cleanup_mode=None: the server outlives this process, like the system cluster.
         server = postgres_server.get_server(self._pgserver_data, cleanup_mode=None)
-        with psycopg.connect(server.get_uri(), autocommit=True) as conn:
-            if not conn.execute(
-                "SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)
-            ).fetchone():
-                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))
+        ensure_database(server.get_uri(), DATABASE)
         url = str(server.get_uri(DATABASE))
         self._pgserver_marker.write_text(url)
         return url

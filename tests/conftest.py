@@ -16,21 +16,14 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
-from psycopg import sql
 
 from ops.embedded_pg import EmbeddedPostgres
+from store import databases
 from store.db import Connection, connect
 from store.migrate import migrate
 
 TEMPLATE = "ordinaut_template"
-
-
-def _with_database(url: str, name: str) -> str:
-    base, _, query = url.partition("?")
-    base = base.rsplit("/", 1)[0]
-    return f"{base}/{name}" + (f"?{query}" if query else "")
 
 
 @pytest.fixture(scope="session")
@@ -57,19 +50,11 @@ def server_url(pg_cluster: EmbeddedPostgres | None) -> str:
     return url
 
 
-def _admin(url: str) -> psycopg.Connection[tuple[object, ...]]:
-    return psycopg.connect(_with_database(url, "postgres"), autocommit=True)
-
-
 @pytest.fixture(scope="session")
 def template_url(server_url: str) -> str:
     """A database with every migration applied, used as the template for clones."""
-    with _admin(server_url) as admin:
-        admin.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(TEMPLATE))
-        )
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(TEMPLATE)))
-    url = _with_database(server_url, TEMPLATE)
+    databases.drop_database(server_url, TEMPLATE)
+    url = databases.create_database(server_url, TEMPLATE)
 
     async def apply() -> None:
         conn = await connect(url)
@@ -92,21 +77,11 @@ def empty_database(server_url: str) -> str:
 
 def _create_database(server_url: str, template: str) -> str:
     name = f"ordinaut_test_{uuid.uuid4().hex[:12]}"
-    with _admin(server_url) as admin:
-        admin.execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                sql.Identifier(name), sql.Identifier(template)
-            )
-        )
-    return _with_database(server_url, name)
+    return databases.create_database(server_url, name, template=template)
 
 
 def drop_database(server_url: str, url: str) -> None:
-    name = url.partition("?")[0].rsplit("/", 1)[1]
-    with _admin(server_url) as admin:
-        admin.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
+    databases.drop_database(server_url, databases.database_name(url))
 
 
 @pytest.fixture(scope="session")

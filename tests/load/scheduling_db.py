@@ -11,17 +11,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import psycopg
-from psycopg import sql
-
 from ops.embedded_pg import EmbeddedPostgres
+from store import databases
 from store.db import connect
 from store.migrate import migrate
-
-
-def _with_database(url: str, name: str) -> str:
-    base, _, query = url.partition("?")
-    return f"{base.rsplit('/', 1)[0]}/{name}" + (f"?{query}" if query else "")
 
 
 @asynccontextmanager
@@ -34,17 +27,12 @@ async def bench_database() -> AsyncIterator[str]:
             cluster = EmbeddedPostgres(Path(home), fast=True)
             server = cluster.start()
         name = f"ordinaut_bench_{uuid.uuid4().hex[:8]}"
-        with psycopg.connect(_with_database(server, "postgres"), autocommit=True) as admin:
-            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        url = _with_database(server, name)
+        url = databases.create_database(server, name)
         try:
             await _migrate(url)
             yield url
         finally:
-            with psycopg.connect(_with_database(server, "postgres"), autocommit=True) as admin:
-                admin.execute(
-                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-                )
+            databases.drop_database(server, name)
             if cluster is not None:
                 cluster.destroy()
 

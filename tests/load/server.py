@@ -22,6 +22,7 @@ import psycopg
 from psycopg import sql
 
 from ops.embedded_pg import EmbeddedPostgres, find_pg_bin
+from store.databases import create_database, drop_database, with_database
 
 # Recorded with every result: the settings that decide how fast a commit is.
 REPORTED_SETTINGS = (
@@ -36,12 +37,6 @@ REPORTED_SETTINGS = (
     "autovacuum",
     "max_connections",
 )
-
-
-def with_database(url: str, name: str) -> str:
-    """``url`` pointing at database ``name`` (same server, user and options)."""
-    base, _, query = url.partition("?")
-    return f"{base.rsplit('/', 1)[0]}/{name}" + (f"?{query}" if query else "")
 
 
 @dataclass
@@ -62,21 +57,11 @@ class BenchServer:
         database defaults to ``synchronous_commit=off`` for every session, the bench's and
         the systems' alike."""
         name = f"bench_{label}_{uuid.uuid4().hex[:6]}"
-        with psycopg.connect(self._admin, autocommit=True) as conn:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-            if self.async_commit:
-                conn.execute(
-                    sql.SQL("ALTER DATABASE {} SET synchronous_commit = off").format(
-                        sql.Identifier(name)
-                    )
-                )
+        url = create_database(self.url, name, synchronous_commit=not self.async_commit)
         try:
-            yield with_database(self.url, name)
+            yield url
         finally:
-            with psycopg.connect(self._admin, autocommit=True) as conn:
-                conn.execute(
-                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-                )
+            drop_database(self.url, name)
 
     def checkpoint(self) -> None:
         """Flush dirty pages now, so that no checkpoint left over from the previous
