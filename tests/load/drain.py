@@ -118,12 +118,41 @@ def wait_registered(url: str, procs: Workers, *, settle: float, timeout: float =
 
 
 @dataclass
-class Workers:
-    """Real ``ordinaut worker`` processes; each one's stderr is kept in a temporary file so
-    that a crash can be reported."""
+class ProcessGroup:
+    """Worker processes of a benchmark (Ordinaut's or a peer's), each one's output kept in a
+    temporary file so that a crash can be reported."""
 
     procs: list[subprocess.Popen[bytes]]
     logs: list[IO[bytes]]
+
+    def check_alive(self, label: str = "worker") -> None:
+        """Raise if a process exited (the run would otherwise wait for its deadline)."""
+        for proc, log in zip(self.procs, self.logs, strict=True):
+            if proc.poll() is not None:
+                log.seek(0)
+                tail = log.read().decode(errors="replace")[-3000:]
+                raise RuntimeError(f"{label} {proc.pid} exited with {proc.returncode}:\n{tail}")
+
+    def rss_mb(self, field: str = "VmRSS") -> list[float]:
+        return [rss_mb(proc.pid, field) for proc in self.procs]
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """SIGTERM every process and wait for each (SIGKILL after ``timeout`` seconds)."""
+        for proc in self.procs:
+            proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        for log in self.logs:
+            log.close()
+
+
+@dataclass
+class Workers(ProcessGroup):
+    """Real ``ordinaut worker`` processes."""
 
     @classmethod
     def start(cls, url: str, workers: int, concurrency: int) -> Workers:
@@ -134,30 +163,6 @@ class Workers:
             for log in logs
         ]
         return cls(procs, logs)
-
-    def check_alive(self) -> None:
-        """Raise if a worker exited (the run would otherwise wait for its deadline)."""
-        for proc, log in zip(self.procs, self.logs, strict=True):
-            if proc.poll() is not None:
-                log.seek(0)
-                tail = log.read().decode(errors="replace")[-2000:]
-                raise RuntimeError(f"worker {proc.pid} exited with {proc.returncode}: {tail}")
-
-    def rss_mb(self, field: str = "VmRSS") -> list[float]:
-        return [rss_mb(proc.pid, field) for proc in self.procs]
-
-    def stop(self) -> None:
-        """SIGTERM every worker and wait for each (SIGKILL after a minute)."""
-        for proc in self.procs:
-            proc.terminate()
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        for log in self.logs:
-            log.close()
 
 
 def drain(

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from tests.load.drain import rss_mb
+from tests.load.drain import ProcessGroup
 from tests.load.peers.common import HandlerStats
 from tests.load.server import BenchServer
 
@@ -106,10 +106,8 @@ def _wait_finished(system: str, dsn: str, timeout: float = 30.0) -> None:
 
 
 @dataclass
-class _Procs:
-    procs: list[subprocess.Popen[bytes]]
-    logs: list[IO[bytes]]
-    stats: list[Path]
+class _Procs(ProcessGroup):
+    stats: list[Path] = field(default_factory=list)  # each process's HandlerStats file
 
     def total(self) -> int:
         return sum(HandlerStats.read(path).count for path in self.stats)
@@ -118,30 +116,11 @@ class _Procs:
         """Every process has written its (empty) figures, then ``settle`` seconds more."""
         deadline = time.monotonic() + timeout
         while not all(path.exists() for path in self.stats):
-            self.check_alive(system)
+            self.check_alive(f"{system} worker")
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{system} workers did not start in time")
             time.sleep(0.1)
         time.sleep(settle)
-
-    def check_alive(self, system: str) -> None:
-        for proc, log in zip(self.procs, self.logs, strict=True):
-            if proc.poll() is not None:
-                log.seek(0)
-                tail = log.read().decode(errors="replace")[-3000:]
-                raise RuntimeError(f"{system} worker exited with {proc.returncode}:\n{tail}")
-
-    def stop(self) -> None:
-        for proc in self.procs:
-            proc.terminate()
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        for log in self.logs:
-            log.close()
 
 
 def _start(system: str, dsn: str, workdir: Path, workers: int, extra: list[str]) -> _Procs:
@@ -185,15 +164,14 @@ def drain_peer(
             _run(system, "enqueue", dsn, "--runs", str(runs))
             deadline = time.monotonic() + (timeout or max(300.0, runs / 20))
             while (done := procs.total()) < runs:
-                procs.check_alive(system)
+                procs.check_alive(f"{system} worker")
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"{system} did not drain: {done}/{runs}")
                 time.sleep(0.25)
-            rss = [rss_mb(p.pid) for p in procs.procs]
-            peak = [rss_mb(p.pid, "VmHWM") for p in procs.procs]
+            rss, peak = procs.rss_mb(), procs.rss_mb("VmHWM")
             _wait_finished(system, dsn)
         finally:
-            procs.stop()
+            procs.stop(timeout=30)
         stats = [HandlerStats.read(path) for path in procs.stats]
     starts = [s.first_start for s in stats if s.first_start is not None]
     finishes = [s.last_finish for s in stats if s.last_finish is not None]
