@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from engine.schedules import Schedule
 
@@ -120,3 +121,17 @@ def initial_state(
     if schedule.kind == "once":
         return None, schedule.next_after(EPOCH)
     return created_at, schedule.next_after(created_at)
+
+
+class ExpansionStart(NamedTuple):
+    """Where a new (or re-scheduled) task's expansion starts: its anchor — the minute it was
+    created, where an RRULE without DTSTART begins — and :func:`initial_state`."""
+
+    anchor_at: datetime
+    expanded_until: datetime | None
+    next_expand_at: datetime | None
+
+
+def expansion_start(schedule: Schedule | None, now: datetime) -> ExpansionStart:
+    """The :class:`ExpansionStart` of a task created (or re-scheduled) at ``now``."""
+    return ExpansionStart(now.replace(second=0, microsecond=0), *initial_state(schedule, now))

@@ -10,6 +10,7 @@ from uuid import UUID
 
 from psycopg.types.json import Jsonb
 
+from engine.expansion import ExpansionStart
 from store.db import Connection, Row
 
 # ``next_run_at`` is derived, never stored: the earliest pending run of the task, or its
@@ -33,9 +34,7 @@ async def insert_task(
     *,
     document: dict[str, Any],
     created_by: UUID,
-    anchor_at: datetime,
-    expanded_until: datetime | None,
-    next_expand_at: datetime | None,
+    start: ExpansionStart,
 ) -> Row:
     """Insert a validated task document; returns the task as :func:`get_task` shows it."""
     cursor = await conn.execute(
@@ -56,9 +55,7 @@ async def insert_task(
             **document,
             "payload": Jsonb(document["payload"]),
             "created_by": created_by,
-            "anchor_at": anchor_at,
-            "expanded_until": expanded_until,
-            "next_expand_at": next_expand_at,
+            **start._asdict(),
         },
     )
     row = await cursor.fetchone()
@@ -264,10 +261,10 @@ async def update_task_document(
     task_id: UUID,
     document: dict[str, Any],
     *,
-    restart: tuple[datetime | None, datetime | None, datetime] | None = None,
+    restart: ExpansionStart | None = None,
 ) -> None:
-    """Store a validated, merged task document (PATCH). ``restart`` = ``(expanded_until,
-    next_expand_at, anchor_at)`` restarts expansion for a new schedule in the same statement
+    """Store a validated, merged task document (PATCH). ``restart`` restarts expansion for a
+    new schedule in the same statement
     (a change to or from ``event`` must move both at once: ``tasks_event_never_expands``)."""
     await conn.execute(
         """
@@ -291,9 +288,9 @@ async def update_task_document(
             "payload": Jsonb(document["payload"]),
             "id": task_id,
             "restart": restart is not None,
-            "expanded_until": restart[0] if restart else None,
-            "next_expand_at": restart[1] if restart else None,
-            "anchor_at": restart[2] if restart else None,
+            "expanded_until": restart.expanded_until if restart else None,
+            "next_expand_at": restart.next_expand_at if restart else None,
+            "anchor_at": restart.anchor_at if restart else None,
         },
     )
 

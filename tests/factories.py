@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from engine.catalog import file_catalog
-from engine.expansion import initial_state
+from engine.expansion import expansion_start
 from engine.tokens import display_prefix, generate_token, hash_token
 from engine.validation import validate_task
 from store import agents as agents_store
@@ -28,18 +28,16 @@ async def make_agent(conn: Connection, *scopes: str, name: str | None = None) ->
     return agent, token
 
 
-async def make_task(conn: Connection, owner: Any, **document: Any) -> dict:
-    """A validated task owned by ``owner`` (default document: :func:`echo_task`)."""
-    now = datetime.now(UTC)
+async def make_task(
+    conn: Connection, owner: Any, *, now: datetime | None = None, **document: Any
+) -> dict:
+    """A validated task owned by ``owner``, created at ``now`` (default: the current time;
+    default document: :func:`echo_task`)."""
+    now = now or datetime.now(UTC)
     spec = validate_task(echo_task(**document), file_catalog(), default_timezone="UTC", now=now)
-    expanded_until, next_expand_at = initial_state(spec.schedule, now)
+    start = expansion_start(spec.schedule, now)
     return await tasks_store.insert_task(
-        conn,
-        document=spec.document(),
-        created_by=owner,
-        anchor_at=now.replace(second=0, microsecond=0),
-        expanded_until=expanded_until,
-        next_expand_at=next_expand_at,
+        conn, document=spec.document(), created_by=owner, start=start
     )
 
 

@@ -21,7 +21,7 @@ from api.deps import AppCatalog, AppSettings, Conn, TasksRead, TasksWrite
 from api.schemas import ErrorResponse, Task
 from engine.catalog import schema_problems
 from engine.errors import Conflict, NotFound, ValidationFailed
-from engine.expansion import initial_state
+from engine.expansion import expansion_start, initial_state
 from engine.lifecycle import decide
 from engine.schedules import Schedule, parse_schedule
 from engine.schedules.preview import MAX_COUNT, parse_after, preview
@@ -84,10 +84,6 @@ class Preview(BaseModel):
 
 def now_utc() -> datetime:
     return datetime.now(UTC)
-
-
-def _minute(instant: datetime) -> datetime:
-    return instant.replace(second=0, microsecond=0)
 
 
 async def _locked(conn: Connection, task_id: UUID, owner: UUID | None) -> Row:
@@ -154,7 +150,7 @@ async def update_task(
             await tasks_store.remove_waiting_runs(
                 conn, task_id, scope="unstarted_scheduled", reason="the schedule changed"
             )
-            restart = (*initial_state(spec.schedule, now), _minute(now))
+            restart = expansion_start(spec.schedule, now)
         await tasks_store.update_task_document(conn, task_id, document, restart=restart)
         if (document["priority"], document["concurrency_key"]) != (
             task["priority"],

@@ -18,7 +18,7 @@ from api.pagination import DEFAULT_LIMIT, CursorParam, Limit, decode_cursor, pag
 from api.schemas import ErrorDetail, ErrorResponse, Run, Task, TaskPage
 from engine.errors import Conflict, NotFound, ValidationFailed
 from engine.examples import QUICK_START_TASK
-from engine.expansion import initial_state
+from engine.expansion import expansion_start
 from engine.validation import TASK_SCHEMA, task_problems, validate_task
 from store import due_work as due_work_store
 from store import runs as runs_store
@@ -68,16 +68,11 @@ async def create_task(
     now = now_utc()
     spec = validate_task(document, catalog, default_timezone=settings.default_timezone, now=now)
     owner = await resolve_owner(conn, spec.created_by, principal)
-    expanded_until, next_expand_at = initial_state(spec.schedule, now)
+    start = expansion_start(spec.schedule, now)
 
     async def insert() -> dict[str, Any]:
         return await tasks_store.insert_task(
-            conn,
-            document=spec.document(),
-            created_by=owner,
-            anchor_at=now.replace(second=0, microsecond=0),
-            expanded_until=expanded_until,
-            next_expand_at=next_expand_at,
+            conn, document=spec.document(), created_by=owner, start=start
         )
 
     task, created = await create_task_once(

@@ -13,15 +13,13 @@ from typing import Any
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
-from engine.catalog import file_catalog
-from engine.expansion import initial_state
-from engine.validation import validate_task
 from ops.settings import Settings
 from scheduler.service import Scheduler
 from store import agents as agents_store
 from store import due_work as due_work_store
 from store import tasks as tasks_store
 from store.db import Connection, connect, create_pool
+from tests.factories import make_task
 
 SETTINGS = Settings(scheduler_horizon_seconds=10, catch_up_grace_seconds=60)
 # Whole minutes in the past, so every occurrence is also "due" for the database's now().
@@ -73,16 +71,7 @@ async def add_task(
         "concurrency_key": concurrency_key,
         "payload": {"pipeline": [{"id": "e", "uses": "debug.echo", "with": {"x": 1}}]},
     }
-    spec = validate_task(document, file_catalog(), default_timezone="UTC", now=created)
-    expanded_until, next_expand_at = initial_state(spec.schedule, created)
-    task = await tasks_store.insert_task(
-        conn,
-        document=spec.document(),
-        created_by=owner_id,
-        anchor_at=created.replace(second=0, microsecond=0),
-        expanded_until=expanded_until,
-        next_expand_at=next_expand_at,
-    )
+    task = await make_task(conn, owner_id, now=created, **document)
     return task["id"]
 
 

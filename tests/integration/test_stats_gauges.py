@@ -8,34 +8,19 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from engine.catalog import file_catalog
-from engine.expansion import initial_state
-from engine.validation import validate_task
 from observability import metrics
 from scheduler.gauges import GaugeRefresher
 from store import agents as agents_store
 from store import due_work as due_work_store
 from store import stats
-from store import tasks as tasks_store
 from store import workers as workers_store
 from store.db import Connection, connect, create_pool
-from tests.support import echo_task
+from tests.factories import make_task
 
 
 async def add_task(conn: Connection, owner: Any) -> dict:
     """An event task: it never expands on its own, so the test controls its due_work."""
-    now = datetime.now(UTC)
-    document = echo_task(schedule_kind="event", schedule_expr="tests.gauges")
-    spec = validate_task(document, file_catalog(), default_timezone="UTC", now=now)
-    expanded_until, next_expand_at = initial_state(spec.schedule, now)
-    return await tasks_store.insert_task(
-        conn,
-        document=spec.document(),
-        created_by=owner,
-        anchor_at=now.replace(second=0, microsecond=0),
-        expanded_until=expanded_until,
-        next_expand_at=next_expand_at,
-    )
+    return await make_task(conn, owner, schedule_kind="event", schedule_expr="tests.gauges")
 
 
 async def add_due_work(conn: Connection, task_id: Any, *offsets_seconds: float) -> None:
