@@ -160,7 +160,7 @@ class AuditMiddleware:
                     entry = None
                     if not replayed:
                         body = None if request_truncated else bytes(request_body)
-                        entry = _entry(scope, status, body, _json_or_none(response_body))
+                        entry = _entry(scope, status, body, response_body)
                     answer = None if response_truncated else bytes(response_body)
                     await _record(scope, status, answer, entry)
             await send(message)
@@ -185,7 +185,8 @@ async def _record(
         async with asyncio.timeout(_RECORD_TIMEOUT_SECONDS):
             async with scope["app"].state.pool.connection() as conn:
                 if not hooks:  # one statement: autocommit, no BEGIN/COMMIT round trips
-                    await audit_store.insert_entries(conn, [entry] if entry else [])
+                    assert entry is not None  # returned above otherwise
+                    await audit_store.insert_entries(conn, [entry])
                     return
                 async with conn.transaction():
                     for hook in hooks:
@@ -202,15 +203,17 @@ async def _record(
 
 
 def _entry(
-    scope: Scope, status: int, request_body: bytes | None, response: Any
+    scope: Scope, status: int, request_body: bytes | None, response_body: bytes | bytearray
 ) -> dict[str, Any] | None:
-    """The audit row for a finished call, or None when the call is not audited."""
+    """The audit row for a finished call, or None when the call is not audited (checked
+    before the response is parsed: most answers are never looked at)."""
     route = scope.get("route")
     if status >= 400 or not isinstance(route, APIRoute):
         return None
     method = scope["method"]
     if not is_audited(route, method):
         return None
+    response = _json_or_none(response_body)
     described = route_audit(route)
     principal: Principal | None = scope.get("state", {}).get("principal")
     path_params: dict[str, Any] = scope.get("path_params", {})

@@ -130,7 +130,7 @@ class ToolSpec:
 
 def schema_problems(schema: Mapping[str, Any], value: Any, path: str = "$") -> list[Problem]:
     """Every way ``value`` violates ``schema``, as problems with JSON paths under ``path``."""
-    return _problems(_validator(json.dumps(schema, sort_keys=True)), value, path)
+    return _problems(validator_for_schema(schema), value, path)
 
 
 def validator_for_schema(schema: Mapping[str, Any]) -> jsonschema.protocols.Validator:
@@ -179,38 +179,44 @@ def _meta_schema_problems(schema: Any, path: str) -> list[Problem]:
         jsonschema.validators.validator_for(schema).check_schema(schema)
     except jsonschema.SchemaError as exc:
         return [Problem(path, f"not a valid JSON Schema: {exc.message}", "schema")]
-    return [Problem(path, reason, "schema") for reason in _reference_problems(schema, schema)]
+    return [Problem(path, reason, "schema") for reason in _reference_problems(schema)]
 
 
-def _reference_problems(schema: Any, node: Any) -> Iterator[str]:
-    """Each ``$ref`` must point inside the schema (``#`` or a ``#/json/pointer`` that
-    exists): nothing is fetched from elsewhere, and a dangling reference would otherwise
-    surface only when a task is validated against the schema."""
-    if isinstance(node, dict):
-        ref = node.get("$ref")
-        if isinstance(ref, str) and not _resolves_locally(schema, ref):
-            yield (
-                f"$ref {ref!r} must point inside the schema (#/... or #anchor) at something "
-                "that exists"
-            )
-        for key, child in node.items():
-            if key not in _DATA_KEYWORDS:  # their values are instances, not schemas
-                yield from _reference_problems(schema, child)
-    elif isinstance(node, list):
-        for child in node:
-            yield from _reference_problems(schema, child)
-
-
+# Keywords whose values are instances, not schemas: a "$ref" inside them is data.
 _DATA_KEYWORDS = frozenset({"enum", "const", "examples", "default"})
 
 
-def _resolves_locally(schema: Any, ref: str) -> bool:
+def _reference_problems(schema: Any) -> list[str]:
+    """Each ``$ref`` must point inside the schema (``#``, a ``#/json/pointer`` or a
+    ``#name`` that a ``$anchor`` declares): nothing is fetched from elsewhere, and a dangling
+    reference would otherwise surface only when a task is validated against the schema."""
+    nodes = list(_subschemas(schema))
+    anchors = {node["$anchor"] for node in nodes if isinstance(node.get("$anchor"), str)}
+    refs = [node["$ref"] for node in nodes if isinstance(node.get("$ref"), str)]
+    return [
+        f"$ref {ref!r} must point inside the schema (#/... or #anchor) at something that exists"
+        for ref in refs
+        if not _resolves_locally(schema, ref, anchors)
+    ]
+
+
+def _subschemas(node: Any) -> Iterator[dict[str, Any]]:
+    """Every object in the schema that is a schema (data keywords' values skipped)."""
+    if isinstance(node, dict):
+        yield node
+        for key, child in node.items():
+            if key not in _DATA_KEYWORDS:
+                yield from _subschemas(child)
+    elif isinstance(node, list):
+        for child in node:
+            yield from _subschemas(child)
+
+
+def _resolves_locally(schema: Any, ref: str, anchors: set[str]) -> bool:
     if ref == "#":
         return True
-    if ref.startswith("#") and not ref.startswith("#/"):
-        return ref[1:] in set(_anchors(schema))
     if not ref.startswith("#/"):
-        return False
+        return ref.startswith("#") and ref[1:] in anchors
     node = schema
     for token in ref[2:].split("/"):
         key = unquote(token).replace("~1", "/").replace("~0", "~")
@@ -221,19 +227,6 @@ def _resolves_locally(schema: Any, ref: str) -> bool:
         else:
             return False
     return True
-
-
-def _anchors(node: Any) -> Iterator[str]:
-    """Every ``$anchor`` name in the schema."""
-    if isinstance(node, dict):
-        if isinstance(node.get("$anchor"), str):
-            yield node["$anchor"]
-        for key, child in node.items():
-            if key not in _DATA_KEYWORDS:
-                yield from _anchors(child)
-    elif isinstance(node, list):
-        for child in node:
-            yield from _anchors(child)
 
 
 def _json_path(prefix: str, parts: Iterable[Any]) -> str:

@@ -136,3 +136,10 @@ class StepTimeout(StepError):
 class CircuitOpen(StepError):
     type = "circuit_open"
     retryable = True
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (driver and library errors add detail lines
+    that do not belong in a one-line error), or its type's name when it has none."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

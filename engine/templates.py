@@ -22,7 +22,7 @@ import jmespath
 import jmespath.exceptions
 import jmespath.parser
 
-from engine.errors import TemplateError
+from engine.errors import TemplateError, first_line
 from engine.timefuncs import TimeFunctions
 
 FUNCTIONS = TimeFunctions()
@@ -205,8 +205,7 @@ def _evaluate_segment(expression: str, context: dict[str, Any]) -> Any:
     try:
         return evaluate(expression, context)
     except EVALUATION_ERRORS as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise TemplateError(f"expression ${{{expression}}} failed: {reason}") from None
+        raise TemplateError(f"expression ${{{expression}}} failed: {first_line(exc)}") from None
 
 
 def _to_text(value: Any) -> str:

@@ -37,7 +37,7 @@ from datetime import UTC, datetime, timedelta
 from dateutil.relativedelta import relativedelta
 from jmespath import functions
 
-from engine.timezones import get_zone
+from engine.timezones import get_zone, parse_iso_datetime
 
 _DURATION = re.compile(
     r"^(?P<sign>-)?P(?:(?P<years>\d+)Y)?(?:(?P<months>\d+)M)?(?:(?P<weeks>\d+(?:\.\d+)?)W)?"
@@ -51,7 +51,7 @@ _UNITS = ("minute", "hour", "day", "week", "month", "year")
 def parse_timestamp(text: str) -> datetime:
     """Parse an ISO 8601 timestamp; a naive one is taken as UTC."""
     try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+        parsed = parse_iso_datetime(text)
     except ValueError:
         raise ValueError(f"not an ISO 8601 timestamp: {text!r}") from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

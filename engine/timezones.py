@@ -11,7 +11,7 @@ import functools
 import importlib.resources
 import re
 import zoneinfo
-from datetime import tzinfo
+from datetime import datetime, tzinfo
 from pathlib import Path
 
 import tzdata
@@ -73,3 +73,9 @@ def get_zone(name: str) -> tzinfo:
         with resource.open("rb") as handle:
             return zoneinfo.ZoneInfo.from_file(handle, key=name)
     return zoneinfo.ZoneInfo(name)
+
+
+def parse_iso_datetime(text: str) -> datetime:
+    """An ISO 8601 date-time, ``Z`` accepted for UTC; naive when it names no offset. Raises
+    ``ValueError`` (callers say what they expected)."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))

@@ -10,11 +10,13 @@ import hashlib
 import secrets
 
 TOKEN_PREFIX = "ord_"
+TOKEN_BYTES = 32
+TOKEN_LENGTH = len(TOKEN_PREFIX) + 43  # token_urlsafe(32): 43 base64url characters
 
 
 def generate_token() -> str:
     """A new random token, e.g. ``ord_3q0...``."""
-    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+    return TOKEN_PREFIX + secrets.token_urlsafe(TOKEN_BYTES)
 
 
 def hash_token(token: str) -> bytes:
@@ -26,7 +28,7 @@ def display_prefix(token: str) -> str:
     """Enough to tell tokens apart in listings, not enough to use one: the start of a
     generated token (6 of its 43 random characters), or for a token someone chose (the
     bootstrap admin token, perhaps short) a fingerprint of its digest, never its text."""
-    if token.startswith(TOKEN_PREFIX) and len(token) >= len(generate_token()):
+    if token.startswith(TOKEN_PREFIX) and len(token) >= TOKEN_LENGTH:
         return token[: len(TOKEN_PREFIX) + 6]
     return "sha256:" + hashlib.sha256(token.encode("utf-8")).hexdigest()[:8]
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import jmespath.exceptions
 
-from engine.catalog import Catalog, schema_problems
-from engine.errors import Problem, ValidationFailed
+from engine.catalog import Catalog, ToolSpec, schema_problems
+from engine.errors import Problem, ValidationFailed, first_line
 from engine.schedules import SCHEDULE_KINDS, Schedule, parse_schedule
 from engine.templates import (
     FUNCTIONS,
@@ -248,9 +248,7 @@ def _step_problems(
         for arg_path, expression in _templates(arguments, f"{path}.with", problems):
             problems += _expression_problems(expression, arg_path, saved)
         if isinstance(uses, str) and uses in catalog:
-            problems += literal_argument_problems(
-                arguments, catalog[uses].input_schema, f"{path}.with"
-            )
+            problems += literal_argument_problems(arguments, catalog[uses], f"{path}.with")
     return problems
 
 
@@ -277,7 +275,7 @@ def _expression_problems(expression: str, path: str, saved: set[str]) -> list[Pr
     try:
         parsed = compile_expression(expression)
     except jmespath.exceptions.JMESPathError as exc:
-        reason = str(exc).splitlines()[0]
+        reason = first_line(exc)
         return [Problem(path, f"invalid JMESPath {expression!r}: {reason}", "jmespath")]
     problems = [
         Problem(path, f"{expression!r}: {reason}", "jmespath")
@@ -346,7 +344,7 @@ def step_references(node: Mapping[str, Any]) -> set[str]:
 
 
 def literal_argument_problems(
-    arguments: Mapping[str, Any], schema: Mapping[str, Any], path: str
+    arguments: Mapping[str, Any], tool: ToolSpec, path: str
 ) -> list[Problem]:
     """Schema violations that templates cannot fix at run time.
 
@@ -356,7 +354,7 @@ def literal_argument_problems(
     templated = {p for p, _ in _templates(arguments, path, [])}
     return [
         problem
-        for problem in schema_problems(schema, dict(arguments), path)
+        for problem in tool.input_problems(dict(arguments), path)  # the tool's own validator
         if not any(_is_within(problem.path, t) for t in templated)
     ]
 

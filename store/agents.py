@@ -77,16 +77,6 @@ async def authenticate(conn: Connection, token_hash: bytes) -> Row | None:
     return await cursor.fetchone()
 
 
-async def find_agent_by_token_hash(conn: Connection, token_hash: bytes) -> Row | None:
-    """The live agent owning an unrevoked token with this hash (read only)."""
-    cursor = await conn.execute(
-        "SELECT" + _AGENT_COLUMNS + "FROM agent_tokens k JOIN agents a ON a.id = k.agent_id "
-        "WHERE k.token_hash = %s AND k.revoked_at IS NULL AND a.deleted_at IS NULL",
-        (token_hash,),
-    )
-    return await cursor.fetchone()
-
-
 async def get_agent(
     conn: Connection, agent_id: UUID, *, include_deleted: bool = False
 ) -> Row | None:

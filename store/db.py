@@ -10,7 +10,7 @@ import psycopg
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from engine.errors import StoreError, StoreUnavailable
+from engine.errors import StoreError, StoreUnavailable, first_line
 
 Connection = psycopg.AsyncConnection[DictRow]
 Row = dict[str, Any]
@@ -62,7 +62,7 @@ async def connect(url: str, *, autocommit: bool = True, name: str = "ordinaut") 
             options="-c TimeZone=UTC",
         )
     except psycopg.OperationalError as exc:
-        raise StoreUnavailable(f"cannot connect to the database: {_first_line(exc)}") from exc
+        raise StoreUnavailable(f"cannot connect to the database: {first_line(exc)}") from exc
 
 
 @asynccontextmanager
@@ -71,11 +71,6 @@ async def translated_errors() -> AsyncIterator[None]:
     try:
         yield
     except psycopg.OperationalError as exc:
-        raise StoreUnavailable(f"database unavailable: {_first_line(exc)}") from exc
+        raise StoreUnavailable(f"database unavailable: {first_line(exc)}") from exc
     except psycopg.Error as exc:
-        raise StoreError(f"database error: {_first_line(exc)}") from exc
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+        raise StoreError(f"database error: {first_line(exc)}") from exc

@@ -44,10 +44,6 @@ class CatalogCache:
     async def __call__(self) -> Catalog:
         return self._catalog
 
-    @property
-    def catalog(self) -> Catalog:
-        return self._catalog
-
     async def start(self) -> None:
         """Load once (best effort), then keep the cache fresh in the background."""
         await self.reload()

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
+from engine.errors import first_line
 from engine.pipeline import PipelineOutcome, RunError
 from engine.retry import decide_retry
 from observability import metrics
@@ -98,7 +99,7 @@ def classify(
 def unstorable(outcome: Outcome, exc: psycopg.Error) -> Outcome:
     """``outcome`` without its step outputs and errors, failed for good: what the database
     refused is gone, but the run, its steps' statuses and timings, and the reason remain."""
-    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    reason = first_line(exc)
     steps = [
         replace(step, output=None, error=None if step.error is None else {"type": "dropped"})
         for step in outcome.result.steps

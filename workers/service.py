@@ -379,10 +379,10 @@ class Worker:
         self._wake.set()
 
     def _cancel_requested(self, run_id: str) -> None:
-        for key, entry in self._inflight.items():
-            if str(key) == run_id:
-                log.info("cancel requested", extra={"run_id": run_id})
-                entry.stop("canceled")
+        entry = self._inflight.get(run_id)  # leased ids are text, like the notification's
+        if entry is not None:
+            log.info("cancel requested", extra={"run_id": run_id})
+            entry.stop("canceled")
 
     # -- lease heartbeat --------------------------------------------------------------
 

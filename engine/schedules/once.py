@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 
 from engine.schedules.wallclock import check_year, to_instant
+from engine.timezones import parse_iso_datetime
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,7 @@ def parse_once(expr: str, zone: tzinfo) -> OnceSchedule:
     """Parse the ISO 8601 date-time; raises ``ValueError`` with the reason."""
     text = expr.strip()
     try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+        parsed = parse_iso_datetime(text)
     except ValueError:
         raise ValueError(
             f"not an ISO 8601 date-time: {expr!r} (example: 2026-12-01T09:00:00+02:00)"

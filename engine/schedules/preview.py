@@ -9,7 +9,7 @@ from itertools import islice
 from engine.errors import Problem, ValidationFailed
 from engine.schedules.base import Schedule
 from engine.schedules.wallclock import check_year, to_instant
-from engine.timezones import get_zone
+from engine.timezones import get_zone, parse_iso_datetime
 
 MAX_COUNT = 1000
 # A preview stops computing after this long and returns what it found: a rule whose
@@ -44,7 +44,7 @@ def parse_after(text: str, timezone: str, path: str) -> datetime:
     """An ISO 8601 instant for ``after``; a naive one is wall-clock time in ``timezone``.
     Raises :class:`ValidationFailed` naming ``path``."""
     try:
-        parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+        parsed = parse_iso_datetime(text.strip())
     except ValueError:
         raise ValidationFailed(
             [
