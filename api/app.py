@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,7 +11,6 @@ from psycopg_pool import AsyncConnectionPool
 
 from api.audit import AuditMiddleware
 from api.errors import install_error_handlers
-from api.housekeeping import run_housekeeping
 from api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from api.openapi import install_openapi
 from api.ratelimit import RateLimiter
@@ -59,16 +57,9 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await pool.open(wait=False)
         await _bootstrap_admin(pool, settings)
-        stop = asyncio.Event()
-        housekeeping = asyncio.create_task(
-            run_housekeeping(pool, audit_retention_days=settings.audit_retention_days, stop=stop)
-        )
         try:
             yield
         finally:
-            stop.set()
-            housekeeping.cancel()
-            await asyncio.gather(housekeeping, return_exceptions=True)
             await pool.close()
 
     app = FastAPI(

@@ -35,7 +35,7 @@ from engine.errors import Conflict
 from store import idempotency as idempotency_store
 from store.db import Connection
 
-TTL_SECONDS = 24 * 3600
+TTL_SECONDS = idempotency_store.TTL_SECONDS
 STALE_CLAIM_SECONDS = 60.0
 HEADER = "Idempotency-Key"
 

@@ -15,6 +15,9 @@ from store.db import Connection, Row
 
 IN_PROGRESS = 0
 
+# How long an Idempotency-Key answer is kept (and replayed).
+TTL_SECONDS = 24 * 3600
+
 
 async def claim_key(
     conn: Connection,

@@ -1,5 +1,6 @@
 """Housekeeping every worker does: the registry heartbeat, the lease reaper, stale registry
-rows and history retention. Each statement is safe to run from many workers at once."""
+rows and retention (run history, events, audit entries, Idempotency-Key answers). Each
+statement is safe to run from many workers at once."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import psycopg
@@ -16,7 +17,9 @@ from psycopg_pool import AsyncConnectionPool
 
 from observability import metrics
 from ops.settings import Settings
+from store import audit as audit_store
 from store import due_work as due_work_store
+from store import idempotency as idempotency_store
 from store import retention as retention_store
 from store import tasks as tasks_store
 from store import vacuum as vacuum_store
@@ -129,12 +132,27 @@ class Maintenance:
     async def _clean(self) -> None:
         silent = max(60.0, self.settings.lease_seconds * 3)
         days = self.settings.run_retention_days
+        audit_days = self.settings.audit_retention_days
+        ttl = idempotency_store.TTL_SECONDS
         async with self.pool.connection() as conn:
             await workers_store.delete_stale_workers(conn, silent_seconds=silent)
-            pruned = 0
-            while (batch := await retention_store.prune_runs(conn, older_than_days=days)) > 0:
-                pruned += batch
-            while await retention_store.prune_events(conn, older_than_days=days) > 0:
-                pass
+            pruned = await _until_none_left(
+                lambda: retention_store.prune_runs(conn, older_than_days=days)
+            )
+            await _until_none_left(lambda: retention_store.prune_events(conn, older_than_days=days))
+            await _until_none_left(
+                lambda: audit_store.prune_entries(conn, older_than_days=audit_days)
+            )
+            await _until_none_left(
+                lambda: idempotency_store.prune_keys(conn, older_than_seconds=ttl)
+            )
         if pruned:
             log.info("pruned %d runs older than %d days", pruned, days)
+
+
+async def _until_none_left(prune_batch: Callable[[], Awaitable[int]]) -> int:
+    """Run a batched delete until it deletes nothing; the rows deleted in all."""
+    deleted = 0
+    while (batch := await prune_batch()) > 0:
+        deleted += batch
+    return deleted

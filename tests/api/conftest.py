@@ -1,5 +1,5 @@
 """Fixtures for API tests: the real app in-process (httpx ``ASGITransport``, lifespan
-entered, so the pool, the bootstrap admin and the housekeeping task run) on a database of
+entered, so the pool and the bootstrap admin are set up) on a database of
 the test's own.
 
 - ``app``: the app on a fresh database; ``ADMIN_TOKEN`` is its bootstrap admin token.

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import uuid
 
+from ops.settings import Settings
 from store import retention, workers
+from store.db import connect, create_pool
 from tests.factories import event_task, make_agent, make_task
+from workers.maintenance import Maintenance
 
 
 async def test_registry_heartbeat_and_stale_cleanup(conn):
@@ -41,3 +44,34 @@ async def test_runs_older_than_the_retention_are_pruned(conn):
     assert await retention.prune_runs(conn, older_than_days=30) == 0
     left = await (await conn.execute("SELECT count(*) AS n FROM runs")).fetchone()
     assert left["n"] == 1
+
+
+async def test_the_workers_cleanup_prunes_audit_entries_and_idempotency_answers(fresh_db):
+    """Everything past its retention goes in one cleanup pass; what is recent stays."""
+    setup = await connect(fresh_db)
+    async with setup:
+        agent, _ = await make_agent(setup)
+        await setup.execute(
+            "INSERT INTO audit_log (at, action) VALUES"
+            " (now() - interval '91 days', 'old'), (now() - interval '1 day', 'recent')"
+        )
+        await setup.execute(
+            """
+            INSERT INTO idempotency_keys (agent_id, route, key, request_hash, response_status,
+                                          response_body, created_at)
+            VALUES (%(a)s, 'POST /tasks', 'old', '\\x00', 201, '{}', now() - interval '25 hours'),
+                   (%(a)s, 'POST /tasks', 'recent', '\\x00', 201, '{}', now())
+            """,
+            {"a": agent["id"]},
+        )
+        pool = create_pool(fresh_db, max_size=1)
+        await pool.open()
+        try:
+            settings = Settings(database_url=fresh_db, audit_retention_days=90)
+            await Maintenance(settings, pool, "w", 1, lambda: (0, 0))._clean()
+        finally:
+            await pool.close()
+        actions = await (await setup.execute("SELECT action FROM audit_log")).fetchall()
+        keys = await (await setup.execute("SELECT key FROM idempotency_keys")).fetchall()
+    assert [row["action"] for row in actions if row["action"] in ("old", "recent")] == ["recent"]
+    assert [row["key"] for row in keys] == ["recent"]
