@@ -20,9 +20,9 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from engine.catalog import Catalog, file_catalog
-from engine.errors import StoreError
 from store import tools as tools_store
-from store.db import Connection, connect
+from store.db import Connection
+from workers.listener import hold_listening
 
 log = logging.getLogger("ordinaut.worker")
 
@@ -79,17 +79,11 @@ class CatalogCache:
             await self.reload()
 
     async def _listen(self) -> None:
-        delay = 0.1
-        while True:
-            try:
-                conn = await connect(self.database_url, name="ordinaut-worker-tools")
-                async with conn:
-                    await tools_store.listen_for_tool_changes(conn)
-                    delay = 0.1
-                    self._changed.set()  # whatever changed while we were not listening
-                    async for _notification in conn.notifies():
-                        self._changed.set()
-            except (psycopg.Error, OSError, StoreError) as exc:
-                log.warning("tool catalog listener lost its connection: %s", exc)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
+        await hold_listening(
+            self.database_url,
+            name="ordinaut-worker-tools",
+            subscribe=tools_store.listen_for_tool_changes,
+            on_connect=self._changed.set,  # whatever changed while we were not listening
+            on_notify=lambda _notification: self._changed.set(),
+            what="tool catalog listener connection",
+        )
