@@ -133,7 +133,7 @@ async def _request_validation_error(request: Request, exc: Exception) -> JSONRes
         return await _ordinaut_error(request, refused)
     errors = exc.errors()
     if errors and all(tuple(err.get("loc", ()))[:1] == ("path",) for err in errors):
-        literal = _literal_route_methods(request)
+        literal = _allowed_methods(request, literal_only=True)
         if literal:  # e.g. PATCH /tasks/validate: "validate" is a route, not a task id
             headers = {"Allow": ", ".join(literal)}
             message = f"{request.method} is not allowed here"
@@ -167,26 +167,16 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(request, exc.status_code, code, str(exc.detail), headers=headers)
 
 
-def _literal_route_methods(request: Request) -> list[str]:
-    """Methods of the routes without path parameters that match this path exactly."""
+def _allowed_methods(request: Request, *, literal_only: bool = False) -> list[str]:
+    """Every method some route serves at this path (the router names only the first);
+    ``literal_only``: only routes without path parameters."""
     path = request.scope.get("path", "")
     methods: set[str] = set()
     for context in iter_route_contexts(request.app.routes):
         regex = getattr(context, "path_regex", None)
-        if regex is None or getattr(context, "param_convertors", None):
+        if regex is None or (literal_only and getattr(context, "param_convertors", None)):
             continue
         if regex.match(path):
-            methods |= set(getattr(context, "methods", None) or ())
-    return sorted(methods)
-
-
-def _allowed_methods(request: Request) -> list[str]:
-    """Every method some route serves at this path (the router names only the first)."""
-    path = request.scope.get("path", "")
-    methods: set[str] = set()
-    for context in iter_route_contexts(request.app.routes):
-        regex = getattr(context, "path_regex", None)
-        if regex is not None and regex.match(path):
             methods |= set(getattr(context, "methods", None) or ())
     return sorted(methods)
 

@@ -2,7 +2,7 @@
 
 ``http`` transport (a tool an admin registered, a trusted endpoint): the rendered arguments
 are POSTed as a JSON object to the tool's ``endpoint`` with ``Idempotency-Key: <run id>:<step
-id>``. A 2xx JSON object is the result (an empty body is ``{}``); 408, 429 and 5xx are
+id>``. A 2xx JSON object is the result (an empty body is ``{}``); 408, 425, 429 and 5xx are
 retryable step errors, other 4xx (and 3xx: redirects are not followed) are not; timeouts and
 connection errors are retryable.
 
@@ -151,10 +151,15 @@ def _tool_result(response: Response, what: str) -> dict[str, Any]:
                 f"{what}: answered {status} with JSON that is not an object", retryable=False
             )
         return value
-    retryable = status >= 500 or status in RETRYABLE_STATUSES
-    raise ToolFailed(
+    raise _status_error(response, what)
+
+
+def _status_error(response: Response, what: str) -> ToolFailed:
+    """A non-2xx answer as a step error: 5xx and RETRYABLE_STATUSES are worth a retry."""
+    status = response.status
+    return ToolFailed(
         f"{what}: HTTP {status}: {response.excerpt()}",
-        retryable=retryable,
+        retryable=status >= 500 or status in RETRYABLE_STATUSES,
         details={"status": status},
     )
 
@@ -189,12 +194,7 @@ class HttpRequestTool:
                 what=f"http.request {origin}",
             )
             if arguments.get("fail_on_status") and response.status >= 400:
-                retryable = response.status >= 500 or response.status in RETRYABLE_STATUSES
-                raise ToolFailed(
-                    f"http.request {origin}: HTTP {response.status}: {response.excerpt()}",
-                    retryable=retryable,
-                    details={"status": response.status},
-                )
+                raise _status_error(response, f"http.request {origin}")
         return _request_result(response)
 
     def _request(
