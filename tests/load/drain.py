@@ -2,6 +2,10 @@
 processes; runs/s from the first start to the last finish, as the database records them.
 
     python -m tests.load.drain --runs 20000 --workers 1 2 --concurrency 50 [--workers-first]
+                               [--repeat 3]
+
+``--repeat N`` drains N times per worker count, interleaved, and prints the median and the
+range of each (a single drain varies by 10-15 % with what else the two cores do).
 
 ``--workers-first`` (what ``make bench`` uses, like it does for the peers) starts the workers
 and lets them idle before all runs land in one transaction, so that no worker's start-up is
@@ -16,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -238,25 +243,35 @@ def main() -> None:
         action="store_true",
         help="start the workers, let them idle, then queue the runs in one transaction",
     )
+    parser.add_argument("--repeat", type=int, default=1, help="drains per worker count")
     args = parser.parse_args()
+    rates: dict[int, list[float]] = {workers: [] for workers in args.workers}
     with tempfile.TemporaryDirectory() as home:
         cluster = None if os.environ.get("DATABASE_URL") else private_postgres(Path(home))
         url = os.environ.get("DATABASE_URL") or cluster.start()  # type: ignore[union-attr]
         try:
             task_id = prepare(url)
-            for workers in args.workers:
-                result = drain(
-                    url,
-                    task_id,
-                    runs=args.runs,
-                    workers=workers,
-                    concurrency=args.concurrency,
-                    workers_first=args.workers_first,
-                )
-                print(json.dumps(asdict(result)))
+            for _ in range(args.repeat):
+                for workers in args.workers:
+                    result = drain(
+                        url,
+                        task_id,
+                        runs=args.runs,
+                        workers=workers,
+                        concurrency=args.concurrency,
+                        workers_first=args.workers_first,
+                    )
+                    rates[workers].append(result.runs_per_second)
+                    print(json.dumps(asdict(result)), flush=True)
         finally:
             if cluster is not None:
                 cluster.destroy()
+    if args.repeat > 1:
+        for workers, values in rates.items():
+            print(
+                f"{workers} worker(s): median {statistics.median(values):,.0f} runs/s "
+                f"(range {min(values):,.0f} to {max(values):,.0f}, {len(values)} drains)"
+            )
 
 
 if __name__ == "__main__":
