@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from psycopg_pool import AsyncConnectionPool
 
 from api.audit import AuditMiddleware
 from api.errors import install_error_handlers
@@ -26,13 +25,13 @@ from api.routers import (
     tools,
 )
 from engine.catalog import Catalog, file_catalog
+from engine.settings import Settings
 from engine.tokens import display_prefix, hash_token
 from observability import metrics
-from ops.settings import Settings
 from store import agents as agents_store
 from store import migrate
 from store import tools as tools_store
-from store.db import Connection, create_pool
+from store.db import Connection, Pool, create_pool
 
 log = logging.getLogger("ordinaut.api")
 
@@ -91,7 +90,7 @@ async def _catalog_provider(conn: Connection) -> Catalog:
     return file_catalog().with_tools(await tools_store.runtime_tool_specs(conn))
 
 
-async def _bootstrap_admin(pool: AsyncConnectionPool[Connection], settings: Settings) -> None:
+async def _bootstrap_admin(pool: Pool, settings: Settings) -> None:
     """Ensure the ``admin`` agent owns ``ORDINAUT_BOOTSTRAP_ADMIN_TOKEN`` (when set)."""
     token = settings.bootstrap_admin_token
     if not token:

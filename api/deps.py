@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Annotated
 from uuid import UUID
 
-import psycopg
 from fastapi import Depends, Request
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -24,15 +23,14 @@ from engine.catalog import Catalog
 from engine.errors import (
     OrdinautError,
     PermissionDenied,
-    Problem,
     RateLimited,
+    StoreError,
     StoreUnavailable,
     Unauthenticated,
-    ValidationFailed,
 )
+from engine.settings import Settings
 from engine.tokens import SCOPES, hash_token
 from observability.logging import bind_log_context
-from ops.settings import Settings
 from store import agents as agents_store
 from store.db import Connection
 
@@ -70,19 +68,12 @@ class Principal:
 async def connection(request: Request) -> AsyncIterator[Connection]:
     """A pooled connection for this request (autocommit; open a transaction to group).
 
-    Driver errors that escape the request are translated here, once for every route: a
-    database that cannot be reached (or a pool with no free connection in time) is a 503,
-    a value the database refuses as data (a NUL character, a number out of range) is a 422
-    rather than a 500.
+    The pool raises the engine's errors (:mod:`store.db`): a database that cannot be reached
+    (or no free connection in time) is a 503, a value the database refuses as data (a NUL
+    character, a number out of range) a 422 — :mod:`api.errors` maps them.
     """
-    try:
-        async with request.app.state.pool.connection() as conn:
-            yield conn
-    except psycopg.DataError as exc:
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid value"
-        raise ValidationFailed([Problem("$", message, "data")]) from exc
-    except psycopg.OperationalError as exc:
-        raise StoreUnavailable(f"database unavailable: {type(exc).__name__}") from exc
+    async with request.app.state.pool.connection() as conn:
+        yield conn
 
 
 # scope="function": the connection goes back to the pool as soon as the handler returns,
@@ -196,7 +187,7 @@ async def auth_failure(request: Request) -> OrdinautError | None:
     try:
         async with request.app.state.pool.connection() as conn:
             row = await agents_store.authenticate(conn, hash_token(token.strip()))
-    except psycopg.Error:
+    except StoreError:
         return StoreUnavailable("database unavailable")
     if row is None:
         return Unauthenticated("invalid or revoked token")

@@ -28,12 +28,14 @@ from engine.errors import (
     StoreUnavailable,
     Unauthenticated,
     ValidationFailed,
+    ValueRefused,
 )
 
 log = logging.getLogger("ordinaut.api")
 
 _STATUS: list[tuple[type[OrdinautError], int]] = [
     (ValidationFailed, 422),
+    (ValueRefused, 422),
     (NotFound, 404),
     (Conflict, 409),
     (PermissionDenied, 403),
@@ -109,8 +111,15 @@ async def _ordinaut_error(request: Request, exc: Exception) -> JSONResponse:
         headers["Retry-After"] = "1"
     if status >= 500:
         log.error("request failed: %s", exc.message, exc_info=exc)
-    details = [p.as_dict() for p in exc.problems] if isinstance(exc, ValidationFailed) else []
-    return error_response(request, status, exc.code, exc.message, details, headers)
+    return error_response(request, status, exc.code, exc.message, _details(exc), headers)
+
+
+def _details(exc: OrdinautError) -> list[dict[str, str]]:
+    if isinstance(exc, ValidationFailed):
+        return [p.as_dict() for p in exc.problems]
+    if isinstance(exc, ValueRefused):  # PostgreSQL refused a value of the body as data
+        return [Problem("$", exc.message, "data").as_dict()]
+    return []
 
 
 def _loc_to_path(loc: tuple[Any, ...]) -> str:

@@ -9,8 +9,10 @@
     ├── PermissionDenied          authenticated, but the scope is missing
     ├── Unauthenticated           no or bad credentials
     ├── RateLimited               too many requests; carries retry_after seconds
-    ├── StoreError                the database failed (translated from the driver)
-    │   └── StoreUnavailable      cannot reach the database
+    ├── StoreError                the database failed (translated from the driver by store/)
+    │   ├── StoreUnavailable      cannot reach the database (retry later)
+    │   ├── ValueRefused          PostgreSQL refused a value as data (retrying cannot help)
+    │   └── ConstraintViolated    a unique, check or foreign-key constraint refused a write
     └── StepError                 a pipeline step failed; ``retryable`` says whether to retry
         ├── TemplateError         a ${...} expression could not be evaluated
         ├── ToolNotFound          the step names a tool that is not in the catalog
@@ -88,6 +90,23 @@ class StoreError(OrdinautError):
 
 class StoreUnavailable(StoreError):
     code = "store_unavailable"
+
+
+class ValueRefused(StoreError):
+    """A value the database cannot store (a NUL character, a number out of range): for
+    whoever sent it, an invalid value like any other."""
+
+    code = "validation_error"
+
+
+class ConstraintViolated(StoreError):
+    """A write broke a constraint; ``constraint`` names it (None when the server did not)."""
+
+    code = "constraint_violated"
+
+    def __init__(self, message: str, *, constraint: str | None = None) -> None:
+        super().__init__(message)
+        self.constraint = constraint
 
 
 class StepError(OrdinautError):

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
+import os
 import sys
 from collections.abc import Sequence
 
-from ops.settings import Settings, SettingsError, load_settings
+from engine.settings import Settings, SettingsError, load_settings
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,7 +70,7 @@ def _port(raw: str) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        settings = load_settings()
+        settings = load_settings(os.environ)
     except SettingsError as exc:
         print(f"ordinaut: {exc}", file=sys.stderr)
         return 2
@@ -91,14 +91,23 @@ class _Fatal(Exception):
 
 
 def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
-    from ops import commands
+    from ops import commands, supervisor
+    from ops.database import with_database
+    from ops.terminal import CommandError
 
     try:
         if args.command == "up":
-            return commands.up(settings, args.workers, args.concurrency, args.host, args.port)
+            return supervisor.run_up(
+                settings,
+                os.environ,
+                workers=args.workers,
+                concurrency=args.concurrency,
+                host=args.host,
+                port=args.port,
+            )
         if args.command == "db":
             return commands.db(settings, args.action)
-        settings = commands.with_database(settings)
+        settings = with_database(settings)
         if args.command == "migrate":
             return commands.migrate(settings)
         if args.command == "api":
@@ -108,8 +117,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         if args.command == "worker":
             return commands.worker(settings, args.concurrency, args.metrics_port)
         if args.command == "agent":
-            return asyncio.run(commands.create_agent(settings, args.name, args.scopes))
-    except commands.CommandError as exc:
+            return commands.agent_create(settings, args.name, args.scopes)
+    except CommandError as exc:
         raise _Fatal(str(exc)) from None
     raise AssertionError(f"unhandled command {args.command}")
 

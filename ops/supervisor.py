@@ -12,13 +12,15 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from engine.settings import Settings
 from engine.tokens import generate_token
-from ops.commands import CommandError, apply_migrations, embedded, say
+from ops.database import apply_migrations, embedded
 from ops.embedded_pg import EmbeddedPostgresError, free_port
-from ops.settings import Settings, child_environment
+from ops.terminal import CommandError, say
 
 _PR_SET_PDEATHSIG = 1
 
@@ -45,7 +47,27 @@ def persistent_admin_token(home: Path) -> str:
     return path.read_text().strip()
 
 
-def run_up(settings: Settings, *, workers: int, concurrency: int, host: str, port: int) -> int:
+def child_environment(settings: Settings, environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment of ``up``'s children: ``environ`` with the resolved database URL,
+    home and admin token."""
+    env = dict(environ)
+    env["ORDINAUT_HOME"] = str(settings.home)
+    if settings.database_url:
+        env["DATABASE_URL"] = settings.database_url
+    if settings.bootstrap_admin_token:
+        env["ORDINAUT_BOOTSTRAP_ADMIN_TOKEN"] = settings.bootstrap_admin_token
+    return env
+
+
+def run_up(
+    settings: Settings,
+    environ: Mapping[str, str],
+    *,
+    workers: int,
+    concurrency: int,
+    host: str,
+    port: int,
+) -> int:
     started_cluster = None
     if not settings.database_url:
         cluster = embedded(settings)
@@ -60,14 +82,24 @@ def run_up(settings: Settings, *, workers: int, concurrency: int, host: str, por
     try:
         applied = asyncio.run(apply_migrations(settings))
         say(f"migrations: {len(applied)} applied" if applied else "migrations: at head")
-        return _supervise(settings, workers=workers, concurrency=concurrency, host=host, port=port)
+        env = child_environment(settings, environ)
+        return _supervise(
+            settings, env, workers=workers, concurrency=concurrency, host=host, port=port
+        )
     finally:
         if started_cluster is not None:
             started_cluster.stop()
 
 
-def _supervise(settings: Settings, *, workers: int, concurrency: int, host: str, port: int) -> int:
-    env = child_environment(settings)
+def _supervise(
+    settings: Settings,
+    env: dict[str, str],
+    *,
+    workers: int,
+    concurrency: int,
+    host: str,
+    port: int,
+) -> int:
     stop_requested = False
 
     def request_stop(signum: int, _frame: object) -> None:

@@ -15,12 +15,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-import psycopg
-from psycopg_pool import AsyncConnectionPool
-
+from engine.errors import StoreError
 from observability import metrics
 from store import stats
-from store.db import Connection
+from store.db import Pool
 
 log = logging.getLogger("ordinaut.scheduler")
 
@@ -35,7 +33,7 @@ WORKER_SILENT_SECONDS = 15.0
 class GaugeRefresher:
     """Reads :mod:`store.stats` and sets the gauges; one method per refresh cadence."""
 
-    pool: AsyncConnectionPool[Connection]
+    pool: Pool
     worker_silent_seconds: float = WORKER_SILENT_SECONDS
 
     async def refresh_queue(self) -> None:
@@ -44,8 +42,8 @@ class GaugeRefresher:
             async with self.pool.connection() as conn:
                 queue = await stats.queue_stats(conn)
                 live = await stats.live_workers(conn, silent_seconds=self.worker_silent_seconds)
-        except (psycopg.Error, OSError) as exc:
-            log.warning("queue gauges not refreshed: %s", exc)
+        except StoreError as exc:
+            log.warning("queue gauges not refreshed: %s", exc.message)
             return
         metrics.DUE_WORK_READY.set(queue.ready)
         metrics.DUE_WORK_OLDEST_AGE.set(queue.oldest_age_seconds)
@@ -56,8 +54,8 @@ class GaugeRefresher:
         try:
             async with self.pool.connection() as conn:
                 counts = await stats.tasks_by_status(conn)
-        except (psycopg.Error, OSError) as exc:
-            log.warning("task gauges not refreshed: %s", exc)
+        except StoreError as exc:
+            log.warning("task gauges not refreshed: %s", exc.message)
             return
         for status, count in counts.items():
             metrics.TASKS.labels(status).set(count)

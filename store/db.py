@@ -1,4 +1,22 @@
-"""The async connection pool and the translation of driver errors into the error tree."""
+"""Connections, the pool, and the translation of driver errors into the engine's error tree.
+
+Nothing outside ``store/`` sees psycopg: a :class:`Pool` hands out connections whose driver
+errors leave the ``async with`` block as :class:`~engine.errors.StoreError` subclasses
+(:func:`translated_errors`), and single connections for a command or a test come from
+:func:`session`, which does the same. Callers catch the engine's errors:
+
+==========================================  ===========================================
+driver error                                engine error
+==========================================  ===========================================
+OperationalError (lost connection, pool     :class:`~engine.errors.StoreUnavailable`
+timeout, server shutting down), OSError
+DataError (a value PostgreSQL refuses:      :class:`~engine.errors.ValueRefused`
+NUL, out of range, bad encoding)
+IntegrityError (unique, check, foreign      :class:`~engine.errors.ConstraintViolated`
+key), with the constraint's name
+any other psycopg.Error                     :class:`~engine.errors.StoreError`
+==========================================  ===========================================
+"""
 
 from __future__ import annotations
 
@@ -10,10 +28,53 @@ import psycopg
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from engine.errors import StoreError, StoreUnavailable, first_line
+from engine.errors import (
+    ConstraintViolated,
+    StoreError,
+    StoreUnavailable,
+    ValueRefused,
+    first_line,
+)
 
 Connection = psycopg.AsyncConnection[DictRow]
 Row = dict[str, Any]
+
+
+def translate(exc: BaseException) -> StoreError | None:
+    """The engine's error for a driver error (None: not a database error)."""
+    if isinstance(exc, psycopg.OperationalError | OSError):
+        return StoreUnavailable(f"database unavailable: {first_line(exc)}")
+    if isinstance(exc, psycopg.DataError):
+        return ValueRefused(first_line(exc))
+    if isinstance(exc, psycopg.IntegrityError):
+        constraint = exc.diag.constraint_name if exc.diag else None
+        return ConstraintViolated(first_line(exc), constraint=constraint)
+    if isinstance(exc, psycopg.Error):
+        return StoreError(f"database error: {first_line(exc)}")
+    return None
+
+
+@asynccontextmanager
+async def translated_errors() -> AsyncIterator[None]:
+    """Translate driver errors raised inside the block (see the module's table)."""
+    try:
+        yield
+    except (psycopg.Error, OSError) as exc:
+        translated = translate(exc)
+        assert translated is not None
+        raise translated from exc
+
+
+class Pool(AsyncConnectionPool[Connection]):
+    """A pool whose ``connection()`` blocks raise the engine's errors, never psycopg's."""
+
+    @asynccontextmanager
+    async def connection(
+        self,
+        timeout: float | None = None,  # noqa: ASYNC109 - the signature of the overridden method
+    ) -> AsyncIterator[Connection]:
+        async with translated_errors(), super().connection(timeout) as conn:
+            yield conn
 
 
 async def _configure(conn: Connection) -> None:
@@ -29,14 +90,16 @@ def create_pool(
     max_size: int = 10,
     name: str = "ordinaut",
     check_on_checkout: bool = True,
-) -> AsyncConnectionPool[Connection]:
+    timeout: float = 30.0,
+) -> Pool:
     """A pool of autocommit connections returning rows as dicts (not yet opened).
 
     ``check_on_checkout`` tests each connection before handing it out, so a request after a
     database restart gets a fresh connection instead of an error; it costs a round trip per
-    checkout, which the worker's hot path avoids (its callers retry instead).
+    checkout, which the worker's hot path avoids (its callers retry instead). ``timeout`` is
+    how long a checkout waits for a free connection before :class:`StoreUnavailable`.
     """
-    return AsyncConnectionPool(
+    return Pool(
         url,
         min_size=min_size,
         max_size=max_size,
@@ -48,11 +111,12 @@ def create_pool(
         connection_class=psycopg.AsyncConnection[DictRow],
         check=AsyncConnectionPool.check_connection if check_on_checkout else None,
         reconnect_timeout=300,
+        timeout=timeout,
     )
 
 
 async def connect(url: str, *, autocommit: bool = True, name: str = "ordinaut") -> Connection:
-    """One connection outside the pool (LISTEN, migrations, tests)."""
+    """One connection outside the pool (LISTEN, migrations, tests); the caller closes it."""
     try:
         return await psycopg.AsyncConnection.connect(
             url,
@@ -61,16 +125,14 @@ async def connect(url: str, *, autocommit: bool = True, name: str = "ordinaut") 
             application_name=name,
             options="-c TimeZone=UTC",
         )
-    except psycopg.OperationalError as exc:
+    except (psycopg.OperationalError, OSError) as exc:
         raise StoreUnavailable(f"cannot connect to the database: {first_line(exc)}") from exc
 
 
 @asynccontextmanager
-async def translated_errors() -> AsyncIterator[None]:
-    """Translate driver errors raised inside the block into :class:`StoreError`."""
-    try:
-        yield
-    except psycopg.OperationalError as exc:
-        raise StoreUnavailable(f"database unavailable: {first_line(exc)}") from exc
-    except psycopg.Error as exc:
-        raise StoreError(f"database error: {first_line(exc)}") from exc
+async def session(url: str, *, name: str = "ordinaut") -> AsyncIterator[Connection]:
+    """One autocommit connection for a command, closed afterwards; driver errors inside the
+    block are translated."""
+    conn = await connect(url, name=name)
+    async with translated_errors(), conn:
+        yield conn

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+import psycopg
 from psycopg.types.json import Jsonb
 
 from store.db import Connection, Row
@@ -21,6 +22,10 @@ from store.jsonb import storable_json
 from store.tasks import COMPLETE_FINISHED_TASKS
 
 WAKE_CHANNEL = "ordinaut_due_work"
+# The unique index that keeps two runs of one concurrency key from running at once.
+ONE_RUNNING_PER_KEY = "due_work_one_running_per_key"
+# The payload is the id of a run whose cancel was requested.
+CANCEL_CHANNEL = "ordinaut_cancel"
 
 
 @dataclass(frozen=True)
@@ -160,10 +165,17 @@ async def lease_batch(
     Ids come back as text and the task's payload as JSON text: the worker only passes ids
     on (as text) and parses each distinct payload once, which keeps the per-run cost of the
     hot path low (no UUID objects, no JSON parse per run)."""
-    cursor = await conn.execute(
-        _LEASE, {"limit": limit, "worker": worker_id, "lease_seconds": lease_seconds}
-    )
-    return await cursor.fetchall()
+    try:
+        cursor = await conn.execute(
+            _LEASE, {"limit": limit, "worker": worker_id, "lease_seconds": lease_seconds}
+        )
+        return await cursor.fetchall()
+    except psycopg.errors.UniqueViolation as exc:
+        if not _lost_key_race(exc):
+            raise
+        # Another worker leased a run of the same concurrency key at the same moment and the
+        # key's unique index refused ours; the key now shows as running: nothing to lease.
+        return []
 
 
 async def next_due_at(conn: Connection) -> datetime | None:
@@ -295,7 +307,33 @@ async def complete_and_lease(
     """The worker's hot path in one transaction and one network round trip (pipeline mode):
     record finished runs, schedule retries, complete tasks with nothing left (``task_ids``:
     the tasks of the batch) and lease the next batch for the slots this frees. One commit,
-    so one WAL flush, per batch instead of one for completing and one for leasing."""
+    so one WAL flush, per batch instead of one for completing and one for leasing.
+
+    When the lease loses a concurrency-key race (the whole transaction is then rolled
+    back), the batch is written again without leasing."""
+    try:
+        return await _complete_and_lease(
+            conn, worker_id, finished, retrying, task_ids, lease_limit, lease_seconds
+        )
+    except psycopg.errors.UniqueViolation as exc:
+        if not (lease_limit and _lost_key_race(exc)):
+            raise
+    return await _complete_and_lease(conn, worker_id, finished, retrying, task_ids, 0, 0)
+
+
+def _lost_key_race(exc: psycopg.errors.UniqueViolation) -> bool:
+    return exc.diag.constraint_name == ONE_RUNNING_PER_KEY
+
+
+async def _complete_and_lease(
+    conn: Connection,
+    worker_id: str,
+    finished: Sequence[Finished],
+    retrying: Sequence[Retrying],
+    task_ids: Sequence[UUID],
+    lease_limit: int,
+    lease_seconds: float,
+) -> CompletionResult:
     async with conn.pipeline(), conn.transaction():
         fin = await conn.execute(_FINISH, _finish_params(worker_id, finished)) if finished else None
         ret = await conn.execute(_RETRY, _retry_params(worker_id, retrying)) if retrying else None
@@ -351,16 +389,6 @@ def _json(value: Any) -> str:
     # jsonb_to_recordset turns it back into typed rows on the server. Storable: a tool's
     # NUL character or NaN must not make PostgreSQL refuse the whole batch.
     return storable_json(value)
-
-
-CANCEL_CHANNEL = "ordinaut_cancel"
-
-
-async def listen_for_work(conn: Connection) -> None:
-    """Subscribe ``conn`` to :data:`WAKE_CHANNEL` (new due work) and :data:`CANCEL_CHANNEL`
-    (a run id whose cancel was requested); read them with ``conn.notifies()``."""
-    await conn.execute("LISTEN ordinaut_due_work")  # WAKE_CHANNEL
-    await conn.execute("LISTEN ordinaut_cancel")  # CANCEL_CHANNEL
 
 
 # Expired leases (a crashed or partitioned worker): attempts left → back to the queue at

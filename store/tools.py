@@ -79,8 +79,3 @@ async def delete_runtime_tool(conn: Connection, address: str) -> bool:
 async def notify_tools_changed(conn: Connection, address: str) -> None:
     """Tell every listener (workers) that the runtime tools changed; sent at commit."""
     await conn.execute("SELECT pg_notify(%s, %s)", (TOOLS_CHANNEL, address))
-
-
-async def listen_for_tool_changes(conn: Connection) -> None:
-    """Subscribe ``conn`` to :data:`TOOLS_CHANNEL` (read them with ``conn.notifies()``)."""
-    await conn.execute("LISTEN ordinaut_tools")  # TOOLS_CHANNEL

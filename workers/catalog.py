@@ -16,13 +16,11 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 
-import psycopg
-from psycopg_pool import AsyncConnectionPool
-
 from engine.catalog import Catalog, file_catalog
+from engine.errors import StoreError
 from store import tools as tools_store
-from store.db import Connection
-from workers.listener import hold_listening
+from store.db import Pool
+from store.notify import hold_listening
 
 log = logging.getLogger("ordinaut.worker")
 
@@ -34,7 +32,7 @@ class CatalogCache:
     """A ``CatalogProvider`` (``await cache()`` → :class:`Catalog`) kept fresh by NOTIFY."""
 
     database_url: str
-    pool: AsyncConnectionPool[Connection]
+    pool: Pool
     refresh_seconds: float = DEFAULT_REFRESH_SECONDS
     _catalog: Catalog = field(default_factory=file_catalog)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -63,8 +61,8 @@ class CatalogCache:
         try:
             async with self.pool.connection(timeout=10) as conn:
                 runtime = await tools_store.runtime_tool_specs(conn)
-        except (psycopg.Error, OSError, TimeoutError) as exc:
-            log.warning("tool catalog reload failed: %s", exc)
+        except StoreError as exc:
+            log.warning("tool catalog reload failed: %s", exc.message)
             return False
         self._catalog = file_catalog().with_tools(runtime)
         self.loads += 1
@@ -82,7 +80,7 @@ class CatalogCache:
         await hold_listening(
             self.database_url,
             name="ordinaut-worker-tools",
-            subscribe=tools_store.listen_for_tool_changes,
+            channels=[tools_store.TOOLS_CHANNEL],
             on_connect=self._changed.set,  # whatever changed while we were not listening
             on_notify=lambda _notification: self._changed.set(),
             what="tool catalog listener connection",

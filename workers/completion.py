@@ -15,21 +15,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-import psycopg
-from psycopg_pool import AsyncConnectionPool
-
-from engine.errors import first_line
+from engine.errors import ConstraintViolated, StoreError, StoreUnavailable, ValueRefused
 from engine.pipeline import PipelineOutcome, RunError
 from engine.retry import decide_retry
+from engine.settings import Settings
 from observability import metrics
-from ops.settings import Settings
 from store import due_work as due_work_store
-from store.db import Connection, Row
+from store.db import Pool, Row
 
 log = logging.getLogger("ordinaut.worker")
-
-BATCH_SIZE = 100
-LINGER_SECONDS = 0.002
 
 
 @dataclass(frozen=True)
@@ -96,10 +90,10 @@ def classify(
     return classified
 
 
-def unstorable(outcome: Outcome, exc: psycopg.Error) -> Outcome:
+def unstorable(outcome: Outcome, exc: StoreError) -> Outcome:
     """``outcome`` without its step outputs and errors, failed for good: what the database
     refused is gone, but the run, its steps' statuses and timings, and the reason remain."""
-    reason = first_line(exc)
+    reason = exc.message
     steps = [
         replace(step, output=None, error=None if step.error is None else {"type": "dropped"})
         for step in outcome.result.steps
@@ -113,92 +107,79 @@ def unstorable(outcome: Outcome, exc: psycopg.Error) -> Outcome:
     return replace(outcome, result=PipelineOutcome(steps=steps, error=error))
 
 
+@dataclass(frozen=True)
+class Flushed:
+    """What one write did: the outcomes it dealt with (recorded, or dropped because their
+    lease was lost) and the runs it leased for the slots the worker offered."""
+
+    outcomes: list[Outcome]
+    leased: list[Row]
+
+
 @dataclass
 class Completer:
-    """Collects outcomes and flushes them in batches (on size, or ``LINGER_SECONDS`` after
-    the first one arrives). Each flush also leases work for the slots free at that moment
-    (``claim()`` reserves them; ``on_leased(rows, claimed)`` starts the runs)."""
+    """Writes batches of outcomes, each in one transaction that also leases the next batch
+    for the slots the worker offers (one round trip, one commit). The worker owns the slots
+    and decides how many to offer; this only writes."""
 
     settings: Settings
-    pool: AsyncConnectionPool[Connection]
+    pool: Pool
     worker_id: str
     clock: Callable[[], datetime]
-    on_flushed: Callable[[list[Outcome]], None]
-    claim: Callable[[], int]
-    on_leased: Callable[[list[Row], int], None]
     processed: int = 0
 
-    def __post_init__(self) -> None:
-        self._pending: list[Outcome] = []
-        self._ready = asyncio.Event()
-
-    def add(self, outcome: Outcome) -> None:
-        self._pending.append(outcome)
-        self._ready.set()
-
-    async def run(self) -> None:
-        while True:
-            await self._ready.wait()
-            if len(self._pending) < BATCH_SIZE:
-                await asyncio.sleep(LINGER_SECONDS)
-            await self.flush()
-
-    async def flush(self, *, give_up_after: float | None = None) -> None:
-        """Write everything pending; while the database is away, retry with backoff (until
-        ``give_up_after`` seconds when shutting down: the leases then expire and the runs
-        are retried elsewhere)."""
-        self._ready.clear()
-        if not self._pending:
-            return
-        batch, self._pending = self._pending, []
+    async def write(
+        self, batch: list[Outcome], *, lease_limit: int = 0, give_up_after: float | None = None
+    ) -> Flushed:
+        """Record ``batch`` and lease up to ``lease_limit`` runs. While the database is away,
+        retry with backoff (until ``give_up_after`` seconds when shutting down: the leases
+        then expire and the runs are retried elsewhere)."""
         classified = self._classify(batch)
-        claimed = self.claim()
-        leased: list[Row] = []
         delay, waited = 0.05, 0.0
-        one_by_one = False
         while True:
             try:
-                if one_by_one:
-                    await self._write_one_by_one(batch)
-                else:
-                    leased = await self._write(classified, batch, claimed)
-                break
-            except psycopg.errors.UniqueViolation:
-                # The lease met a concurrency-key race: write the outcomes without it.
-                self.on_leased([], claimed)
-                claimed = 0
-            except psycopg.errors.DataError as exc:
-                # A value PostgreSQL refuses (outputs are made storable first, so this is a
-                # case nobody foresaw): retrying the batch would refuse it again forever.
+                leased = await self._write(classified, batch, lease_limit)
+                return Flushed(batch, leased)
+            except (ValueRefused, ConstraintViolated) as exc:
+                # A value or row PostgreSQL refuses (outputs are made storable first, so this
+                # is a case nobody foresaw): retrying the batch would be refused forever.
                 log.error("the database refused a batch of outcomes (%s); one by one now", exc)
-                self.on_leased([], claimed)
-                claimed = 0
-                one_by_one = True  # and retried like any write while the database is away
-            except (psycopg.Error, OSError) as exc:
+                await self._write_one_by_one(batch)
+                return Flushed(batch, [])
+            except StoreUnavailable as exc:
                 if give_up_after is not None and waited >= give_up_after:
-                    log.error("gave up recording %d outcomes: %s", len(batch), exc)
-                    break
-                log.warning("completion failed, retrying: %s", exc)
+                    log.error("gave up recording %d outcomes: %s", len(batch), exc.message)
+                    return Flushed(batch, [])
+                log.warning("completion failed, retrying: %s", exc.message)
                 await asyncio.sleep(delay)
                 waited += delay
                 delay = min(delay * 2, 2.0)
-        self.on_flushed(batch)
-        self.on_leased(leased, claimed)
 
     async def _write_one_by_one(self, batch: list[Outcome]) -> None:
         """Write each outcome alone; one the database still refuses is recorded without its
         step outputs, as a non-retryable ``output_unstorable`` failure (and if even that is
-        refused, left to its lease's expiry). Connection errors propagate to the caller's
-        retry; outcomes written before are then fenced off as already recorded."""
+        refused, left to its lease's expiry). A lost connection is retried like any write;
+        outcomes written before are then fenced off as already recorded."""
         for outcome in batch:
             try:
-                await self._write(self._classify([outcome]), [outcome], 0)
-            except psycopg.errors.DataError as exc:
+                await self._write_retrying([outcome])
+            except (ValueRefused, ConstraintViolated) as exc:
                 stripped = unstorable(outcome, exc)
                 try:
-                    await self._write(self._classify([stripped]), [stripped], 0)
-                except psycopg.errors.DataError as again:
+                    await self._write_retrying([stripped])
+                except (ValueRefused, ConstraintViolated) as again:
                     log.error("run %s could not be recorded: %s", outcome.row["id"], again)
+
+    async def _write_retrying(self, outcomes: list[Outcome]) -> None:
+        delay = 0.05
+        while True:
+            try:
+                await self._write(self._classify(outcomes), outcomes, 0)
+                return
+            except StoreUnavailable as exc:
+                log.warning("completion failed, retrying: %s", exc.message)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
 
     def _classify(self, outcomes: list[Outcome]) -> Classified:
         return classify(outcomes, now=self.clock(), settings=self.settings)

@@ -12,11 +12,9 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-import psycopg
-from psycopg_pool import AsyncConnectionPool
-
+from engine.errors import StoreError
+from engine.settings import Settings
 from observability import metrics
-from ops.settings import Settings
 from store import audit as audit_store
 from store import due_work as due_work_store
 from store import idempotency as idempotency_store
@@ -24,7 +22,7 @@ from store import retention as retention_store
 from store import tasks as tasks_store
 from store import vacuum as vacuum_store
 from store import workers as workers_store
-from store.db import Connection
+from store.db import Pool
 
 log = logging.getLogger("ordinaut.worker")
 
@@ -38,7 +36,7 @@ VACUUM_CHECK_SECONDS = 1.0
 @dataclass
 class Maintenance:
     settings: Settings
-    pool: AsyncConnectionPool[Connection]
+    pool: Pool
     worker_id: str
     concurrency: int
     stats: Callable[[], tuple[int, int]]  # (inflight, processed)
@@ -63,8 +61,10 @@ class Maintenance:
         try:
             async with self.pool.connection(timeout=5) as conn:
                 await workers_store.unregister_worker(conn, self.worker_id)
-        except (psycopg.Error, OSError) as exc:
-            log.warning("could not unregister: %s", exc, extra={"worker_id": self.worker_id})
+        except StoreError as exc:
+            log.warning(
+                "could not unregister: %s", exc.message, extra={"worker_id": self.worker_id}
+            )
 
     async def run(self) -> None:
         """Every ``interval``: heartbeat and reap; every second: check the hot table's bloat;
@@ -81,8 +81,10 @@ class Maintenance:
                 if now - last_prune > PRUNE_EVERY_SECONDS:
                     await self._clean()
                     last_prune = now
-            except (psycopg.Error, OSError) as exc:
-                log.warning("maintenance failed: %s", exc, extra={"worker_id": self.worker_id})
+            except StoreError as exc:
+                log.warning(
+                    "maintenance failed: %s", exc.message, extra={"worker_id": self.worker_id}
+                )
             await asyncio.sleep(min(self.interval, VACUUM_CHECK_SECONDS))
 
     async def _heartbeat(self) -> None:

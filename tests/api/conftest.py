@@ -23,7 +23,7 @@ import pytest
 from fastapi import FastAPI
 
 from api.app import create_app
-from ops.settings import Settings
+from engine.settings import Settings
 from tests.support import ADMIN_TOKEN, auth
 
 

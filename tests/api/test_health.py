@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 import httpx
 
 from api.app import create_app
-from ops.settings import Settings
+from engine.settings import Settings
 from tests.conftest import drop_database, empty_database
 
 

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from scheduler.service import Scheduler
+from scheduler.tick import Scheduler
 
 PIPELINE = {"pipeline": [{"id": "e", "uses": "debug.echo", "with": {"x": 1}}]}
 

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from api.app import create_app
-from ops.settings import Settings
+from engine.settings import Settings
 from store.db import connect
 from tests.factories import make_agent
 from tests.support import ADMIN_TOKEN, auth

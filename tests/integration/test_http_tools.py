@@ -13,12 +13,12 @@ import pytest
 
 from engine.catalog import Catalog, ToolSpec, file_catalog
 from engine.pipeline import Executor, RunInfo
-from engine.tools import ToolRouter
-from engine.tools.breaker import CircuitBreakers
-from engine.tools.builtin import BuiltinTransport
-from engine.tools.http import HttpRequestTool, HttpTransport
-from engine.tools.ssrf import AllowList
 from tests.servers.http_tool_server import ToolServer, serve_http_tools
+from workers.tools.breaker import CircuitBreakers
+from workers.tools.builtin import BuiltinTransport
+from workers.tools.http import HttpRequestTool, HttpTransport
+from workers.tools.router import ToolRouter
+from workers.tools.ssrf import AllowList
 
 RUN = RunInfo("run-7", "task-7", 1, datetime(2026, 3, 29, tzinfo=UTC), agent_id="agent-1")
 SCHEMA = {"type": "object"}

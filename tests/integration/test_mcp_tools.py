@@ -17,10 +17,10 @@ import pytest
 
 from engine.catalog import ToolSpec, file_catalog
 from engine.pipeline import Executor, RunInfo
-from engine.tools import ToolRouter
-from engine.tools.breaker import CircuitBreakers
-from engine.tools.mcp import McpSessions, McpTransport
 from tests.support import REPO, eventually, free_port
+from workers.tools.breaker import CircuitBreakers
+from workers.tools.mcp import McpSessions, McpTransport
+from workers.tools.router import ToolRouter
 
 RUN = RunInfo("run-m", "task-m", 1, datetime(2026, 3, 29, tzinfo=UTC))
 STDIO_SERVER = f"{sys.executable} -m tests.servers.mcp_server"

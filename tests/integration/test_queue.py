@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -11,6 +14,7 @@ import pytest
 from store import due_work as q
 from store import runs as runs_store
 from store.db import connect
+from store.notify import Notification, hold_listening
 from tests.factories import event_task, make_agent, make_task
 
 
@@ -247,19 +251,38 @@ async def test_a_dead_run_can_be_repeated_by_a_new_run(conn):
     assert run["trigger"] == "retry" and str(run["retry_of"]) == row["id"] and run["attempt"] == 0
 
 
+@asynccontextmanager
+async def listening(url: str, channels: list[str]) -> AsyncIterator[asyncio.Queue[Notification]]:
+    """A held LISTEN (store.notify) whose notifications land in the queue yielded, once it
+    is connected."""
+    heard: asyncio.Queue[Notification] = asyncio.Queue()
+    connected = asyncio.Event()
+    holder = asyncio.create_task(
+        hold_listening(
+            url,
+            name="test-listen",
+            channels=channels,
+            on_connect=connected.set,
+            on_notify=heard.put_nowait,
+            what="test listener",
+        )
+    )
+    try:
+        await asyncio.wait_for(connected.wait(), timeout=5)
+        yield heard
+    finally:
+        holder.cancel()
+        await asyncio.gather(holder, return_exceptions=True)
+
+
 async def test_notifications_wake_listeners(fresh_db):
-    listener = await connect(fresh_db)
-    async with listener:
-        await q.listen_for_work(listener)
+    async with listening(fresh_db, [q.WAKE_CHANNEL, q.CANCEL_CHANNEL]) as heard:
         writer = await connect(fresh_db)
         async with writer:
             _, task = await owner_and_task(writer)
             await queue(writer, task)
-        channels = []
-        async for note in listener.notifies(timeout=5):
-            channels.append(note.channel)
-            break
-        assert channels == [q.WAKE_CHANNEL]
+        note = await asyncio.wait_for(heard.get(), timeout=5)
+    assert note.channel == q.WAKE_CHANNEL
 
 
 async def test_the_reaper_cancels_an_orphaned_run_whose_task_was_canceled(conn):
@@ -274,19 +297,16 @@ async def test_the_reaper_cancels_an_orphaned_run_whose_task_was_canceled(conn):
     assert run["status"] == "canceled" and run["error"]["type"] == "canceled"
 
 
-async def test_listen_for_work_hears_both_channels(fresh_db):
+async def test_the_worker_subscription_hears_both_channels(fresh_db):
     """The worker's subscription: new due work and cancel requests (by run id)."""
-    listener = await connect(fresh_db)
-    sender = await connect(fresh_db)
-    try:
-        await q.listen_for_work(listener)
-        await sender.execute(
-            "SELECT pg_notify(%s, ''), pg_notify(%s, 'run-1')", (q.WAKE_CHANNEL, q.CANCEL_CHANNEL)
-        )
-        heard = []
-        async for note in listener.notifies(timeout=5, stop_after=2):
-            heard.append((note.channel, note.payload))
-    finally:
-        await listener.close()
-        await sender.close()
-    assert sorted(heard) == sorted([(q.WAKE_CHANNEL, ""), (q.CANCEL_CHANNEL, "run-1")])
+    async with listening(fresh_db, [q.WAKE_CHANNEL, q.CANCEL_CHANNEL]) as heard:
+        sender = await connect(fresh_db)
+        async with sender:
+            await sender.execute(
+                "SELECT pg_notify(%s, ''), pg_notify(%s, 'run-1')",
+                (q.WAKE_CHANNEL, q.CANCEL_CHANNEL),
+            )
+        notes = [await asyncio.wait_for(heard.get(), timeout=5) for _ in range(2)]
+    assert sorted((n.channel, n.payload) for n in notes) == sorted(
+        [(q.WAKE_CHANNEL, ""), (q.CANCEL_CHANNEL, "run-1")]
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from ops.settings import Settings
+from engine.settings import Settings
 from store import retention, workers
 from store.db import connect, create_pool
 from tests.factories import event_task, make_agent, make_task

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
-from ops.settings import Settings
-from scheduler.service import Scheduler
+from engine.settings import Settings
+from scheduler.tick import Scheduler
 from store import agents as agents_store
 from store import due_work as due_work_store
 from store import tasks as tasks_store

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from engine.pipeline import PipelineOutcome, StepResult
-from ops.settings import Settings
+from engine.settings import Settings
 from store import due_work as q
 from store.db import connect, create_pool
 from store.jsonb import storable_json
@@ -59,27 +59,25 @@ async def test_a_refused_batch_is_written_run_by_run(fresh_db, monkeypatch):
     monkeypatch.setattr(q, "_json", lambda value: json.dumps(value, default=str))
     pool = create_pool(fresh_db, max_size=2)
     await pool.open()
-    flushed: list[Outcome] = []
     completer = Completer(
-        settings=Settings(),
-        pool=pool,
-        worker_id="w1",
-        clock=lambda: datetime.now(UTC),
-        on_flushed=flushed.extend,
-        claim=lambda: 0,
-        on_leased=lambda leased, claimed: None,
+        settings=Settings(), pool=pool, worker_id="w1", clock=lambda: datetime.now(UTC)
     )
     try:
         outputs = [{"text": "a\x00b"}, {"text": "fine"}]
-        for row, output in zip(rows, outputs, strict=True):
-            step = StepResult("echo", "debug.echo", "succeeded", attempt=1, output=output)
-            completer.add(Outcome(row, PipelineOutcome([step]), 0.01))
-        await completer.flush()
+        steps = [
+            StepResult("echo", "debug.echo", "succeeded", attempt=1, output=output)
+            for output in outputs
+        ]
+        batch = [
+            Outcome(row, PipelineOutcome([step]), 0.01)
+            for row, step in zip(rows, steps, strict=True)
+        ]
+        flushed = await completer.write(batch, lease_limit=1)
         refused, accepted = [await stored_run(setup, row["id"]) for row in rows]
     finally:
         await pool.close()
         await setup.close()
-    assert len(flushed) == 2
+    assert flushed.outcomes == batch and flushed.leased == []
     assert accepted["status"] == "succeeded"
     assert accepted["steps"][0]["output"] == {"text": "fine"}
     assert refused["status"] == "dead"

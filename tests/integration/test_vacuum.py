@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ops.settings import Settings
+from engine.settings import Settings
 from store import vacuum
 from store.db import connect, create_pool
 from tests.factories import event_task, make_agent, make_task

@@ -27,8 +27,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from engine.schedules import parse_schedule
-from ops.settings import Settings
-from scheduler.service import Scheduler
+from engine.settings import Settings
+from scheduler.tick import Scheduler
 from store.db import connect, create_pool
 from tests.load.scheduling_db import bench_database
 

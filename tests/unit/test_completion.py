@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from engine.pipeline import PipelineOutcome, RunError, StepResult
-from ops.settings import Settings
+from engine.settings import Settings
 from workers.completion import Outcome, classify
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)

@@ -13,8 +13,8 @@ from engine.catalog import Catalog, ToolSpec, file_catalog
 from engine.errors import ToolFailed
 from engine.examples import QUICK_START_PARAMS, quick_start_pipeline
 from engine.pipeline import CallContext, Executor, PipelineOutcome, RunInfo, truncate_output
-from engine.tools import ToolRouter
-from engine.tools.builtin import BuiltinTransport
+from workers.tools.builtin import BuiltinTransport
+from workers.tools.router import ToolRouter
 
 NOW = datetime(2026, 3, 29, 6, 30, tzinfo=UTC)
 RUN = RunInfo("run-1", "task-1", 1, datetime(2026, 3, 29, 6, 30, tzinfo=UTC), agent_id="agent-1")

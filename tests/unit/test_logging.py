@@ -12,6 +12,7 @@ import pytest
 
 from engine.catalog import ToolSpec, file_catalog
 from engine.pipeline import CallContext
+from engine.settings import Settings
 from observability.logging import (
     JsonFormatter,
     TextFormatter,
@@ -19,8 +20,7 @@ from observability.logging import (
     configure_logging,
     log_context,
 )
-from ops.settings import Settings
-from workers.service import Worker
+from workers.worker import Worker
 
 
 @pytest.fixture

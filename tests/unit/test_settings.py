@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from ops.settings import SettingsError, load_settings
+from engine.settings import SettingsError, load_settings
 
 
 def test_defaults_follow_the_design():

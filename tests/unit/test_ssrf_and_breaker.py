@@ -7,9 +7,9 @@ import ipaddress
 import pytest
 
 from engine.errors import CircuitOpen, ToolFailed
-from engine.tools import breaker as breaker_module
-from engine.tools.breaker import CircuitBreakers
-from engine.tools.ssrf import AddressRefused, AllowList, blocked_reason, checked_address
+from workers.tools import breaker as breaker_module
+from workers.tools.breaker import CircuitBreakers
+from workers.tools.ssrf import AddressRefused, AllowList, blocked_reason, checked_address
 
 BLOCKED = [
     "127.0.0.1",

@@ -1,15 +1,6 @@
-"""Tool transports. :class:`ToolRouter` is the :class:`~engine.pipeline.ToolCaller` that the
-worker hands to the executor: it dispatches each call by the tool's ``transport``.
-
-=========  =====================================================================
-transport  module
-=========  =====================================================================
-builtin    :mod:`.builtin` (``debug.*``; ``http.request`` from :mod:`.http`;
-           ``events.publish`` injected by the worker, which owns the database)
-http       :mod:`.http` — JSON POST to the tool's ``endpoint``
-mcp        :mod:`.mcp` — real MCP (stdio or streamable HTTP) through the ``mcp`` SDK
-=========  =====================================================================
-"""
+"""The :class:`ToolRouter` (the executor's tool caller: it dispatches each call by the
+tool's ``transport``) and what every transport shares: the step's deadline and hiding a
+runtime tool's endpoint from the errors its agent reads."""
 
 from __future__ import annotations
 

@@ -2,15 +2,21 @@
 
 Cooperating asyncio tasks share one process:
 
-- the **lease loop** fills free slots with one ``lease_batch`` round trip, then sleeps until
-  a NOTIFY arrives, a slot frees up, the next known due time comes, or the poll interval
-  passes (the fallback when notifications are lost);
-- one task per **run** executes its pipeline under the task's run timeout;
-- the **completer** writes outcomes in one transaction per batch (:mod:`.completion`);
-- the **listener** turns NOTIFYs into wake-ups and cancel requests (:mod:`.listener`);
+- one task per **run** executes its pipeline under the task's run timeout; a finished run
+  frees its slot at once and leaves its outcome to be written;
+- the **completion loop** writes the outcomes in one transaction per batch
+  (:mod:`.completion`), which also leases runs for the slots free at that moment: one round
+  trip and one commit per batch while work keeps coming;
+- the **lease loop** leases when no completion will: at start, when work arrives while the
+  worker is idle, and when work becomes due; it sleeps until a NOTIFY arrives, a slot frees
+  up, the next known due time comes, or the poll interval passes (the fallback when
+  notifications are lost);
+- the **listener** turns NOTIFYs into wake-ups and cancel requests;
 - the **lease heartbeat** extends the leases of runs in flight; a run whose lease was lost
   is stopped (the fenced completion would drop its result anyway);
 - **maintenance** keeps the registry row fresh and reaps expired leases (:mod:`.maintenance`).
+
+The worker owns its slots: both loops reserve them before a lease and start what came back.
 
 On stop (SIGTERM): no new leases; in-flight runs get ``shutdown_grace_seconds`` to finish;
 the rest are stopped and their leases released so another worker takes them at once.
@@ -32,10 +38,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import psycopg
-from psycopg_pool import AsyncConnectionPool
-
 from engine.catalog import Catalog, ToolSpec
+from engine.errors import StoreError
 from engine.pipeline import (
     CallContext,
     Executor,
@@ -45,20 +49,22 @@ from engine.pipeline import (
     StepResult,
     ToolCaller,
 )
-from engine.tools import ToolRouter
-from engine.tools.builtin import BuiltinTransport
+from engine.settings import Settings
 from observability import metrics
 from observability.logging import bind_log_context, unbind_log_context
-from ops.settings import Settings
 from store import due_work as due_work_store
-from store.db import Connection, Row
+from store.db import Pool, Row
+from store.notify import Notification, hold_listening
 from workers.completion import Completer, Outcome
-from workers.listener import listen
 from workers.maintenance import Maintenance
+from workers.tools.builtin import BuiltinTransport
+from workers.tools.router import ToolRouter
 
 log = logging.getLogger("ordinaut.worker")
 
 LEASE_BATCH_MAX = 100
+COMPLETION_BATCH = 100
+COMPLETION_LINGER_SECONDS = 0.002  # a batch gathers outcomes this long after the first
 MAX_UNWRITTEN = 200  # outcomes waiting to be written before leasing pauses
 DUE_MARGIN_SECONDS = 0.002
 
@@ -87,7 +93,7 @@ class _Inflight:
 @dataclass
 class Worker:
     settings: Settings
-    pool: AsyncConnectionPool[Connection]
+    pool: Pool
     catalog_provider: CatalogProvider
     concurrency: int = 10
     tools: ToolCaller | None = None  # default: builtin tools only
@@ -102,21 +108,15 @@ class Worker:
         # ``_inflight`` keeps every leased run until its outcome is recorded.
         self._executing = 0
         self._reserved = 0
+        self._outcomes: list[Outcome] = []  # finished runs not yet written
+        self._outcome_ready = asyncio.Event()
         self._executor_cache: Executor | None = None
         self._due_misses = 0  # consecutive empty leases although work was due
         self._loops: dict[str, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
         self._stopping = False
         self._router = self.tools or ToolRouter({"builtin": BuiltinTransport()})
-        self._completer = Completer(
-            self.settings,
-            self.pool,
-            self.worker_id,
-            self.clock,
-            on_flushed=self._forget,
-            claim=self._claim_slots,
-            on_leased=self._start_leased,
-        )
+        self._completer = Completer(self.settings, self.pool, self.worker_id, self.clock)
         self._maintenance = Maintenance(
             self.settings,
             self.pool,
@@ -141,22 +141,13 @@ class Worker:
             details["stopped_loops"] = dead
         return not dead and not self._stopping, details
 
-    # -- lifecycle --------------------------------------------------------------------
-
     async def run(self, stop: asyncio.Event) -> None:
         """Work until ``stop`` is set, then drain in-flight runs and return."""
         metrics.WORKER_CONCURRENCY.set(self.concurrency)
         await self._maintenance.register()
-        assert self.settings.database_url
-        listener = listen(
-            self.settings.database_url,
-            on_wake=self._wake.set,
-            on_cancel=self._cancel_requested,
-            worker_id=self.worker_id,
-        )
         self._loops = {
-            "listen": asyncio.create_task(listener),
-            "complete": asyncio.create_task(self._completer.run()),
+            "listen": asyncio.create_task(self._listen()),
+            "complete": asyncio.create_task(self._complete_loop()),
             "lease-heartbeat": asyncio.create_task(self._lease_heartbeat()),
             "maintenance": asyncio.create_task(self._maintenance.run()),
         }
@@ -171,7 +162,7 @@ class Worker:
         for task in background:
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)
-        await self._completer.flush(give_up_after=5.0)
+        await self._flush(give_up_after=5.0)
         await self._maintenance.unregister()
 
     async def _drain(self) -> None:
@@ -185,7 +176,7 @@ class Worker:
         await asyncio.gather(*(e.task for e in leftovers if e.task), return_exceptions=True)
         released = [e.row["id"] for e in leftovers]
         if released:
-            with contextlib.suppress(psycopg.Error, OSError):
+            with contextlib.suppress(StoreError):
                 async with self.pool.connection(timeout=5) as conn:
                     count = await due_work_store.release_leases(
                         conn, worker_id=self.worker_id, run_ids=released
@@ -193,8 +184,6 @@ class Worker:
                 log.info("released %d runs at shutdown", count, extra={"worker_id": self.worker_id})
             for run_id in released:
                 self._inflight.pop(run_id, None)
-
-    # -- leasing ----------------------------------------------------------------------
 
     @property
     def _free_slots(self) -> int:
@@ -239,12 +228,8 @@ class Worker:
                     limit=limit,
                     lease_seconds=self.settings.lease_seconds,
                 )
-        except psycopg.errors.UniqueViolation:
-            # Another worker leased a run of the same concurrency key at the same moment
-            # and the key's unique index refused ours; the key now shows as running.
-            return []
-        except (psycopg.Error, OSError) as exc:
-            log.warning("lease failed: %s", exc, extra={"worker_id": self.worker_id})
+        except StoreError as exc:
+            log.warning("lease failed: %s", exc.message, extra={"worker_id": self.worker_id})
             await asyncio.sleep(min(self.settings.poll_seconds, 1.0))
             return []
 
@@ -260,7 +245,7 @@ class Worker:
         try:
             async with self.pool.connection() as conn:
                 due = await due_work_store.next_due_at(conn)
-        except (psycopg.Error, OSError):
+        except StoreError:
             return self.settings.poll_seconds
         if due is None:
             self._due_misses = 0
@@ -277,7 +262,28 @@ class Worker:
         self._due_misses += 1
         return float(min(self.settings.poll_seconds, DUE_MARGIN_SECONDS * 2**self._due_misses))
 
-    # -- running ----------------------------------------------------------------------
+    # Completing: outcomes are written in batches, each write leasing for the free slots.
+
+    async def _complete_loop(self) -> None:
+        while True:
+            await self._outcome_ready.wait()
+            if len(self._outcomes) < COMPLETION_BATCH:
+                await asyncio.sleep(COMPLETION_LINGER_SECONDS)
+            await self._flush()
+
+    async def _flush(self, *, give_up_after: float | None = None) -> None:
+        """Write the finished runs' outcomes, leasing for the slots free now; then forget the
+        written runs and start the leased ones."""
+        self._outcome_ready.clear()
+        if not self._outcomes:
+            return
+        batch, self._outcomes = self._outcomes, []
+        claimed = self._claim_slots()
+        flushed = await self._completer.write(
+            batch, lease_limit=claimed, give_up_after=give_up_after
+        )
+        self._forget(flushed.outcomes)
+        self._start_leased(flushed.leased, claimed)
 
     def _start(self, row: Row) -> None:
         if row["attempt"] == 1:
@@ -337,7 +343,8 @@ class Worker:
             self._run_ended()
         if entry.stop_reason in ("lease_lost", "shutdown"):
             return  # nothing to record: the lease is gone, or released by _drain
-        self._completer.add(Outcome(row, outcome, time.perf_counter() - started))
+        self._outcomes.append(Outcome(row, outcome, time.perf_counter() - started))
+        self._outcome_ready.set()
 
     def _run_ended(self) -> None:
         """Free the run's slot; wake the lease loop once half a batch of slots is free (one
@@ -372,19 +379,37 @@ class Worker:
             unbind_log_context(token)
 
     def _forget(self, outcomes: list[Outcome]) -> None:
-        """After a flush: the runs are recorded; look for more work."""
+        """After a write: the runs are recorded; look for more work."""
         for outcome in outcomes:
             self._inflight.pop(outcome.row["id"], None)
         metrics.WORKER_INFLIGHT.set(len(self._inflight))
         self._wake.set()
+
+    async def _listen(self) -> None:
+        """Wake-ups for new work (also after every reconnect: notifications sent meanwhile
+        were lost) and cancel requests."""
+        assert self.settings.database_url
+        await hold_listening(
+            self.settings.database_url,
+            name="ordinaut-worker-listen",
+            channels=[due_work_store.WAKE_CHANNEL, due_work_store.CANCEL_CHANNEL],
+            on_connect=self._wake.set,
+            on_notify=self._notified,
+            what="listen connection",
+            log_extra={"worker_id": self.worker_id},
+        )
+
+    def _notified(self, notification: Notification) -> None:
+        if notification.channel == due_work_store.CANCEL_CHANNEL:
+            self._cancel_requested(notification.payload)
+        else:
+            self._wake.set()
 
     def _cancel_requested(self, run_id: str) -> None:
         entry = self._inflight.get(run_id)  # leased ids are text, like the notification's
         if entry is not None:
             log.info("cancel requested", extra={"run_id": run_id})
             entry.stop("canceled")
-
-    # -- lease heartbeat --------------------------------------------------------------
 
     async def _lease_heartbeat(self) -> None:
         interval = max(self.settings.lease_seconds / 3, 0.05)
@@ -402,8 +427,10 @@ class Worker:
                         run_ids=running,
                         lease_seconds=self.settings.lease_seconds,
                     )
-            except (psycopg.Error, OSError) as exc:
-                log.warning("lease heartbeat failed: %s", exc, extra={"worker_id": self.worker_id})
+            except StoreError as exc:
+                log.warning(
+                    "lease heartbeat failed: %s", exc.message, extra={"worker_id": self.worker_id}
+                )
                 continue
             self._apply_heartbeat(running, held)
 

@@ -1,14 +1,14 @@
-"""The settings type and the one function that reads the environment.
+"""The settings type and its parser: pure data, no I/O.
 
-Every process builds one frozen :class:`Settings` in ``main()`` and passes it down; no
-other module reads ``os.environ``. A bad value raises :class:`SettingsError` whose message is
-one line that names the variable and the reason; the CLI prints it and exits non-zero.
+The CLI (``ops/cli.py``, the only module that reads ``os.environ``) builds one frozen
+:class:`Settings` with :func:`load_settings` in ``main()`` and every process passes it
+down. A bad value raises :class:`SettingsError` whose message is one line that names the
+variable and the reason; the CLI prints it and exits non-zero.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import os
 import zoneinfo
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -60,9 +60,8 @@ class Settings:
         return replace(self, database_url=url)
 
 
-def load_settings(env: Mapping[str, str] | None = None) -> Settings:
-    """Build :class:`Settings` from ``env`` (default: the process environment)."""
-    env = os.environ if env is None else env
+def load_settings(env: Mapping[str, str]) -> Settings:
+    """Build :class:`Settings` from the variables in ``env``."""
     reader = _Reader(env)
     settings = Settings(
         database_url=reader.get("DATABASE_URL", _database_url, None),
@@ -208,15 +207,3 @@ def _host_list(raw: str) -> tuple[str, ...]:
         if any(ch.isdigit() for ch in entry) and ("/" in entry or ":" in entry):
             ipaddress.ip_network(entry, strict=False)
     return entries
-
-
-def child_environment(settings: Settings) -> dict[str, str]:
-    """The environment for child processes of ``ordinaut up``: this process's environment
-    with the resolved database URL, home and admin token."""
-    env = dict(os.environ)
-    env["ORDINAUT_HOME"] = str(settings.home)
-    if settings.database_url:
-        env["DATABASE_URL"] = settings.database_url
-    if settings.bootstrap_admin_token:
-        env["ORDINAUT_BOOTSTRAP_ADMIN_TOKEN"] = settings.bootstrap_admin_token
-    return env

@@ -31,8 +31,8 @@ from typing import Any
 from engine.catalog import ToolSpec
 from engine.errors import StepError, ToolFailed
 from engine.pipeline import CallContext
-from engine.tools import hiding, within_deadline
-from engine.tools.breaker import CircuitBreakers
+from workers.tools.breaker import CircuitBreakers
+from workers.tools.router import hiding, within_deadline
 
 log = logging.getLogger("ordinaut.tools.mcp")
 

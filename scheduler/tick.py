@@ -30,16 +30,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from psycopg_pool import AsyncConnectionPool
-
 from engine.errors import ValidationFailed
 from engine.expansion import ExpansionPlan, plan_expansion
 from engine.schedules import Schedule, parse_schedule
+from engine.settings import Settings
 from observability import metrics
-from ops.settings import Settings
 from store import due_work as due_work_store
 from store import tasks as tasks_store
-from store.db import Connection, Row
+from store.db import Pool, Row
 
 log = logging.getLogger("ordinaut.scheduler")
 
@@ -60,7 +58,7 @@ class TickResult:
 @dataclass
 class Scheduler:
     settings: Settings
-    pool: AsyncConnectionPool[Connection]
+    pool: Pool
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     batch_size: int = BATCH_SIZE
 

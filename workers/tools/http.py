@@ -28,9 +28,9 @@ import httpx
 from engine.catalog import ToolSpec
 from engine.errors import StepTimeout, ToolFailed, ToolInputInvalid
 from engine.pipeline import CallContext
-from engine.tools import hiding, within_deadline
-from engine.tools.breaker import CircuitBreakers
-from engine.tools.ssrf import AddressRefused, AllowList, Resolver, checked_address, system_resolver
+from workers.tools.breaker import CircuitBreakers
+from workers.tools.router import hiding, within_deadline
+from workers.tools.ssrf import AddressRefused, AllowList, Resolver, checked_address, system_resolver
 
 DEFAULT_MAX_RESPONSE_BYTES = 1024 * 1024
 RETRYABLE_STATUSES = frozenset({408, 425, 429})

@@ -1,0 +1,115 @@
+"""The scheduler process: a tick every ``ORDINAUT_SCHEDULER_TICK_SECONDS`` (APScheduler 3 is
+only the metronome), the database gauges on their own timers, and ``/metrics`` +
+``/health`` on the metrics port.
+
+The work of a tick is :meth:`scheduler.tick.Scheduler.tick`; this module owns the process
+around it: the pool, the timers, the health answer (unhealthy when no tick succeeded
+recently) and a shutdown that lets a tick in flight commit its batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from engine.settings import Settings
+from observability import metrics
+from observability.http import serve_metrics
+from scheduler.gauges import QUEUE_EVERY_SECONDS, TASKS_EVERY_SECONDS, GaugeRefresher
+from scheduler.tick import Scheduler
+from store.db import create_pool
+
+log = logging.getLogger("ordinaut")
+
+POOL_SIZE = 4
+# /health answers 503 when no tick succeeded for this long (or ten ticks, if longer).
+HEALTHY_TICK_AGE_SECONDS = 30.0
+
+
+class SchedulerProcess:
+    """One scheduler: ``await SchedulerProcess(settings).run(stop)`` until ``stop`` is set."""
+
+    def __init__(self, settings: Settings, metrics_port: int | None = None) -> None:
+        assert settings.database_url
+        self.settings = settings
+        self.metrics_port = metrics_port
+        self.pool = create_pool(
+            settings.database_url, max_size=POOL_SIZE, name="ordinaut-scheduler"
+        )
+        self.scheduler = Scheduler(settings, self.pool)
+        self.last_tick_at: datetime | None = None
+        # Held during a tick: shutdown waits for it rather than cancel it.
+        self._busy = asyncio.Lock()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self.pool.open(wait=False)
+        metrics.register("scheduler")
+        server = (
+            await serve_metrics("0.0.0.0", self.metrics_port, self.health)
+            if self.metrics_port
+            else None
+        )
+        metronome = self._metronome(GaugeRefresher(self.pool))
+        metronome.start()
+        log.info("scheduler started")
+        await stop.wait()
+        # No new ticks; a tick in flight finishes (its batch commits) before the metronome's
+        # shutdown, which would cancel it (harmless: rolled back, but logged as a failure).
+        metronome.pause()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.settings.shutdown_grace_seconds):
+                await self._busy.acquire()
+        metronome.shutdown(wait=False)
+        if server:
+            server.close()
+        await self.pool.close()
+        log.info("scheduler stopped")
+
+    def _metronome(self, gauges: GaugeRefresher) -> AsyncIOScheduler:
+        """The timers: the tick, and the database gauges (``ordinaut_due_work_*``,
+        ``ordinaut_tasks``, ``ordinaut_workers_live``). APScheduler never runs two of one job
+        at once and coalesces missed firings."""
+        metronome = AsyncIOScheduler(timezone=UTC)
+        jobs = (
+            (self.tick, self.settings.scheduler_tick_seconds),
+            (gauges.refresh_queue, QUEUE_EVERY_SECONDS),
+            (gauges.refresh_tasks, TASKS_EVERY_SECONDS),
+        )
+        for job, every in jobs:
+            metronome.add_job(
+                job,
+                "interval",
+                seconds=every,
+                max_instances=1,
+                coalesce=True,
+                next_run_time=datetime.now(UTC),
+            )
+        return metronome
+
+    async def tick(self) -> None:
+        """One tick; a failure is logged and the next tick tries again."""
+        async with self._busy:
+            try:
+                result = await self.scheduler.tick()
+            except Exception:
+                log.exception("scheduler tick failed")
+                return
+        self.last_tick_at = datetime.now(UTC)
+        if result.occurrences:
+            log.info(
+                "tick: %d occurrences from %d tasks in %.3fs",
+                result.occurrences,
+                result.tasks,
+                result.seconds,
+            )
+
+    async def health(self) -> tuple[bool, dict[str, Any]]:
+        at = self.last_tick_at
+        age = (datetime.now(UTC) - at).total_seconds() if at else None
+        limit = max(HEALTHY_TICK_AGE_SECONDS, self.settings.scheduler_tick_seconds * 10)
+        return age is not None and age < limit, {"last_tick_age_seconds": age}

@@ -1,0 +1,43 @@
+"""``events.publish``: the builtin tool that publishes an event as the task's owner (the one
+builtin that writes to the database)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from engine.errors import StoreError, ToolFailed, ToolInputInvalid
+from engine.pipeline import CallContext
+from engine.schedules.events import TopicError, parse_topic
+from store import events as events_store
+from store.db import Pool
+from workers.tools.builtin import Handler
+
+
+def events_publisher(pool: Pool) -> Handler:
+    """``events.publish {topic, payload}``: publish as the task's owner and start only that
+    owner's matching event tasks (even for an admin: a pipeline never starts other agents'
+    tasks). Once per run and step: a retried run gets the first publication's answer."""
+
+    async def publish(arguments: dict[str, Any], context: CallContext) -> dict[str, Any]:
+        try:
+            topic = parse_topic(arguments["topic"])
+        except TopicError as exc:
+            raise ToolInputInvalid(f"events.publish: {exc}") from None
+        owner = uuid.UUID(context.agent_id) if context.agent_id else None
+        try:
+            async with pool.connection() as conn, conn.transaction():
+                event_id, runs = await events_store.publish_event(
+                    conn,
+                    topic=topic,
+                    payload=arguments.get("payload", {}),
+                    published_by=owner,
+                    owner_filter=owner,
+                    source=context.idempotency_key,  # a retried run does not publish twice
+                )
+        except StoreError as exc:
+            raise ToolFailed(f"events.publish: {exc.message}", retryable=True) from None
+        refs = [{"task_id": str(r["task_id"]), "run_id": str(r["run_id"])} for r in runs]
+        return {"event_id": str(event_id), "runs": refs}
+
+    return publish
