@@ -18,6 +18,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute, iter_route_contexts
 
 from api.audit import is_audited, route_audit
+from api.components import COMPONENTS
 from api.deps import BEARER_SCHEME, route_auth
 from api.schemas import ErrorResponse
 
@@ -85,6 +86,7 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     )
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     components.update(_error_schemas())
+    components.update(COMPONENTS)
     for path, route in api_routes(app):
         if not route.include_in_schema:
             continue

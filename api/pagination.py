@@ -1,10 +1,11 @@
-"""Opaque cursors for keyset pagination over ``(timestamp, id)``."""
+"""Opaque cursors for keyset pagination over ``(timestamp, id)``, and :func:`list_page`,
+which every list route answers with."""
 
 from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
 from uuid import UUID
@@ -26,11 +27,6 @@ CursorParam = Annotated[
 def encode_cursor(at: datetime, row_id: Any) -> str:
     raw = json.dumps([at.isoformat(), str(row_id)]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str | None) -> tuple[datetime, UUID] | None:
-    """The ``(timestamp, id)`` inside a cursor; 422 when it was not made by us."""
-    return decode_typed_cursor(cursor, UUID)
 
 
 IdT = TypeVar("IdT")
@@ -62,6 +58,24 @@ def decode_typed_cursor(
         return parsed_at, id_type(row_id)
     except (ValueError, TypeError, AttributeError, OverflowError):
         raise ValidationFailed([Problem("query.cursor", "invalid cursor", "cursor")]) from None
+
+
+Fetch = Callable[[int, tuple[datetime, Any] | None], Awaitable[list[dict[str, Any]]]]
+
+
+async def list_page(
+    fetch: Fetch,
+    *,
+    limit: int,
+    cursor: str | None,
+    key: str,
+    id_type: Callable[[Any], Any] = UUID,
+) -> dict[str, Any]:
+    """``{"items", "next_cursor"}``: ``fetch(n, after)`` reads up to ``n`` rows after the
+    cursor's ``(key, id)``; one row more than the page tells whether another page follows."""
+    rows = await fetch(limit + 1, decode_typed_cursor(cursor, id_type))
+    items, next_cursor = page(rows, limit, key)
+    return {"items": items, "next_cursor": next_cursor}
 
 
 def page(

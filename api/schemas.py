@@ -1,8 +1,7 @@
-"""Response schemas (what the API answers) and small request schemas.
+"""Response schemas (what the API answers) and small request schemas, as pydantic models.
 
-Task documents are validated by the engine against :data:`engine.validation.TASK_SCHEMA`
-(the OpenAPI request body of ``POST /tasks`` is that same schema), so the schemas here
-describe answers; store rows are converted with ``model_validate``.
+The task document and the task answer are not here: they are derived from the engine's
+declaration (:mod:`engine.document`) as JSON Schema components (:mod:`api.components`).
 """
 
 from __future__ import annotations
@@ -34,38 +33,6 @@ class ErrorResponse(BaseModel):
     """The body of every 4xx and 5xx answer."""
 
     error: ErrorInfo
-
-
-class Task(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: UUID
-    title: str
-    description: str | None
-    schedule_kind: Literal["once", "cron", "rrule", "event"]
-    schedule_expr: str
-    timezone: str
-    payload: dict[str, Any]
-    priority: int
-    max_retries: int
-    backoff_strategy: str
-    timeout_seconds: int
-    concurrency_key: str | None
-    dedupe_key: str | None
-    dedupe_window_seconds: int
-    catch_up: Literal["latest", "all", "none"]
-    status: Literal["active", "paused", "canceled", "completed"]
-    created_by: UUID
-    created_at: Timestamp
-    updated_at: Timestamp
-    next_run_at: Timestamp | None = Field(
-        description="The next time the task runs (pending run or next occurrence), if any."
-    )
-
-
-class TaskPage(BaseModel):
-    items: list[Task]
-    next_cursor: str | None
 
 
 class StepResult(BaseModel):

@@ -135,3 +135,29 @@ class ExpansionStart(NamedTuple):
 def expansion_start(schedule: Schedule | None, now: datetime) -> ExpansionStart:
     """The :class:`ExpansionStart` of a task created (or re-scheduled) at ``now``."""
     return ExpansionStart(now.replace(second=0, microsecond=0), *initial_state(schedule, now))
+
+
+def resumed_state(
+    schedule: Schedule | None,
+    *,
+    now: datetime,
+    expanded_until: datetime | None,
+    once_has_run: bool,
+) -> tuple[datetime | None, datetime | None]:
+    """``(expanded_until, next_expand_at)`` of a task resumed at ``now``: occurrences that
+    fell in the pause are skipped and the schedule continues after ``now``; a ``once`` task
+    that has not run yet runs at its time (at once when that has passed), one that did its
+    work (``once_has_run``) has nothing left."""
+    if schedule is None:
+        return None, None
+    if schedule.kind != "once":
+        return now, schedule.next_after(now)
+    if once_has_run:
+        return expanded_until, None
+    return initial_state(schedule, now)
+
+
+def plan_occurrence(schedule: Schedule, occurrence: datetime) -> ExpansionPlan:
+    """Materialise one occurrence now, as the scheduler would when it came within the
+    horizon (a snooze of an occurrence not yet in the queue): the mark moves to it."""
+    return ExpansionPlan([occurrence], occurrence, schedule.next_after(occurrence))

@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 
 from engine.catalog import Catalog, ToolSpec
+from engine.clock import Clock, now_utc
+from engine.document import Step
 from engine.errors import (
     StepError,
     StepTimeout,
@@ -27,9 +29,8 @@ from engine.errors import (
 )
 from engine.jsondepth import MAX_JSON_DEPTH, nests_deeper_than
 from engine.retry import step_retry_delay
-from engine.templates import EVALUATION_ERRORS, evaluate, render, strip_wrapper
+from engine.templates import EVALUATION_ERRORS, evaluate, render
 
-Clock = Callable[[], datetime]
 Sleep = Callable[[float], Awaitable[None]]
 
 DEFAULT_MAX_OUTPUT_BYTES = 64 * 1024
@@ -157,7 +158,7 @@ class Executor:
 
     catalog: Catalog
     call_tool: ToolCaller
-    clock: Clock = field(default=lambda: datetime.now(UTC))
+    clock: Clock = field(default=now_utc)
     sleep: Sleep = asyncio.sleep
     retry_base_seconds: float = 1.0
     observe_step: Callable[[StepResult], None] | None = None
@@ -165,9 +166,9 @@ class Executor:
 
     async def run(
         self,
-        pipeline: list[dict[str, Any]],
+        steps: Sequence[Step],
         *,
-        params: dict[str, Any],
+        params: Mapping[str, Any],
         run: RunInfo,
         event: Any = None,
         cancelled: Callable[[], bool] = lambda: False,
@@ -186,59 +187,60 @@ class Executor:
             "run": run.as_context(),
         }
         outcome = outcome if outcome is not None else PipelineOutcome()
-        for step in pipeline:
+        for step in steps:
             if cancelled():
-                outcome.error = RunError(step.get("id"), "canceled", "run canceled", False)
+                outcome.error = RunError(
+                    step_id=step.id, type="canceled", message="run canceled", retryable=False
+                )
                 break
             result, output = await self._run_step(step, context, run)
             outcome.steps.append(result)
             if self.observe_step is not None:
                 self.observe_step(result)
-            if result.status == "succeeded" and step.get("save_as"):
-                context["steps"][step["save_as"]] = output
-            if result.status == "failed" and step.get("on_error", "fail") == "fail":
+            if result.status == "succeeded" and step.save_as:
+                context["steps"][step.save_as] = output
+            if result.status == "failed" and step.on_error == "fail":
                 assert result.error is not None
                 outcome.error = RunError(
-                    result.id,
-                    result.error["type"],
-                    result.error["message"],
-                    bool(result.error["retryable"]),
+                    step_id=result.id,
+                    type=result.error["type"],
+                    message=result.error["message"],
+                    retryable=bool(result.error["retryable"]),
                 )
                 break
         return outcome
 
     async def _run_step(
-        self, step: dict[str, Any], context: dict[str, Any], run: RunInfo
+        self, step: Step, context: dict[str, Any], run: RunInfo
     ) -> tuple[StepResult, Any]:
         """Evaluate ``if``, then attempt the call up to ``1 + max_retries`` times.
 
         Returns the recorded result and the full (untruncated) output.
         """
-        result = StepResult(id=step["id"], uses=step["uses"], status="skipped")
-        if "if" in step:
+        result = StepResult(id=step.id, uses=step.uses, status="skipped")
+        if step.condition is not None:
             try:
-                if not _truthy(_condition(step["if"], context, step["id"])):
+                if not _truthy(_condition(step.condition, context, step.id)):
                     return result, None
             except StepError as exc:
                 return _failed(result, exc), None
-        max_retries = int(step.get("max_retries", 0))
         attempt = 1
         while True:
             result, output = await self._attempt(step, context, run, attempt)
             retryable = result.error is not None and result.error["retryable"]
-            if result.status == "succeeded" or not retryable or attempt > max_retries:
+            if result.status == "succeeded" or not retryable or attempt > step.max_retries:
                 return result, output
             await self.sleep(step_retry_delay(attempt, self.retry_base_seconds))
             attempt += 1
 
     async def _attempt(
-        self, step: dict[str, Any], context: dict[str, Any], run: RunInfo, attempt: int
+        self, step: Step, context: dict[str, Any], run: RunInfo, attempt: int
     ) -> tuple[StepResult, Any]:
         started = self.clock()
         clock_start = time.perf_counter()
         result = StepResult(
-            id=step["id"],
-            uses=step["uses"],
+            id=step.id,
+            uses=step.uses,
             status="failed",
             started_at=started.isoformat(),
             attempt=attempt,
@@ -254,44 +256,51 @@ class Executor:
         return result, output
 
     async def _call(
-        self, step: dict[str, Any], context: dict[str, Any], run: RunInfo, attempt: int
+        self, step: Step, context: dict[str, Any], run: RunInfo, attempt: int
     ) -> dict[str, Any]:
-        tool = self.catalog.get(step["uses"])
+        tool = self.catalog.get(step.uses)
         if tool is None:
-            raise ToolNotFound(f"step {step['id']!r}: unknown tool {step['uses']!r}")
+            raise ToolNotFound(f"step {step.id!r}: unknown tool {step.uses!r}")
         try:
-            arguments = render(step.get("with", {}), context)
+            arguments = render(step.arguments, context)
         except TemplateError as exc:
-            raise TemplateError(f"step {step['id']!r}: {exc.message}") from None
+            raise TemplateError(f"step {step.id!r}: {exc.message}") from None
         if nests_deeper_than(arguments):
             raise ToolInputInvalid(
-                f"step {step['id']!r}: arguments nest deeper than {MAX_JSON_DEPTH} levels"
+                f"step {step.id!r}: arguments nest deeper than {MAX_JSON_DEPTH} levels"
             )
         problems = tool.input_problems(arguments)
         if problems:
             raise ToolInputInvalid(
-                f"step {step['id']!r}: arguments for {tool.address}: {_describe(problems)}",
+                f"step {step.id!r}: arguments for {tool.address}: {_describe(problems)}",
                 details=[p.as_dict() for p in problems],
             )
-        timeout = float(step.get("timeout_seconds") or tool.timeout_seconds)
+        timeout = step.timeout_seconds or tool.timeout_seconds
         deadline = asyncio.get_running_loop().time() + timeout
         call = CallContext(
-            run.id, run.task_id, step["id"], run.attempt, attempt, run.agent_id, timeout, deadline
+            run_id=run.id,
+            task_id=run.task_id,
+            step_id=step.id,
+            run_attempt=run.attempt,
+            step_attempt=attempt,
+            agent_id=run.agent_id,
+            timeout_seconds=timeout,
+            deadline=deadline,
         )
         try:
             async with asyncio.timeout_at(deadline + BACKSTOP_GRACE_SECONDS):
                 output = await self.call_tool(tool, arguments, call)
         except TimeoutError:
-            raise StepTimeout(f"step {step['id']!r} timed out after {timeout:g}s") from None
+            raise StepTimeout(f"step {step.id!r} timed out after {timeout:g}s") from None
         if nests_deeper_than(output):
             raise ToolOutputInvalid(
-                f"step {step['id']!r}: output of {tool.address} nests deeper than "
+                f"step {step.id!r}: output of {tool.address} nests deeper than "
                 f"{MAX_JSON_DEPTH} levels"
             )
         problems = tool.output_problems(output)
         if problems:
             raise ToolOutputInvalid(
-                f"step {step['id']!r}: output of {tool.address}: {_describe(problems)}",
+                f"step {step.id!r}: output of {tool.address}: {_describe(problems)}",
                 details=[p.as_dict() for p in problems],
             )
         return output
@@ -348,8 +357,7 @@ def _short_scalar(value: Any) -> bool:
     return isinstance(value, int) and value.bit_length() < 96
 
 
-def _condition(condition: str, context: dict[str, Any], step_id: str) -> Any:
-    expression = strip_wrapper(condition)
+def _condition(expression: str, context: dict[str, Any], step_id: str) -> Any:
     try:
         return evaluate(expression, context)
     except EVALUATION_ERRORS as exc:

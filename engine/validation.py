@@ -2,21 +2,23 @@
 
 Every problem is collected, each with the JSON path of the offending value, so an agent can
 fix its document in one round trip. :func:`validate_task` returns a normalised
-:class:`TaskSpec` or raises :class:`~engine.errors.ValidationFailed`.
+:class:`~engine.document.TaskSpec` (its steps parsed) or raises
+:class:`~engine.errors.ValidationFailed`. The document's fields and schemas are declared in
+:mod:`engine.document`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import jmespath.exceptions
 
 from engine.catalog import Catalog, ToolSpec, schema_problems
+from engine.document import DEFAULTS, TASK_SCHEMA, TaskSpec, parse_pipeline
 from engine.errors import Problem, ValidationFailed, first_line
-from engine.schedules import SCHEDULE_KINDS, Schedule, parse_schedule
+from engine.schedules import SCHEDULE_KINDS, parse_schedule
 from engine.templates import (
     FUNCTIONS,
     TemplateSyntaxError,
@@ -24,126 +26,6 @@ from engine.templates import (
     split_template,
     strip_wrapper,
 )
-
-BACKOFF_STRATEGIES = ("exponential_jitter", "exponential", "linear", "fixed")
-CATCH_UP_POLICIES = ("latest", "all", "none")
-ON_ERROR = ("fail", "continue")
-NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$"
-
-STEP_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "id": {"type": "string", "pattern": NAME_PATTERN},
-        "uses": {"type": "string", "minLength": 1, "maxLength": 200},
-        "with": {"type": "object"},
-        "save_as": {"type": "string", "pattern": NAME_PATTERN},
-        "if": {"type": "string", "minLength": 1, "maxLength": 2000},
-        "timeout_seconds": {"type": "number", "exclusiveMinimum": 0, "maximum": 86400},
-        "max_retries": {"type": "integer", "minimum": 0, "maximum": 20},
-        "on_error": {"enum": list(ON_ERROR)},
-    },
-    "required": ["id", "uses"],
-    "additionalProperties": False,
-}
-
-TASK_PROPERTIES: dict[str, Any] = {
-    "title": {"type": "string", "minLength": 1, "maxLength": 200},
-    "description": {"type": ["string", "null"], "maxLength": 10000},
-    "schedule_kind": {"enum": list(SCHEDULE_KINDS)},
-    "schedule_expr": {"type": "string", "minLength": 1, "maxLength": 10000},
-    "timezone": {"type": "string", "minLength": 1, "maxLength": 64},
-    "payload": {
-        "type": "object",
-        "properties": {
-            "params": {"type": "object"},
-            "pipeline": {"type": "array", "items": STEP_SCHEMA, "minItems": 1, "maxItems": 100},
-        },
-        "required": ["pipeline"],
-        "additionalProperties": False,
-    },
-    "priority": {"type": "integer", "minimum": 1, "maximum": 9},
-    "max_retries": {"type": "integer", "minimum": 0, "maximum": 100},
-    "backoff_strategy": {"enum": list(BACKOFF_STRATEGIES)},
-    "timeout_seconds": {"type": "integer", "minimum": 1, "maximum": 86400},
-    "concurrency_key": {"type": ["string", "null"], "minLength": 1, "maxLength": 200},
-    "dedupe_key": {"type": ["string", "null"], "minLength": 1, "maxLength": 200},
-    "dedupe_window_seconds": {"type": "integer", "minimum": 0, "maximum": 31536000},
-    "catch_up": {"enum": list(CATCH_UP_POLICIES)},
-    "created_by": {"type": ["string", "null"], "format": "uuid"},
-}
-
-TASK_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": TASK_PROPERTIES,
-    "required": ["title", "schedule_kind", "schedule_expr", "payload"],
-    "additionalProperties": False,
-}
-
-# The fields a PATCH may carry (any subset; ``created_by`` cannot change).
-PATCH_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {k: v for k, v in TASK_PROPERTIES.items() if k != "created_by"},
-    "additionalProperties": False,
-    "minProperties": 1,
-}
-
-DEFAULTS: dict[str, Any] = {
-    "description": None,
-    "priority": 5,
-    "max_retries": 3,
-    "backoff_strategy": "exponential_jitter",
-    "timeout_seconds": 300,
-    "concurrency_key": None,
-    "dedupe_key": None,
-    "dedupe_window_seconds": 0,
-    "catch_up": "latest",
-    "created_by": None,
-}
-
-
-@dataclass(frozen=True)
-class TaskSpec:
-    """A validated task document with every default filled in."""
-
-    title: str
-    schedule_kind: str
-    schedule_expr: str
-    timezone: str
-    payload: dict[str, Any]
-    description: str | None = None
-    priority: int = 5
-    max_retries: int = 3
-    backoff_strategy: str = "exponential_jitter"
-    timeout_seconds: int = 300
-    concurrency_key: str | None = None
-    dedupe_key: str | None = None
-    dedupe_window_seconds: int = 0
-    catch_up: str = "latest"
-    created_by: str | None = None
-    schedule: Schedule | None = field(default=None, compare=False, repr=False)
-
-    @property
-    def pipeline(self) -> list[dict[str, Any]]:
-        return list(self.payload["pipeline"])
-
-    def document(self) -> dict[str, Any]:
-        """The client-facing fields, as stored."""
-        return {
-            "title": self.title,
-            "description": self.description,
-            "schedule_kind": self.schedule_kind,
-            "schedule_expr": self.schedule_expr,
-            "timezone": self.timezone,
-            "payload": self.payload,
-            "priority": self.priority,
-            "max_retries": self.max_retries,
-            "backoff_strategy": self.backoff_strategy,
-            "timeout_seconds": self.timeout_seconds,
-            "concurrency_key": self.concurrency_key,
-            "dedupe_key": self.dedupe_key,
-            "dedupe_window_seconds": self.dedupe_window_seconds,
-            "catch_up": self.catch_up,
-        }
 
 
 def validate_task(
@@ -167,7 +49,8 @@ def validate_task(
     schedule = parse_schedule(
         merged["schedule_kind"], merged["schedule_expr"], merged["timezone"], anchor=anchor or now
     )
-    return TaskSpec(**{**merged, "payload": payload, "schedule": schedule})
+    steps = parse_pipeline(payload["pipeline"])
+    return TaskSpec(**{**merged, "payload": payload}, schedule=schedule, steps=steps)
 
 
 def task_problems(

@@ -80,8 +80,6 @@ class EmbeddedPostgres:
     def as_root(self) -> bool:
         return os.geteuid() == 0
 
-    # -- public API -------------------------------------------------------------------
-
     def start(self) -> str:
         """Start the cluster if needed (idempotent) and return its database URL."""
         try:
@@ -157,8 +155,6 @@ class EmbeddedPostgres:
         lines = (self.data_dir / "postmaster.pid").read_text().splitlines()
         return int(lines[3]) if len(lines) > 3 else None
 
-    # -- the cluster's files ----------------------------------------------------------
-
     @property
     def data_dir(self) -> Path:
         return self._cluster_root / "data"
@@ -189,8 +185,6 @@ class EmbeddedPostgres:
     def _url(self, port: int) -> str:
         password = quote(self._password(), safe="")
         return f"postgresql://{ROLE}:{password}@127.0.0.1:{port}/{DATABASE}"
-
-    # -- steps ------------------------------------------------------------------------
 
     def _initdb(self) -> None:
         assert self.bin_dir is not None
@@ -259,8 +253,6 @@ class EmbeddedPostgres:
             last_error = _tail(log_file) or result.stderr.strip()
         raise EmbeddedPostgresError(f"PostgreSQL did not start: {last_error}")
 
-    # -- pgserver fallback ------------------------------------------------------------
-
     def _start_pgserver(self) -> str:
         try:
             from pgserver import postgres_server
@@ -300,8 +292,6 @@ class EmbeddedPostgres:
         subprocess.run(argv, capture_output=True, check=False, cwd="/")
         self._pgserver_marker.unlink(missing_ok=True)
         return True
-
-    # -- running commands -------------------------------------------------------------
 
     def _own(self, path: Path) -> None:
         if self.as_root:

@@ -17,6 +17,7 @@ from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from engine.clock import now_utc
 from engine.settings import Settings
 from observability import metrics
 from observability.http import serve_metrics
@@ -87,7 +88,7 @@ class SchedulerProcess:
                 seconds=every,
                 max_instances=1,
                 coalesce=True,
-                next_run_time=datetime.now(UTC),
+                next_run_time=now_utc(),
             )
         return metronome
 
@@ -99,7 +100,7 @@ class SchedulerProcess:
             except Exception:
                 log.exception("scheduler tick failed")
                 return
-        self.last_tick_at = datetime.now(UTC)
+        self.last_tick_at = now_utc()
         if result.occurrences:
             log.info(
                 "tick: %d occurrences from %d tasks in %.3fs",
@@ -110,6 +111,6 @@ class SchedulerProcess:
 
     async def health(self) -> tuple[bool, dict[str, Any]]:
         at = self.last_tick_at
-        age = (datetime.now(UTC) - at).total_seconds() if at else None
+        age = (now_utc() - at).total_seconds() if at else None
         limit = max(HEALTHY_TICK_AGE_SECONDS, self.settings.scheduler_tick_seconds * 10)
         return age is not None and age < limit, {"last_tick_age_seconds": age}

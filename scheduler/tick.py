@@ -23,21 +23,20 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+from engine.clock import Clock, now_utc
 from engine.errors import ValidationFailed
 from engine.expansion import ExpansionPlan, plan_expansion
 from engine.schedules import Schedule, parse_schedule
 from engine.settings import Settings
 from observability import metrics
-from store import due_work as due_work_store
 from store import tasks as tasks_store
 from store.db import Pool, Row
+from store.expansion import PlannedTask, apply_plans
 
 log = logging.getLogger("ordinaut.scheduler")
 
@@ -59,7 +58,7 @@ class TickResult:
 class Scheduler:
     settings: Settings
     pool: Pool
-    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    clock: Clock = field(default=now_utc)
     batch_size: int = BATCH_SIZE
 
     def __post_init__(self) -> None:
@@ -94,24 +93,19 @@ class Scheduler:
                 conn, horizon_end=now + horizon, limit=self.batch_size, after=after
             )
             plans: dict[tuple[Any, ...], ExpansionPlan] = {}
-            occurrences: list[due_work_store.Occurrence] = []
-            updates: list[tuple[Any, datetime | None, datetime | None]] = []
-            finished: list[Any] = []
-            for row in rows:
-                plan = self._plan(row, now, horizon, plans)
-                occurrences += [
-                    due_work_store.Occurrence(
-                        uuid.uuid4(), row["id"], at, row["priority"], row["run_lock_key"]
-                    )
-                    for at in plan.occurrences
-                ]
-                updates.append((row["id"], plan.expanded_until, plan.next_expand_at))
-                if plan.next_expand_at is None:
-                    finished.append(row["id"])
-            inserted = await due_work_store.insert_occurrences(conn, occurrences)
-            await tasks_store.save_expansion_state(conn, updates)
+            planned = [
+                PlannedTask(
+                    task_id=row["id"],
+                    priority=row["priority"],
+                    lock_key=row["run_lock_key"],
+                    plan=self._plan(row, now, horizon, plans),
+                )
+                for row in rows
+            ]
+            inserted = await apply_plans(conn, planned)
             # A task with nothing left to expand and nothing pending is finished now (one
             # with a pending last run is completed when that run ends).
+            finished = [t.task_id for t in planned if t.plan.next_expand_at is None]
             completed = await tasks_store.complete_finished_tasks(conn, finished)
         cursor = (rows[-1]["next_expand_at"], rows[-1]["id"]) if rows else after
         return len(rows), inserted, len(completed), cursor
@@ -148,7 +142,7 @@ class Scheduler:
         kind, expr, timezone, anchor = key
         schedule: Schedule | None
         try:
-            schedule = parse_schedule(kind, expr, timezone, anchor=anchor or datetime.now(UTC))
+            schedule = parse_schedule(kind, expr, timezone, anchor=anchor or now_utc())
         except ValidationFailed as exc:
             # Validated at submit; only a tz database change could get here. Stop
             # expanding the task rather than failing every tick.

@@ -15,6 +15,7 @@ import psycopg
 
 from engine.errors import Conflict
 from store.db import Connection, Row
+from store.paging import newest_first, page_params
 
 _AGENT_COLUMNS = " a.id, a.name, a.scopes, a.created_at, a.updated_at, a.deleted_at "
 _SELECT_AGENT = "SELECT" + _AGENT_COLUMNS + "FROM agents a "
@@ -95,6 +96,9 @@ async def get_live_agent_by_name(conn: Connection, name: str) -> Row | None:
     return await cursor.fetchone()
 
 
+_NEWEST_FIRST = newest_first("a.created_at", "a.id")
+
+
 async def list_agents(
     conn: Connection,
     *,
@@ -109,18 +113,9 @@ async def list_agents(
         + """
          WHERE (%(include_deleted)s OR a.deleted_at IS NULL)
            AND (%(name)s::text IS NULL OR a.name = %(name)s::text)
-           AND (%(after_at)s::timestamptz IS NULL
-                OR (a.created_at, a.id) < (%(after_at)s::timestamptz, %(after_id)s::uuid))
-         ORDER BY a.created_at DESC, a.id DESC
-         LIMIT %(limit)s
-        """,
-        {
-            "include_deleted": include_deleted,
-            "name": name,
-            "after_at": after[0] if after else None,
-            "after_id": after[1] if after else None,
-            "limit": limit,
-        },
+        """
+        + _NEWEST_FIRST,
+        {"include_deleted": include_deleted, "name": name, **page_params(after, limit)},
     )
     return await cursor.fetchall()
 

@@ -10,6 +10,7 @@ from uuid import UUID
 from psycopg.types.json import Jsonb
 
 from store.db import Connection, Row
+from store.paging import newest_first, page_params
 
 _SELECT_ENTRY = (
     "SELECT id, at, actor_id, actor_name, action, subject_type, subject_id, details, "
@@ -40,6 +41,9 @@ async def insert_entries(conn: Connection, entries: Sequence[Mapping[str, Any]])
     )
 
 
+_NEWEST_FIRST = newest_first("at", "id", "bigint")
+
+
 async def list_entries(
     conn: Connection,
     *,
@@ -68,11 +72,8 @@ async def list_entries(
            AND (%(sid)s::text IS NULL OR subject_id = %(sid)s::text)
            AND (%(since)s::timestamptz IS NULL OR at >= %(since)s::timestamptz)
            AND (%(until)s::timestamptz IS NULL OR at < %(until)s::timestamptz)
-           AND (%(after_at)s::timestamptz IS NULL
-                OR (at, id) < (%(after_at)s::timestamptz, %(after_id)s::bigint))
-         ORDER BY at DESC, id DESC
-         LIMIT %(limit)s
-        """,
+        """
+        + _NEWEST_FIRST,
         {
             "actor": actor_id,
             "action": action,
@@ -81,9 +82,7 @@ async def list_entries(
             "sid": subject_id,
             "since": since,
             "until": until,
-            "after_at": after[0] if after else None,
-            "after_id": after[1] if after else None,
-            "limit": limit,
+            **page_params(after, limit),
         },
     )
     return await cursor.fetchall()

@@ -28,7 +28,7 @@ ONE_RUNNING_PER_KEY = "due_work_one_running_per_key"
 CANCEL_CHANNEL = "ordinaut_cancel"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Occurrence:
     """One scheduled run to materialise."""
 
@@ -207,7 +207,7 @@ async def extend_leases(
     return await cursor.fetchall()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Finished:
     """A run that ended for good: ``succeeded``, ``dead`` or ``canceled``."""
 
@@ -221,7 +221,7 @@ class Finished:
     error: dict[str, Any] | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Retrying:
     """A run whose attempt failed and that runs again at ``run_at``."""
 

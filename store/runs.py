@@ -6,6 +6,7 @@ from datetime import datetime
 from uuid import UUID
 
 from store.db import Connection, Row
+from store.paging import newest_first, page_params
 
 _SELECT_RUN = """
 SELECT id, task_id, agent_id, trigger, status, scheduled_for, queued_at, attempt,
@@ -23,6 +24,9 @@ async def get_run(conn: Connection, run_id: UUID, *, owner: UUID | None) -> Row 
         {"id": run_id, "owner": owner},
     )
     return await cursor.fetchone()
+
+
+_NEWEST_FIRST = newest_first("queued_at", "id")
 
 
 async def list_runs(
@@ -46,20 +50,15 @@ async def list_runs(
            AND (%(status)s::text IS NULL OR status = %(status)s::text)
            AND (%(since)s::timestamptz IS NULL OR queued_at >= %(since)s::timestamptz)
            AND (%(until)s::timestamptz IS NULL OR queued_at < %(until)s::timestamptz)
-           AND (%(after_at)s::timestamptz IS NULL
-                OR (queued_at, id) < (%(after_at)s::timestamptz, %(after_id)s::uuid))
-         ORDER BY queued_at DESC, id DESC
-         LIMIT %(limit)s
-        """,
+        """
+        + _NEWEST_FIRST,
         {
             "owner": owner,
             "task_id": task_id,
             "status": status,
             "since": since,
             "until": until,
-            "after_at": after[0] if after else None,
-            "after_id": after[1] if after else None,
-            "limit": limit,
+            **page_params(after, limit),
         },
     )
     return await cursor.fetchall()

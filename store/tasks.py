@@ -12,6 +12,7 @@ from psycopg.types.json import Jsonb
 
 from engine.expansion import ExpansionStart
 from store.db import Connection, Row
+from store.paging import newest_first, page_params
 
 # ``next_run_at`` is derived, never stored: the earliest pending run of the task, or its
 # next not-yet-materialised occurrence. Paused, canceled and completed tasks have none.
@@ -76,6 +77,9 @@ async def get_task(conn: Connection, task_id: UUID, *, owner: UUID | None) -> Ro
     return await cursor.fetchone()
 
 
+_NEWEST_FIRST = newest_first("t.created_at", "t.id")
+
+
 async def list_tasks(
     conn: Connection,
     *,
@@ -94,18 +98,13 @@ async def list_tasks(
            AND (%(owner)s::uuid IS NULL OR t.created_by = %(owner)s::uuid)
            AND (%(status)s::text IS NULL OR t.status = %(status)s::text)
            AND (%(kind)s::text IS NULL OR t.schedule_kind = %(kind)s::text)
-           AND (%(after_at)s::timestamptz IS NULL
-                OR (t.created_at, t.id) < (%(after_at)s::timestamptz, %(after_id)s::uuid))
-         ORDER BY t.created_at DESC, t.id DESC
-         LIMIT %(limit)s
-        """,
+        """
+        + _NEWEST_FIRST,
         {
             "owner": owner,
             "status": status,
             "kind": schedule_kind,
-            "after_at": after[0] if after else None,
-            "after_id": after[1] if after else None,
-            "limit": limit,
+            **page_params(after, limit),
         },
     )
     return await cursor.fetchall()
@@ -194,8 +193,6 @@ UPDATE tasks t SET status = 'completed', updated_at = now()
 RETURNING t.id
 """
 
-
-# -- lifecycle (pause, resume, cancel, delete, snooze, PATCH) ------------------------------
 
 # The columns a lifecycle change needs. ``FOR UPDATE`` serialises changes of one task and
 # waits for a scheduler tick that holds the row (its ``SKIP LOCKED`` skips us in turn).

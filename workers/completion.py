@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
+from engine.clock import Clock
 from engine.errors import ConstraintViolated, StoreError, StoreUnavailable, ValueRefused
 from engine.pipeline import PipelineOutcome, RunError
 from engine.retry import decide_retry
@@ -71,20 +72,26 @@ def classify(
                 assert error is not None
                 run_at = now + timedelta(seconds=decision.delay_seconds)
                 classified.retrying.append(
-                    due_work_store.Retrying(row["id"], row["attempt"], run_at, steps, error)
+                    due_work_store.Retrying(
+                        run_id=row["id"],
+                        attempt=row["attempt"],
+                        run_at=run_at,
+                        steps=steps,
+                        error=error,
+                    )
                 )
                 continue
             status = "dead"
         classified.finished.append(
             due_work_store.Finished(
-                row["id"],
-                row["attempt"],
-                row["agent_id"],
-                status,
-                now,
-                int(outcome.seconds * 1000),
-                steps,
-                error,
+                run_id=row["id"],
+                attempt=row["attempt"],
+                agent_id=row["agent_id"],
+                status=status,
+                finished_at=now,
+                duration_ms=int(outcome.seconds * 1000),
+                steps=steps,
+                error=error,
             )
         )
     return classified
@@ -125,7 +132,7 @@ class Completer:
     settings: Settings
     pool: Pool
     worker_id: str
-    clock: Callable[[], datetime]
+    clock: Clock
     processed: int = 0
 
     async def write(

@@ -35,10 +35,11 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from engine.catalog import Catalog, ToolSpec
+from engine.clock import Clock, now_utc
+from engine.document import Payload
 from engine.errors import StoreError
 from engine.pipeline import (
     CallContext,
@@ -98,7 +99,7 @@ class Worker:
     concurrency: int = 10
     tools: ToolCaller | None = None  # default: builtin tools only
     worker_id: str = field(default_factory=make_worker_id)
-    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    clock: Clock = field(default=now_utc)
 
     def __post_init__(self) -> None:
         self._inflight: dict[Any, _Inflight] = {}
@@ -315,13 +316,13 @@ class Worker:
             payload = _parse_payload(row["payload"])
             async with asyncio.timeout(row["timeout_seconds"]):
                 await executor.run(
-                    payload["pipeline"],
-                    params=payload.get("params", {}),
+                    payload.steps,
+                    params=payload.params,
                     run=RunInfo(
-                        str(row["id"]),
-                        str(row["task_id"]),
-                        row["attempt"],
-                        row["scheduled_for"],
+                        id=str(row["id"]),
+                        task_id=str(row["task_id"]),
+                        attempt=row["attempt"],
+                        scheduled_for=row["scheduled_for"],
                         agent_id=str(row["agent_id"]),
                     ),
                     event=row["event"],
@@ -329,16 +330,18 @@ class Worker:
                     cancelled=lambda: entry.stop_reason == "canceled",
                 )
         except TimeoutError:
-            outcome.error = RunError(
-                None, "timeout", f"run exceeded its timeout of {row['timeout_seconds']}s", True
-            )
+            message = f"run exceeded its timeout of {row['timeout_seconds']}s"
+            outcome.error = RunError(step_id=None, type="timeout", message=message, retryable=True)
         except asyncio.CancelledError:
             if entry.stop_reason is None:
                 raise  # not ours: let the cancellation propagate
-            outcome.error = RunError(None, "canceled", "run canceled", False)
+            outcome.error = RunError(
+                step_id=None, type="canceled", message="run canceled", retryable=False
+            )
         except Exception as exc:  # a bug in a tool or the engine must not kill the worker
             log.exception("run crashed", extra={"run_id": str(row["id"])})
-            outcome.error = RunError(None, "internal", f"{type(exc).__name__}: {exc}", True)
+            message = f"{type(exc).__name__}: {exc}"
+            outcome.error = RunError(step_id=None, type="internal", message=message, retryable=True)
         finally:
             self._run_ended()
         if entry.stop_reason in ("lease_lost", "shutdown"):
@@ -449,13 +452,12 @@ class Worker:
 
 
 @functools.lru_cache(maxsize=1024)
-def _parse_payload(text: str) -> dict[str, Any]:
+def _parse_payload(text: str) -> Payload:
     """A task's payload, parsed once per distinct text (runs of one task share it).
 
     The result is shared between runs, so nothing may modify it: the executor renders new
     values from it and tools receive those."""
-    payload: dict[str, Any] = json.loads(text)
-    return payload
+    return Payload.parse(json.loads(text))
 
 
 def _observe_step(result: StepResult) -> None:

@@ -16,7 +16,8 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Response, status
 
 from api.deps import Admin, Caller, Conn
-from api.pagination import DEFAULT_LIMIT, CursorParam, Limit, decode_cursor, page
+from api.pagination import DEFAULT_LIMIT, CursorParam, Limit, list_page
+from api.responses import AGENT_NOT_FOUND, error
 from api.schemas import (
     Agent,
     AgentCreate,
@@ -24,7 +25,6 @@ from api.schemas import (
     AgentPage,
     AgentUpdate,
     AgentWithToken,
-    ErrorResponse,
 )
 from engine.errors import Conflict, NotFound
 from engine.tokens import SCOPES, display_prefix, generate_token, hash_token
@@ -37,16 +37,10 @@ router = APIRouter(prefix="/agents", tags=["agents"])
 # (``PATCH /agents/me`` is a 405, not a 422 about a malformed id); an id that is no UUID
 # names no agent: 404.
 
-NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"model": ErrorResponse, "description": "No such (live) agent."}
-}
-CONFLICT: dict[int | str, dict[str, Any]] = {
-    409: {
-        "model": ErrorResponse,
-        "description": "The name is taken by a live agent, or the change would leave no "
-        "live agent with `admin`.",
-    }
-}
+CONFLICT = error(
+    409,
+    "The name is taken by a live agent, or the change would leave no live agent with `admin`.",
+)
 
 
 def _agent(row: Row, tokens: list[Row] | None = None) -> dict[str, Any]:
@@ -107,22 +101,22 @@ async def list_agents(
     limit: Limit = DEFAULT_LIMIT,
     cursor: CursorParam = None,
 ) -> Any:
-    rows = await agents_store.list_agents(
-        conn,
-        include_deleted=include_deleted,
-        name=name,
-        limit=limit + 1,
-        after=decode_cursor(cursor),
+    listed = await list_page(
+        lambda n, after: agents_store.list_agents(
+            conn, include_deleted=include_deleted, name=name, limit=n, after=after
+        ),
+        limit=limit,
+        cursor=cursor,
+        key="created_at",
     )
-    items, next_cursor = page(rows, limit, "created_at")
-    return {"items": [_agent(row) for row in items], "next_cursor": next_cursor}
+    return {**listed, "items": [_agent(row) for row in listed["items"]]}
 
 
 @router.get(
     "/{agent_id:uuid}",
     response_model=AgentDetail,
     summary="One agent (deleted ones too) with its tokens (prefixes only)",
-    responses=NOT_FOUND,
+    responses=AGENT_NOT_FOUND,
 )
 async def get_agent(agent_id: UUID, principal: Admin, conn: Conn) -> Any:
     row = await agents_store.get_agent(conn, agent_id, include_deleted=True)
@@ -137,7 +131,7 @@ async def get_agent(agent_id: UUID, principal: Admin, conn: Conn) -> Any:
     response_model=Agent,
     summary="Rename an agent or replace its scopes",
     description="Scope changes apply to the agent's very next request.",
-    responses={**NOT_FOUND, **CONFLICT},
+    responses={**AGENT_NOT_FOUND, **CONFLICT},
 )
 async def update_agent(agent_id: UUID, body: AgentUpdate, principal: Admin, conn: Conn) -> Any:
     scopes = _ordered(body.scopes) if body.scopes is not None else None
@@ -157,7 +151,7 @@ async def update_agent(agent_id: UUID, body: AgentUpdate, principal: Admin, conn
     summary="Delete an agent; its tokens stop working at once",
     description="The agent's tasks and runs are kept (and keep running); an admin can "
     "still list, change or cancel them.",
-    responses={**NOT_FOUND, **CONFLICT},
+    responses={**AGENT_NOT_FOUND, **CONFLICT},
 )
 async def delete_agent(agent_id: UUID, principal: Admin, conn: Conn) -> Response:
     async with conn.transaction():
@@ -176,7 +170,7 @@ async def delete_agent(agent_id: UUID, principal: Admin, conn: Conn) -> Response
     description="By default every other token of the agent is revoked in the same "
     "transaction (rotation). With `keep_existing=true` the old tokens stay valid, for a "
     "rollover without downtime; revoke them later with another rotation.",
-    responses=NOT_FOUND,
+    responses=AGENT_NOT_FOUND,
     openapi_extra={"x-audit-action": "agents.tokens.create"},
 )
 async def create_token(

@@ -10,7 +10,7 @@ from uuid import UUID
 from fastapi import APIRouter, Query
 
 from api.deps import Admin, Conn
-from api.pagination import DEFAULT_LIMIT, CursorParam, Limit, bigint, decode_typed_cursor, page
+from api.pagination import DEFAULT_LIMIT, CursorParam, Limit, bigint, list_page
 from api.schemas import AuditPage
 from store import audit as audit_store
 
@@ -46,17 +46,21 @@ async def list_audit(
     cursor: CursorParam = None,
 ) -> Any:
     prefix = action[:-1] if action is not None and action.endswith(".*") else None
-    rows = await audit_store.list_entries(
-        conn,
-        actor_id=actor,
-        action=None if prefix is not None else action,
-        action_prefix=prefix,
-        subject_type=subject_type,
-        subject_id=subject_id,
-        since=since,
-        until=until,
-        limit=limit + 1,
-        after=decode_typed_cursor(cursor, bigint),
+    return await list_page(
+        lambda n, after: audit_store.list_entries(
+            conn,
+            actor_id=actor,
+            action=None if prefix is not None else action,
+            action_prefix=prefix,
+            subject_type=subject_type,
+            subject_id=subject_id,
+            since=since,
+            until=until,
+            limit=n,
+            after=after,
+        ),
+        limit=limit,
+        cursor=cursor,
+        key="at",
+        id_type=bigint,
     )
-    items, next_cursor = page(rows, limit, "at")
-    return {"items": items, "next_cursor": next_cursor}

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from api.body import json_body, json_body_openapi
 from api.deps import Conn, EventsPublish
 from api.idempotency import IdempotencyKey
-from api.schemas import ErrorResponse
+from api.responses import IDEMPOTENCY_CONFLICT, INVALID
 from engine.catalog import schema_problems
 from engine.errors import Problem, ValidationFailed
 from engine.schedules.events import MAX_LENGTH, TopicError, parse_topic
@@ -56,12 +56,7 @@ class EventPublished(BaseModel):
     "pattern matches `topic` (`*` matches exactly one segment). An agent's events reach its "
     "own tasks; an admin's reach every agent's. The run's template context `event` is "
     "`{id, topic, payload, published_at}`, so pipelines read `${event.payload.x}`.",
-    responses={
-        401: {"model": ErrorResponse, "description": "Missing or invalid token."},
-        403: {"model": ErrorResponse, "description": "The token lacks the required scope."},
-        409: {"model": ErrorResponse, "description": "`Idempotency-Key` conflict."},
-        422: {"model": ErrorResponse, "description": "Invalid topic or body."},
-    },
+    responses={**IDEMPOTENCY_CONFLICT, **INVALID},
     openapi_extra=json_body_openapi(
         EVENT_SCHEMA, {"topic": "orders.eu.created", "payload": {"order_id": 42}}
     ),

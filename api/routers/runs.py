@@ -10,8 +10,9 @@ from uuid import UUID
 from fastapi import APIRouter, Query, status
 
 from api.deps import Conn, Principal, RunsRead, RunsWrite
-from api.pagination import DEFAULT_LIMIT, CursorParam, Limit, decode_cursor, page
-from api.schemas import ErrorResponse, Run, RunPage
+from api.pagination import DEFAULT_LIMIT, CursorParam, Limit, list_page
+from api.responses import RUN_NOT_FOUND, STATE_CONFLICT
+from api.schemas import Run, RunPage
 from engine.errors import Conflict, NotFound
 from store import due_work as due_work_store
 from store import runs as runs_store
@@ -21,17 +22,11 @@ router = APIRouter(prefix="/runs", tags=["runs"])
 
 FINAL = ("succeeded", "dead", "canceled")
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorResponse, "description": "Missing or invalid token."},
-    403: {"model": ErrorResponse, "description": "The token lacks the required scope."},
-}
-
 
 @router.get(
     "",
     response_model=RunPage,
     summary="List runs, newest first (scope runs:read; your tasks' runs, admin: all)",
-    responses=ERRORS,
 )
 async def list_runs(
     principal: RunsRead,
@@ -45,25 +40,28 @@ async def list_runs(
     limit: Limit = DEFAULT_LIMIT,
     cursor: CursorParam = None,
 ) -> Any:
-    rows = await runs_store.list_runs(
-        conn,
-        owner=principal.owner_filter,
-        task_id=task_id,
-        status=status,
-        since=since,
-        until=until,
-        limit=limit + 1,
-        after=decode_cursor(cursor),
+    return await list_page(
+        lambda n, after: runs_store.list_runs(
+            conn,
+            owner=principal.owner_filter,
+            task_id=task_id,
+            status=status,
+            since=since,
+            until=until,
+            limit=n,
+            after=after,
+        ),
+        limit=limit,
+        cursor=cursor,
+        key="queued_at",
     )
-    items, next_cursor = page(rows, limit, "queued_at")
-    return {"items": items, "next_cursor": next_cursor}
 
 
 @router.get(
     "/{run_id}",
     response_model=Run,
     summary="One run with its per-step results and structured error (scope runs:read)",
-    responses={**ERRORS, 404: {"model": ErrorResponse}},
+    responses=RUN_NOT_FOUND,
 )
 async def get_run(run_id: UUID, principal: RunsRead, conn: Conn) -> Any:
     return await _visible_run(conn, run_id, principal)
@@ -79,7 +77,7 @@ async def get_run(run_id: UUID, principal: RunsRead, conn: Conn) -> Any:
         "`cancel_requested: true` until the worker records it as `canceled`. A finished run "
         "is a 409."
     ),
-    responses={**ERRORS, 404: {"model": ErrorResponse}, 409: {"model": ErrorResponse}},
+    responses={**RUN_NOT_FOUND, **STATE_CONFLICT},
 )
 async def cancel_run(run_id: UUID, principal: RunsWrite, conn: Conn) -> Any:
     run = await _visible_run(conn, run_id, principal)
@@ -110,7 +108,7 @@ async def cancel_run(run_id: UUID, principal: RunsWrite, conn: Conn) -> Any:
         "A `dead` run is repeated by a new run with trigger `retry` and `retry_of` set; the "
         "answer is that new run. Other states are a 409."
     ),
-    responses={**ERRORS, 404: {"model": ErrorResponse}, 409: {"model": ErrorResponse}},
+    responses={**RUN_NOT_FOUND, **STATE_CONFLICT},
 )
 async def retry_run(run_id: UUID, principal: RunsWrite, conn: Conn) -> Any:
     run = await _visible_run(conn, run_id, principal)

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
 
 from api.body import json_body, json_body_openapi
 from api.deps import AppSettings, TasksRead
+from api.responses import INVALID
 from api.routers.task_lifecycle import Preview
-from api.schemas import ErrorResponse
 from engine.catalog import schema_problems
+from engine.clock import now_utc
 from engine.errors import ValidationFailed
 from engine.schedules import SCHEDULE_KINDS, parse_schedule
 from engine.schedules.preview import MAX_COUNT, parse_after, preview
@@ -59,11 +59,7 @@ EXAMPLE = {
     "naming the field; a schedule that never fires (again) answers an empty list, and so "
     "does an event topic (events have no occurrences in time). For an RRULE without DTSTART "
     "the DTSTART is now, truncated to the minute, as for a task created now.",
-    responses={
-        401: {"model": ErrorResponse, "description": "Missing or invalid token."},
-        403: {"model": ErrorResponse, "description": "The token lacks the required scope."},
-        422: {"model": ErrorResponse, "description": "Invalid input; every problem listed."},
-    },
+    responses=INVALID,
     openapi_extra=json_body_openapi(PREVIEW_SCHEMA, EXAMPLE),
 )
 async def preview_schedule(request: Request, principal: TasksRead, settings: AppSettings) -> Any:
@@ -71,7 +67,7 @@ async def preview_schedule(request: Request, principal: TasksRead, settings: App
     problems = schema_problems(PREVIEW_SCHEMA, body)
     if problems:
         raise ValidationFailed(problems)
-    now = datetime.now(UTC)
+    now = now_utc()
     timezone = body.get("timezone") or settings.default_timezone
     schedule = parse_schedule(body["schedule_kind"], body["schedule_expr"], timezone, anchor=now)
     after = parse_after(body["after"], timezone, "$.after") if "after" in body else now

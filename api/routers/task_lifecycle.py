@@ -8,8 +8,7 @@ task (or a change and a scheduler tick) never interleave. Legal transitions are 
 from __future__ import annotations
 
 import asyncio
-import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -17,49 +16,25 @@ from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import BaseModel, Field
 
 from api.body import json_body, json_body_openapi
+from api.components import TASK_ANSWER, ref
 from api.deps import AppCatalog, AppSettings, Conn, TasksRead, TasksWrite
-from api.schemas import ErrorResponse, Task
+from api.responses import INVALID, TASK_NOT_FOUND, error
 from engine.catalog import schema_problems
+from engine.clock import now_utc
+from engine.document import DOCUMENT_FIELDS, PATCH_SCHEMA, SCHEDULE_FIELDS
 from engine.errors import Conflict, NotFound, ValidationFailed
-from engine.expansion import expansion_start, initial_state
+from engine.expansion import expansion_start, plan_occurrence, resumed_state
 from engine.lifecycle import decide
 from engine.schedules import Schedule, parse_schedule
 from engine.schedules.preview import MAX_COUNT, parse_after, preview
-from engine.validation import PATCH_SCHEMA, validate_task
-from store import due_work as due_work_store
+from engine.validation import validate_task
 from store import tasks as tasks_store
 from store.db import Connection, Row
+from store.expansion import PlannedTask, apply_plans
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorResponse, "description": "Missing or invalid token."},
-    403: {"model": ErrorResponse, "description": "The token lacks the required scope."},
-    404: {"model": ErrorResponse, "description": "No such task (or not yours)."},
-}
-CONFLICT: dict[int | str, dict[str, Any]] = {
-    409: {"model": ErrorResponse, "description": "Not allowed in the task's current status."}
-}
-INVALID: dict[int | str, dict[str, Any]] = {
-    422: {"model": ErrorResponse, "description": "Invalid input; every problem listed."}
-}
-DOCUMENT_FIELDS = (
-    "title",
-    "description",
-    "schedule_kind",
-    "schedule_expr",
-    "timezone",
-    "payload",
-    "priority",
-    "max_retries",
-    "backoff_strategy",
-    "timeout_seconds",
-    "concurrency_key",
-    "dedupe_key",
-    "dedupe_window_seconds",
-    "catch_up",
-)
-SCHEDULE_FIELDS = ("schedule_kind", "schedule_expr", "timezone")
+CONFLICT = error(409, "Not allowed in the task's current status.")
 SNOOZE_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
@@ -82,10 +57,6 @@ class Preview(BaseModel):
     )
 
 
-def now_utc() -> datetime:
-    return datetime.now(UTC)
-
-
 async def _locked(conn: Connection, task_id: UUID, owner: UUID | None) -> Row:
     task = await tasks_store.lock_task(conn, task_id, owner=owner)
     if task is None:
@@ -105,20 +76,17 @@ def _schedule_of(task: Row) -> Schedule | None:
     )
 
 
-# -- PATCH ---------------------------------------------------------------------------------
-
-
 @router.patch(
     "/{task_id}",
-    response_model=Task,
+    response_model=None,
     summary="Update some fields of a task (scope tasks:write)",
     description="The body holds any subset of the task document's fields; it is merged with "
     "the stored task and the result validated like `POST /tasks`. A change of "
     "`schedule_kind`, `schedule_expr` or `timezone` removes the occurrences that no worker "
     "has started and recomputes the schedule from now (a DTSTART-less RRULE is anchored at "
     "the time of the change). Allowed while the task is active or paused.",
-    responses={**ERRORS, **CONFLICT, **INVALID},
-    openapi_extra=json_body_openapi(PATCH_SCHEMA, {"schedule_expr": "0 9 * * 1-5"}),
+    responses={**TASK_ANSWER, **TASK_NOT_FOUND, **CONFLICT, **INVALID},
+    openapi_extra=json_body_openapi(ref("TaskPatch"), {"schedule_expr": "0 9 * * 1-5"}),
 )
 async def update_task(
     task_id: UUID,
@@ -160,9 +128,6 @@ async def update_task(
         return await _answer(conn, task_id)
 
 
-# -- DELETE, pause, resume, cancel ---------------------------------------------------------
-
-
 @router.delete(
     "/{task_id}",
     status_code=status.HTTP_204_NO_CONTENT,
@@ -170,7 +135,7 @@ async def update_task(
     summary="Cancel and hide a task (scope tasks:write)",
     description="Cancels the task, removes its waiting runs (runs already running finish) "
     "and hides it: afterwards it answers 404 everywhere. Its run history stays readable.",
-    responses=ERRORS,
+    responses=TASK_NOT_FOUND,
 )
 async def delete_task(task_id: UUID, principal: TasksWrite, conn: Conn) -> Response:
     async with conn.transaction():
@@ -182,11 +147,11 @@ async def delete_task(task_id: UUID, principal: TasksWrite, conn: Conn) -> Respo
 
 @router.post(
     "/{task_id}/pause",
-    response_model=Task,
+    response_model=None,
     summary="Pause a task (scope tasks:write)",
     description="No new occurrences; scheduled runs that are waiting are removed (runs "
     "already running finish). Pausing a paused task changes nothing.",
-    responses={**ERRORS, **CONFLICT},
+    responses={**TASK_ANSWER, **TASK_NOT_FOUND, **CONFLICT},
 )
 async def pause_task(task_id: UUID, principal: TasksWrite, conn: Conn) -> Any:
     async with conn.transaction():
@@ -201,12 +166,12 @@ async def pause_task(task_id: UUID, principal: TasksWrite, conn: Conn) -> Any:
 
 @router.post(
     "/{task_id}/resume",
-    response_model=Task,
+    response_model=None,
     summary="Resume a paused task from now on (scope tasks:write)",
     description="Occurrences that fell in the pause are skipped; the schedule continues with "
     "the first occurrence after now. A `once` task that has not run yet runs at its time, or "
     "at once when that has passed. Resuming an active task changes nothing.",
-    responses={**ERRORS, **CONFLICT},
+    responses={**TASK_ANSWER, **TASK_NOT_FOUND, **CONFLICT},
 )
 async def resume_task(task_id: UUID, principal: TasksWrite, conn: Conn) -> Any:
     now = now_utc()
@@ -221,15 +186,14 @@ async def resume_task(task_id: UUID, principal: TasksWrite, conn: Conn) -> Any:
 
 async def _restart_expansion(conn: Connection, task: Row, now: datetime) -> None:
     schedule = _schedule_of(task)
-    if schedule is not None and schedule.kind == "once":
-        if await tasks_store.has_scheduled_run(conn, task["id"]):
-            expanded_until, next_expand_at = task["expanded_until"], None  # it did its work
-        else:
-            expanded_until, next_expand_at = initial_state(schedule, now)
-    elif schedule is None:
-        expanded_until, next_expand_at = None, None
-    else:
-        expanded_until, next_expand_at = now, schedule.next_after(now)
+    once_has_run = (
+        schedule is not None
+        and schedule.kind == "once"
+        and (await tasks_store.has_scheduled_run(conn, task["id"]))
+    )
+    expanded_until, next_expand_at = resumed_state(
+        schedule, now=now, expanded_until=task["expanded_until"], once_has_run=once_has_run
+    )
     await tasks_store.reset_expansion(
         conn, task["id"], expanded_until=expanded_until, next_expand_at=next_expand_at
     )
@@ -237,11 +201,11 @@ async def _restart_expansion(conn: Connection, task: Row, now: datetime) -> None
 
 @router.post(
     "/{task_id}/cancel",
-    response_model=Task,
+    response_model=None,
     summary="Cancel a task for good (scope tasks:write)",
     description="Status `canceled`; every waiting run is removed (runs already running "
     "finish). Canceling a canceled task changes nothing; a completed task answers 409.",
-    responses={**ERRORS, **CONFLICT},
+    responses={**TASK_ANSWER, **TASK_NOT_FOUND, **CONFLICT},
 )
 async def cancel_task(task_id: UUID, principal: TasksWrite, conn: Conn) -> Any:
     async with conn.transaction():
@@ -254,18 +218,15 @@ async def cancel_task(task_id: UUID, principal: TasksWrite, conn: Conn) -> Any:
         return await _answer(conn, task_id)
 
 
-# -- snooze --------------------------------------------------------------------------------
-
-
 @router.post(
     "/{task_id}/snooze",
-    response_model=Task,
+    response_model=None,
     summary="Delay the next pending occurrence (scope tasks:write)",
     description="Delays what `next_run_at` shows: the earliest waiting run of the task, whose "
     "start moves to `max(its due time, now) + delay_seconds` (its `scheduled_for` stays). "
     "When the next occurrence is not materialised yet, it is materialised now and delayed. "
     "Later occurrences keep their times. Only active tasks; 409 when nothing is pending.",
-    responses={**ERRORS, **CONFLICT, **INVALID},
+    responses={**TASK_ANSWER, **TASK_NOT_FOUND, **CONFLICT, **INVALID},
     openapi_extra=json_body_openapi(SNOOZE_SCHEMA, {"delay_seconds": 600}),
 )
 async def snooze_task(task_id: UUID, request: Request, principal: TasksWrite, conn: Conn) -> Any:
@@ -290,20 +251,13 @@ async def _materialise(conn: Connection, task: Row, occurrence: datetime) -> Non
     """Insert the task's next occurrence now (as the scheduler would) and move its mark."""
     schedule = _schedule_of(task)
     assert schedule is not None
-    await due_work_store.insert_occurrences(
-        conn,
-        [
-            due_work_store.Occurrence(
-                uuid.uuid4(), task["id"], occurrence, task["priority"], task["run_lock_key"]
-            )
-        ],
+    planned = PlannedTask(
+        task_id=task["id"],
+        priority=task["priority"],
+        lock_key=task["run_lock_key"],
+        plan=plan_occurrence(schedule, occurrence),
     )
-    await tasks_store.save_expansion_state(
-        conn, [(task["id"], occurrence, schedule.next_after(occurrence))]
-    )
-
-
-# -- preview -------------------------------------------------------------------------------
+    await apply_plans(conn, [planned])
 
 
 @router.get(
@@ -313,7 +267,7 @@ async def _materialise(conn: Connection, task: Row, occurrence: datetime) -> Non
     description="The schedule's next `count` occurrences strictly after `after` (default "
     "now; may lie in the past), with the offset of the task's zone. Pure schedule arithmetic: "
     "status, snoozes and pending runs are not considered. Event tasks have none.",
-    responses={**ERRORS, **INVALID},
+    responses={**TASK_NOT_FOUND, **INVALID},
 )
 async def preview_task(
     task_id: UUID,

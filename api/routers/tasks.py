@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -11,49 +10,40 @@ from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import BaseModel, Field
 
 from api.body import json_body, json_body_openapi
+from api.components import TASK_ANSWER, json_response, ref
 from api.creation import create_task_once, resolve_owner
 from api.deps import AppCatalog, AppSettings, Conn, TasksRead, TasksWrite
 from api.idempotency import IdempotencyKey
-from api.pagination import DEFAULT_LIMIT, CursorParam, Limit, decode_cursor, page
-from api.schemas import ErrorDetail, ErrorResponse, Run, Task, TaskPage
+from api.pagination import DEFAULT_LIMIT, CursorParam, Limit, list_page
+from api.responses import IDEMPOTENCY_CONFLICT, INVALID, TASK_NOT_FOUND, error
+from api.schemas import ErrorDetail, Run
+from engine.clock import now_utc
 from engine.errors import Conflict, NotFound, ValidationFailed
 from engine.examples import QUICK_START_TASK
 from engine.expansion import expansion_start
-from engine.validation import TASK_SCHEMA, task_problems, validate_task
+from engine.validation import task_problems, validate_task
 from store import due_work as due_work_store
 from store import runs as runs_store
 from store import tasks as tasks_store
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorResponse, "description": "Missing or invalid token."},
-    403: {"model": ErrorResponse, "description": "The token lacks the required scope."},
-}
-NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"model": ErrorResponse, "description": "No such task (or not yours)."}
-}
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)
-
 
 @router.post(
     "",
+    response_model=None,
     status_code=status.HTTP_201_CREATED,
-    response_model=Task,
     summary="Create a task (scope tasks:write)",
     description="201 with the new task. With a `dedupe_key` that the owner already used "
     "within `dedupe_window_seconds` (0: on a task that is not canceled), 200 with that "
     "existing task instead, and nothing is created.",
     responses={
-        **ERRORS,
-        200: {"model": Task, "description": "An existing task with the same `dedupe_key`."},
-        409: {"model": ErrorResponse, "description": "`Idempotency-Key` conflict."},
-        422: {"model": ErrorResponse, "description": "Invalid task; every problem listed."},
+        201: json_response("Task", "The task created."),
+        200: json_response("Task", "An existing task with the same `dedupe_key`."),
+        **IDEMPOTENCY_CONFLICT,
+        **INVALID,
     },
-    openapi_extra=json_body_openapi(TASK_SCHEMA, QUICK_START_TASK),
+    openapi_extra=json_body_openapi(ref("TaskCreate"), QUICK_START_TASK),
 )
 async def create_task(
     request: Request,
@@ -100,8 +90,7 @@ class TaskValidation(BaseModel):
     summary="Validate a task document without saving it (scope tasks:read)",
     description="The same checks as `POST /tasks` (schedule, timezone, pipeline, templates, "
     "tools and their input schemas), answered as data: 200 `{valid, problems}`.",
-    responses=ERRORS,
-    openapi_extra=json_body_openapi(TASK_SCHEMA, QUICK_START_TASK),
+    openapi_extra=json_body_openapi(ref("TaskCreate"), QUICK_START_TASK),
 )
 async def validate_task_document(
     request: Request, principal: TasksRead, settings: AppSettings, catalog: AppCatalog
@@ -118,9 +107,9 @@ async def validate_task_document(
 
 @router.get(
     "",
-    response_model=TaskPage,
+    response_model=None,
+    responses={200: json_response("TaskPage", "One page of tasks, newest first.")},
     summary="List your tasks, newest first (scope tasks:read; admin: all)",
-    responses=ERRORS,
 )
 async def list_tasks(
     principal: TasksRead,
@@ -133,23 +122,26 @@ async def list_tasks(
     limit: Limit = DEFAULT_LIMIT,
     cursor: CursorParam = None,
 ) -> Any:
-    rows = await tasks_store.list_tasks(
-        conn,
-        owner=principal.owner_filter,
-        status=status_,
-        schedule_kind=schedule_kind,
-        limit=limit + 1,
-        after=decode_cursor(cursor),
+    return await list_page(
+        lambda n, after: tasks_store.list_tasks(
+            conn,
+            owner=principal.owner_filter,
+            status=status_,
+            schedule_kind=schedule_kind,
+            limit=n,
+            after=after,
+        ),
+        limit=limit,
+        cursor=cursor,
+        key="created_at",
     )
-    items, next_cursor = page(rows, limit, "created_at")
-    return {"items": items, "next_cursor": next_cursor}
 
 
 @router.get(
     "/{task_id}",
-    response_model=Task,
+    response_model=None,
     summary="One task, including next_run_at (scope tasks:read)",
-    responses={**ERRORS, **NOT_FOUND},
+    responses={**TASK_ANSWER, **TASK_NOT_FOUND},
 )
 async def get_task(task_id: UUID, principal: TasksRead, conn: Conn) -> Any:
     return await visible_task(conn, task_id, principal.owner_filter)
@@ -168,7 +160,7 @@ async def visible_task(conn: Conn, task_id: UUID, owner: UUID | None) -> dict[st
     status_code=status.HTTP_202_ACCEPTED,
     response_model=Run,
     summary="Queue a run of the task now (scope tasks:write)",
-    responses={**ERRORS, **NOT_FOUND, 409: {"model": ErrorResponse}},
+    responses={**TASK_NOT_FOUND, **error(409, "The task is canceled.")},
 )
 async def run_now(task_id: UUID, principal: TasksWrite, conn: Conn) -> Any:
     task = await visible_task(conn, task_id, principal.owner_filter)

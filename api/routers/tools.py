@@ -12,7 +12,8 @@ from pydantic import BaseModel, Field
 from api.body import json_body, json_body_openapi
 from api.deps import Admin, Conn, Principal, ToolsRead
 from api.pagination import DEFAULT_LIMIT, CursorParam, Limit
-from api.schemas import ErrorResponse, Timestamp
+from api.responses import INVALID, TOOL_NOT_FOUND, error
+from api.schemas import Timestamp
 from engine.catalog import TOOL_ENTRY_SCHEMA, ToolSpec, file_catalog, validate_entry
 from engine.errors import Conflict, NotFound, Problem, ValidationFailed
 from store import tools as tools_store
@@ -20,13 +21,6 @@ from store.db import Row
 
 router = APIRouter(prefix="/tools", tags=["tools"])
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorResponse, "description": "Missing or invalid token."},
-    403: {"model": ErrorResponse, "description": "The token lacks the required scope."},
-}
-NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"model": ErrorResponse, "description": "No tool with this address."}
-}
 
 EXAMPLE_TOOL = {
     "address": "weather.current",
@@ -97,7 +91,6 @@ def _runtime_item(row: Row, principal: Principal) -> dict[str, Any]:
     "",
     response_model=ToolPage,
     summary="List the tool catalog by address (scope tools:read)",
-    responses=ERRORS,
 )
 async def list_tools(
     principal: ToolsRead, conn: Conn, limit: Limit = DEFAULT_LIMIT, cursor: CursorParam = None
@@ -118,7 +111,7 @@ async def list_tools(
     "/{address}",
     response_model=Tool,
     summary="One tool with its schemas (scope tools:read)",
-    responses={**ERRORS, **NOT_FOUND},
+    responses=TOOL_NOT_FOUND,
 )
 async def get_tool(address: str, principal: ToolsRead, conn: Conn) -> Any:
     spec = file_catalog().get(address)
@@ -138,9 +131,8 @@ async def get_tool(address: str, principal: ToolsRead, conn: Conn) -> Any:
     description="Persisted; every worker sees it at once (NOTIFY) without a restart. "
     "Endpoints registered here are trusted: the SSRF guard of `http.request` does not apply.",
     responses={
-        **ERRORS,
-        409: {"model": ErrorResponse, "description": "A tool with this address exists."},
-        422: {"model": ErrorResponse, "description": "Invalid tool; every problem listed."},
+        **error(409, "A tool with this address exists."),
+        **INVALID,
     },
     openapi_extra=json_body_openapi(TOOL_ENTRY_SCHEMA, EXAMPLE_TOOL),
 )
@@ -165,9 +157,8 @@ async def register_tool(request: Request, principal: Admin, conn: Conn) -> Any:
     summary="Remove a runtime tool (scope admin)",
     description="Runs of tasks that still use it fail with `unknown_tool` (not retried).",
     responses={
-        **ERRORS,
-        **NOT_FOUND,
-        409: {"model": ErrorResponse, "description": "A catalog tool cannot be removed."},
+        **TOOL_NOT_FOUND,
+        **error(409, "A catalog tool cannot be removed."),
     },
 )
 async def delete_tool(address: str, principal: Admin, conn: Conn) -> Response:

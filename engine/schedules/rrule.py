@@ -105,9 +105,6 @@ class RRuleSyntaxError(ValueError):
     """The recurrence is not valid RFC 5545; the message says where and why."""
 
 
-# -- values ------------------------------------------------------------------------------
-
-
 @dataclass(frozen=True)
 class _Value:
     """A DATE or DATE-TIME value: naive wall-clock time, and whether it was UTC or a date."""
@@ -142,9 +139,6 @@ def _datetime(parts: tuple[str, ...], what: str, text: str) -> datetime:
     except ValueError as exc:
         raise RRuleSyntaxError(f"{what}: {text!r} is not a valid date ({exc})") from None
     return value
-
-
-# -- one RRULE ---------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -258,9 +252,6 @@ def _byday(text: str, freq: int, has_weekno: bool) -> tuple[du.weekday, ...]:
         day = du.weekdays[WEEKDAYS[match.group(2)]]
         days.append(day(ordinal) if ordinal is not None else day)
     return tuple(days)
-
-
-# -- expansion of one rule ---------------------------------------------------------------
 
 
 _EVERY = tuple(range(60))
@@ -549,9 +540,6 @@ def _days_can_match(options: dict[str, Any]) -> bool:
         **filters,
     )
     return next(iter(probe), None) is not None
-
-
-# -- the recurrence set ------------------------------------------------------------------
 
 
 @dataclass(frozen=True)

@@ -24,9 +24,6 @@ PIPELINE = {"pipeline": [{"id": "e", "uses": "debug.echo", "with": {"x": 1}}]}
 ERROR = {"step_id": None, "type": "boom", "message": "failed", "retryable": False}
 
 
-# -- helpers --------------------------------------------------------------------------------
-
-
 async def new_task(http: httpx.AsyncClient, **overrides: Any) -> dict[str, Any]:
     response = await http.post("/tasks", json=quick_task(**overrides))
     assert response.status_code == 201, response.text
@@ -110,9 +107,6 @@ def newest_first(items: list[dict[str, Any]], key: str) -> bool:
 
 def ids(items: list[dict[str, Any]]) -> list[str]:
     return [item["id"] for item in items]
-
-
-# -- GET /runs: filters ---------------------------------------------------------------------
 
 
 async def test_runs_filter_by_task_id(client: httpx.AsyncClient, app: FastAPI) -> None:
@@ -201,9 +195,6 @@ async def test_runs_since_and_until_bound_the_queue_time(
     assert (await client.get("/runs", params={"since": "yesterday"})).status_code == 422
 
 
-# -- GET /runs: paging ----------------------------------------------------------------------
-
-
 async def test_runs_cursor_paging_visits_every_run_once_newest_first(
     client: httpx.AsyncClient, app: FastAPI
 ) -> None:
@@ -278,9 +269,6 @@ async def test_an_agent_lists_only_its_own_runs(
     assert await list_ids(alice.client, "/runs", task_id=bob_task["id"]) == []
     assert await list_ids(alice.client, "/runs", status="succeeded") == []
     assert sorted(await list_ids(client, "/runs")) == sorted(alice_runs + bob_runs)
-
-
-# -- GET /tasks -----------------------------------------------------------------------------
 
 
 async def test_tasks_filter_by_status(client: httpx.AsyncClient, app: FastAPI) -> None:

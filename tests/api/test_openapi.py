@@ -10,7 +10,8 @@ from fastapi import FastAPI
 
 from api.deps import route_auth
 from api.openapi import api_routes
-from engine.validation import TASK_SCHEMA
+from engine.document import STEP_SCHEMA, TASK_SCHEMA
+from engine.examples import QUICK_START_TASK
 
 PUBLIC = {("get", "/health"), ("get", "/health/ready"), ("get", "/metrics")}
 ERROR_REF = "#/components/schemas/ErrorResponse"
@@ -73,7 +74,16 @@ async def test_scopes_errors_and_audit_actions_are_declared(app: FastAPI, client
 async def test_the_quick_start_example_is_the_task_schema_and_works(client: httpx.AsyncClient):
     document = (await client.get("/openapi.json")).json()
     media = document["paths"]["/tasks"]["post"]["requestBody"]["content"]["application/json"]
-    assert media["schema"] == TASK_SCHEMA
+    assert media["schema"] == {"$ref": "#/components/schemas/TaskCreate"}
+    schemas = document["components"]["schemas"]
+    create = schemas["TaskCreate"]
+    assert create["properties"]["payload"] == {"$ref": "#/components/schemas/TaskPayload"}
+    assert {**create["properties"], "payload": TASK_SCHEMA["properties"]["payload"]} == (
+        TASK_SCHEMA["properties"]
+    )
+    assert create["required"] == TASK_SCHEMA["required"]
+    step_ref = schemas["TaskPayload"]["properties"]["pipeline"]["items"]
+    assert schemas[step_ref["$ref"].rsplit("/", 1)[1]] == STEP_SCHEMA
     example = media["example"]
     assert example["payload"]["pipeline"][0]["uses"] == "debug.echo"
     created = await client.post("/tasks", json=example)
@@ -92,3 +102,21 @@ async def test_request_and_response_schemas_carry_examples(client: httpx.AsyncCl
     assert schemas["ErrorResponse"]["properties"]["error"]
     not_found = document["paths"]["/tasks/{task_id}"]["get"]["responses"]["404"]
     assert not_found["content"]["application/json"]["example"]["error"]["code"] == "not_found"
+
+
+async def test_every_task_answer_is_the_task_component(client: httpx.AsyncClient):
+    document = (await client.get("/openapi.json")).json()
+    task_ref = {"$ref": "#/components/schemas/Task"}
+    answers = [
+        ("post", "/tasks", "201"),
+        ("get", "/tasks/{task_id}", "200"),
+        ("patch", "/tasks/{task_id}", "200"),
+        ("post", "/tasks/{task_id}/pause", "200"),
+        ("post", "/tasks/{task_id}/snooze", "200"),
+    ]
+    for method, path, status in answers:
+        response = document["paths"][path][method]["responses"][status]
+        assert response["content"]["application/json"]["schema"] == task_ref, (method, path)
+    task = document["components"]["schemas"]["Task"]
+    created = await client.post("/tasks", json=QUICK_START_TASK)
+    assert set(created.json()) == set(task["properties"]) == set(task["required"])

@@ -61,9 +61,6 @@ def next_minute() -> datetime:
     return (datetime.now(UTC) + timedelta(minutes=1)).replace(second=0, microsecond=0)
 
 
-# -- creation and next_run_at ---------------------------------------------------------------
-
-
 async def test_next_run_at_is_the_first_occurrence(client: httpx.AsyncClient, app: FastAPI) -> None:
     task = await create(client, schedule_expr="0 9 * * *", timezone="Europe/Chisinau")
     preview = (await client.get(f"/tasks/{task['id']}/preview?count=1")).json()["occurrences"]
@@ -94,9 +91,6 @@ async def test_never_firing_schedules_are_rejected_at_create(
         "message": "the schedule never fires after now",
         "type": "never_fires",
     } in details
-
-
-# -- pause / resume / cancel ------------------------------------------------------------------
 
 
 async def test_pause_removes_pending_scheduled_work_and_is_idempotent(
@@ -201,9 +195,6 @@ async def test_lifecycle_needs_tasks_write(client: httpx.AsyncClient, make_agent
     assert (await reader.client.get(f"/tasks/{task['id']}/preview")).status_code == 404
 
 
-# -- snooze -----------------------------------------------------------------------------------
-
-
 async def test_snooze_delays_the_next_occurrence_not_yet_materialised(
     client: httpx.AsyncClient, app: FastAPI
 ) -> None:
@@ -256,9 +247,6 @@ async def test_snooze_with_nothing_pending_is_a_conflict(client: httpx.AsyncClie
     task = await create(client, schedule_kind="event", schedule_expr="orders.created")
     response = await client.post(f"/tasks/{task['id']}/snooze", json={"delay_seconds": 60})
     assert response.status_code == 409
-
-
-# -- PATCH ------------------------------------------------------------------------------------
 
 
 async def test_patch_without_schedule_change_keeps_the_work(
@@ -352,9 +340,6 @@ async def test_patch_of_a_paused_task_then_resume(client: httpx.AsyncClient) -> 
     assert at(resumed["next_run_at"]).hour == 12
 
 
-# -- once tasks through pause/resume ----------------------------------------------------------
-
-
 async def test_a_paused_once_task_that_missed_its_time_runs_when_resumed(
     client: httpx.AsyncClient, app: FastAPI
 ) -> None:
@@ -367,9 +352,6 @@ async def test_a_paused_once_task_that_missed_its_time_runs_when_resumed(
     assert at(resumed["next_run_at"]) == at(soon)
     await tick(app)
     assert [r["scheduled_for"] for r in await waiting(app, task["id"])] == [at(soon)]
-
-
-# -- preview of a stored task -----------------------------------------------------------------
 
 
 async def test_task_preview(client: httpx.AsyncClient) -> None:

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from engine.catalog import Catalog, ToolSpec, file_catalog
+from engine.document import parse_pipeline
 from engine.pipeline import Executor, RunInfo
 from tests.servers.http_tool_server import ToolServer, serve_http_tools
 from workers.tools.breaker import CircuitBreakers
@@ -70,9 +71,8 @@ def executor(
 
 
 async def one_step(ex: Executor, uses: str, arguments: dict[str, Any], **step: Any):
-    outcome = await ex.run(
-        [{"id": "call", "uses": uses, "with": arguments, **step}], params={}, run=RUN
-    )
+    steps = parse_pipeline([{"id": "call", "uses": uses, "with": arguments, **step}])
+    outcome = await ex.run(steps, params={}, run=RUN)
     return outcome.steps[-1], outcome.error
 
 
@@ -263,6 +263,6 @@ async def test_http_request_circuits_are_per_agent(server, client):
     assert error is not None and error.type == "circuit_open"
     ok = {"method": "GET", "url": server.url + "/status/200"}
     step = {"id": "call", "uses": "http.request", "with": ok}
-    outcome = await ex.run([step], params={}, run=replace(RUN, agent_id="agent-2"))
+    outcome = await ex.run(parse_pipeline([step]), params={}, run=replace(RUN, agent_id="agent-2"))
     assert outcome.error is None, outcome.error
     assert outcome.steps[0].output["status"] == 200

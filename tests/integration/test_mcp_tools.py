@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from engine.catalog import ToolSpec, file_catalog
+from engine.document import parse_pipeline
 from engine.pipeline import Executor, RunInfo
 from tests.support import REPO, eventually, free_port
 from workers.tools.breaker import CircuitBreakers
@@ -113,9 +114,8 @@ def executor(server: str, transport: McpTransport) -> Executor:
 
 
 async def call(ex: Executor, name: str, arguments: dict[str, Any], **step: Any):
-    outcome = await ex.run(
-        [{"id": "s", "uses": f"test.{name}", "with": arguments, **step}], params={}, run=RUN
-    )
+    steps = parse_pipeline([{"id": "s", "uses": f"test.{name}", "with": arguments, **step}])
+    outcome = await ex.run(steps, params={}, run=RUN)
     return outcome.steps[-1], outcome.error
 
 

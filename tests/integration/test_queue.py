@@ -45,14 +45,14 @@ async def stored_run(conn, run_id):
 
 def finished(row, status="succeeded", error=None):
     return q.Finished(
-        row["id"],
-        row["attempt"],
-        row["agent_id"],
-        status,
-        datetime.now(UTC),
-        5,
-        [{"id": "echo", "status": status}],
-        error,
+        run_id=row["id"],
+        attempt=row["attempt"],
+        agent_id=row["agent_id"],
+        status=status,
+        finished_at=datetime.now(UTC),
+        duration_ms=5,
+        steps=[{"id": "echo", "status": status}],
+        error=error,
     )
 
 
@@ -185,7 +185,9 @@ async def test_a_failed_attempt_waits_for_its_retry(conn):
     retry_at = datetime.now(UTC) + timedelta(minutes=5)
     error = {"step_id": "echo", "type": "tool_error", "message": "boom", "retryable": True}
     kept = await q.schedule_retries(
-        conn, worker_id="w1", runs=[q.Retrying(row["id"], 1, retry_at, [], error)]
+        conn,
+        worker_id="w1",
+        runs=[q.Retrying(run_id=row["id"], attempt=1, run_at=retry_at, steps=[], error=error)],
     )
     assert kept == [row["id"]]
     run = await stored_run(conn, row["id"])

@@ -178,7 +178,14 @@ async def _finish_all(conn: Connection, task: Any) -> None:
         leased = await due_work_store.lease_batch(conn, worker_id="w", limit=100, lease_seconds=30)
     done = [
         due_work_store.Finished(
-            row["id"], row["attempt"], row["agent_id"], "succeeded", datetime.now(UTC), 1, [], None
+            run_id=row["id"],
+            attempt=row["attempt"],
+            agent_id=row["agent_id"],
+            status="succeeded",
+            finished_at=datetime.now(UTC),
+            duration_ms=1,
+            steps=[],
+            error=None,
         )
         for row in leased
         if row["task_id"] == str(task)

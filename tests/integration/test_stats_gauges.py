@@ -29,7 +29,13 @@ async def add_due_work(conn: Connection, task_id: Any, *offsets_seconds: float) 
     await due_work_store.insert_occurrences(
         conn,
         [
-            due_work_store.Occurrence(uuid.uuid4(), task_id, now + timedelta(seconds=s), 5, None)
+            due_work_store.Occurrence(
+                run_id=uuid.uuid4(),
+                task_id=task_id,
+                scheduled_for=now + timedelta(seconds=s),
+                priority=5,
+                lock_key=None,
+            )
             for s in offsets_seconds
         ],
     )

@@ -170,9 +170,6 @@ def targets(results: PassResults) -> list[Target]:
     ]
 
 
-# -- the table ----------------------------------------------------------------------------
-
-
 def _num(value: float | None, digits: int = 0) -> str:
     if value is None or math.isnan(value):
         return "—"

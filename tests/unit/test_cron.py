@@ -32,8 +32,6 @@ def upcoming(expr: str, after: str, count: int, zone: str = "UTC") -> list[str]:
     ]
 
 
-# -- syntax --------------------------------------------------------------------------------
-
 PARSED = [
     # expression, minutes, hours, days, months, weekdays (0 = Sunday)
     ("* * * * *", range(60), range(24), range(1, 32), range(1, 13), range(7)),
@@ -106,8 +104,6 @@ def test_invalid_expressions_name_the_field(expr: str, reason: str | None) -> No
     assert problem.path == "$.schedule_expr"
     assert reason in problem.message
 
-
-# -- day matching (Vixie) ------------------------------------------------------------------
 
 DAYS = [
     # both restricted: day of month OR day of week (13th, or any Friday)
@@ -195,8 +191,6 @@ def test_search_skips_days_not_minutes() -> None:
         assert schedule.next_after(datetime(2097, 1, 1, tzinfo=UTC)) is not None
     assert time.perf_counter() - started < 1.0
 
-
-# -- DST: gap → first valid instant after the gap; overlap → once, first instant ----------
 
 DST = [
     # New York: spring gap 02:00-03:00 on 8 March 2026; fall overlap 01:00-02:00 on 1 Nov.

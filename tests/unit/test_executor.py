@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from engine.catalog import Catalog, ToolSpec, file_catalog
+from engine.document import parse_pipeline
 from engine.errors import ToolFailed
 from engine.examples import QUICK_START_PARAMS, quick_start_pipeline
 from engine.pipeline import CallContext, Executor, PipelineOutcome, RunInfo, truncate_output
@@ -41,7 +42,7 @@ def executor(catalog: Catalog | None = None, call_tool: Any = None, **kwargs: An
 
 async def run(pipeline: list[dict[str, Any]], ex: Executor | None = None, **kwargs: Any):
     kwargs.setdefault("params", {})
-    return await (ex or executor()).run(pipeline, run=RUN, **kwargs)
+    return await (ex or executor()).run(parse_pipeline(pipeline), run=RUN, **kwargs)
 
 
 async def test_the_quick_start_pipeline():

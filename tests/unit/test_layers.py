@@ -268,9 +268,6 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
-# -- the rules hold on the tree ----------------------------------------------------------
-
-
 def test_every_module_keeps_the_layer_rules():
     violations = [
         violation
@@ -283,9 +280,6 @@ def test_every_module_keeps_the_layer_rules():
 def test_no_import_cycle_between_modules():
     cycle = find_cycle(import_graph())
     assert cycle is None, " -> ".join(cycle or [])
-
-
-# -- the checker catches each kind of violation --------------------------------------------
 
 
 @pytest.mark.parametrize(

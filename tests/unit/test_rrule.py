@@ -79,7 +79,7 @@ def test_occurrences_continue_far_into_an_open_ended_example() -> None:
     assert got == ["2026-03-30T09:00", "2026-04-29T09:00", "2026-05-28T09:00", "2026-06-29T09:00"]
 
 
-# -- DST (RFC 5545 3.3.5: gap times shift forward by the gap; overlaps run once, first) --
+# DST (RFC 5545 3.3.5): gap times shift forward by the gap; overlaps run once, first.
 
 DST_CASES = [
     # zone, rule (local times), after, expected (local with offset)
@@ -188,9 +188,6 @@ def test_chisinau_uses_the_newest_tz_data() -> None:
     assert got == datetime(2026, 3, 29, 0, 30, tzinfo=UTC)  # 02:30 EET, before the change
 
 
-# -- forms of the recurrence ---------------------------------------------------------------
-
-
 def test_bare_rule_starts_at_the_anchor_truncated_to_the_minute() -> None:
     anchor = datetime(2026, 5, 4, 10, 17, 42, tzinfo=UTC)
     schedule = rrule("FREQ=DAILY", "Europe/Chisinau", anchor=anchor)
@@ -289,8 +286,6 @@ def test_count_and_until_end_the_schedule() -> None:
     assert bounded.next_after(datetime(2026, 3, 3, 8, tzinfo=UTC)) is not None
 
 
-# -- validation ----------------------------------------------------------------------------
-
 INVALID = [
     ("", "empty"),
     ("FREQ=FORTNIGHTLY", "FREQ must be one of"),
@@ -358,8 +353,6 @@ def test_leap_day_rule_finds_the_next_leap_year_across_2100() -> None:
         2104, 2, 29, tzinfo=UTC
     )
 
-
-# -- re-anchoring is invisible -------------------------------------------------------------
 
 REANCHOR_RULES = [
     "FREQ=YEARLY;INTERVAL=3;BYMONTH=2;BYMONTHDAY=29",

@@ -1,0 +1,88 @@
+"""OpenAPI components written as JSON Schema, derived from the engine's declarations.
+
+The task document is declared once, in :mod:`engine.document`; the request bodies
+(``TaskCreate``, ``TaskPatch``), the pipeline step (``PipelineStep``), the payload
+(``TaskPayload``) and the answer (``Task``, ``TaskPage``) are built from it here and reused
+by reference wherever a route takes or returns a task. :func:`api.openapi.build_openapi`
+adds :data:`COMPONENTS` to the document.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine.document import (
+    DOCUMENT_FIELDS,
+    PATCH_SCHEMA,
+    PAYLOAD_SCHEMA,
+    STEP_SCHEMA,
+    TASK_PROPERTIES,
+    TASK_SCHEMA,
+)
+
+TASK_STATUSES = ("active", "paused", "canceled", "completed")
+UUID_SCHEMA: dict[str, Any] = {"type": "string", "format": "uuid"}
+TIMESTAMP: dict[str, Any] = {
+    "type": "string",
+    "format": "date-time",
+    "description": "ISO 8601 with an offset.",
+}
+
+
+def ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def json_response(name: str, description: str) -> dict[str, Any]:
+    """A route's ``responses`` entry answering the component ``name`` as JSON."""
+    return {"description": description, "content": {"application/json": {"schema": ref(name)}}}
+
+
+TASK_ANSWER: dict[int | str, dict[str, Any]] = {
+    200: json_response("Task", "The task as it is now.")
+}
+
+
+def _with_payload_ref(schema: dict[str, Any]) -> dict[str, Any]:
+    return {**schema, "properties": {**schema["properties"], "payload": ref("TaskPayload")}}
+
+
+_TASK_ANSWER_PROPERTIES: dict[str, Any] = {
+    "id": UUID_SCHEMA,
+    **{name: TASK_PROPERTIES[name] for name in DOCUMENT_FIELDS},
+    "payload": ref("TaskPayload"),
+    "status": {"enum": list(TASK_STATUSES)},
+    "created_by": {**UUID_SCHEMA, "description": "The agent that owns the task."},
+    "created_at": TIMESTAMP,
+    "updated_at": TIMESTAMP,
+    "next_run_at": {
+        "anyOf": [TIMESTAMP, {"type": "null"}],
+        "description": "The next time the task runs (pending run or next occurrence), if any.",
+    },
+}
+
+COMPONENTS: dict[str, dict[str, Any]] = {
+    "PipelineStep": STEP_SCHEMA,
+    "TaskPayload": {
+        **PAYLOAD_SCHEMA,
+        "properties": {
+            **PAYLOAD_SCHEMA["properties"],
+            "pipeline": {**PAYLOAD_SCHEMA["properties"]["pipeline"], "items": ref("PipelineStep")},
+        },
+    },
+    "TaskCreate": _with_payload_ref(TASK_SCHEMA),
+    "TaskPatch": _with_payload_ref(PATCH_SCHEMA),
+    "Task": {
+        "type": "object",
+        "properties": _TASK_ANSWER_PROPERTIES,
+        "required": list(_TASK_ANSWER_PROPERTIES),
+    },
+    "TaskPage": {
+        "type": "object",
+        "properties": {
+            "items": {"type": "array", "items": ref("Task")},
+            "next_cursor": {"type": ["string", "null"]},
+        },
+        "required": ["items", "next_cursor"],
+    },
+}
