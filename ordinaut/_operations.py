@@ -1,0 +1,349 @@
+"""Every REST operation of the client, written once (sans-IO, see :mod:`ordinaut._protocol`).
+
+Each function takes the :class:`~ordinaut._protocol.Context` first and returns an
+``Op[T]``; :class:`ordinaut.Client` and :class:`ordinaut.AsyncClient` run the same
+operations through their drivers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime
+from functools import partial
+from typing import Any, Protocol, TypeAlias, TypeVar
+from urllib.parse import quote
+from uuid import UUID
+
+from ordinaut._protocol import Context, Op, Request, call, fetch, now, sleep
+from ordinaut.errors import WaitTimeout
+from ordinaut.models import (
+    Agent,
+    AgentWithToken,
+    EventPublished,
+    Page,
+    Preview,
+    Run,
+    Task,
+    TaskValidation,
+    Tool,
+)
+
+Id: TypeAlias = UUID | str
+Values: TypeAlias = str | Sequence[str] | None
+When: TypeAlias = datetime | str | None
+Params: TypeAlias = tuple[tuple[str, str], ...]
+
+# The longest the server holds a ``?wait=N`` request (DESIGN §4).
+MAX_SERVER_WAIT = 60
+# Pauses between polls when the server answered sooner than asked (it does not hold
+# requests): doubling from FIRST_PAUSE up to MAX_PAUSE, never past the deadline.
+FIRST_PAUSE = 0.25
+MAX_PAUSE = 2.0
+
+
+class _Listed(Protocol):
+    @property
+    def raw(self) -> Mapping[str, Any]: ...
+
+
+L = TypeVar("L", bound=_Listed)
+
+
+def _path(*parts: object) -> str:
+    """A URL path from segments, each percent-encoded (an id cannot add a segment)."""
+    return "/" + "/".join(quote(str(part), safe="") for part in parts)
+
+
+def _values(value: object) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        return (_text(value),)
+    return tuple(_text(item) for item in value)
+
+
+def _text(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def _params(**values: object) -> Params:
+    """Query parameters without the None ones; a sequence repeats its name
+    (``status=["dead", "failed"]`` → ``status=dead&status=failed``)."""
+    return tuple((name, item) for name, value in values.items() for item in _values(value))
+
+
+def _aware(name: str, value: When) -> When:
+    """``value`` unchanged; a naive datetime is refused (the server could only guess its zone)."""
+    if isinstance(value, datetime) and value.tzinfo is None:
+        raise ValueError(f"{name} must be timezone-aware (e.g. datetime.now(UTC))")
+    return value
+
+
+def _matching(page: Page[L], filters: Mapping[str, tuple[str, ...]]) -> Page[L]:
+    """``page`` without the items that a requested filter excludes, so that a server which
+    ignores a filter it does not know yet (``trigger`` today) yields no wrong items."""
+    wanted = {name: values for name, values in filters.items() if values}
+    if not wanted:
+        return page
+    kept = tuple(
+        item
+        for item in page.items
+        if all(str(item.raw.get(name)) in values for name, values in wanted.items())
+    )
+    return page if len(kept) == len(page.items) else replace(page, items=kept)
+
+
+def _list(
+    ctx: Context,
+    path: str,
+    params: Params,
+    item: Callable[[Mapping[str, Any]], L],
+    **filters: Values,
+) -> Op[Page[L]]:
+    query = params + _params(**filters)
+    page = yield from fetch(ctx, Request("GET", path, query), partial(Page.from_api, item=item))
+    return _matching(page, {name: _values(value) for name, value in filters.items()})
+
+
+def create_task(
+    ctx: Context, document: Mapping[str, Any], *, idempotency_key: str | None = None
+) -> Op[Task]:
+    request = Request("POST", "/tasks", json=dict(document), idempotency_key=idempotency_key)
+    return (yield from fetch(ctx, request, Task.from_api))
+
+
+def validate_task(ctx: Context, document: Mapping[str, Any]) -> Op[TaskValidation]:
+    request = Request("POST", "/tasks/validate", json=dict(document), idempotent=True)
+    return (yield from fetch(ctx, request, TaskValidation.from_api))
+
+
+def get_task(ctx: Context, task_id: Id) -> Op[Task]:
+    return (yield from fetch(ctx, Request("GET", _path("tasks", task_id)), Task.from_api))
+
+
+def task_page(
+    ctx: Context,
+    *,
+    status: Values = None,
+    schedule_kind: Values = None,
+    limit: int | None = None,
+    cursor: str | None = None,
+) -> Op[Page[Task]]:
+    params = _params(limit=limit, cursor=cursor)
+    return (
+        yield from _list(
+            ctx, "/tasks", params, Task.from_api, status=status, schedule_kind=schedule_kind
+        )
+    )
+
+
+def update_task(ctx: Context, task_id: Id, patch: Mapping[str, Any]) -> Op[Task]:
+    request = Request("PATCH", _path("tasks", task_id), json=dict(patch))
+    return (yield from fetch(ctx, request, Task.from_api))
+
+
+def change_task(ctx: Context, task_id: Id, action: str) -> Op[Task]:
+    """``pause``, ``resume`` or ``cancel``: repeating one changes nothing (safe to retry)."""
+    request = Request("POST", _path("tasks", task_id, action), idempotent=True)
+    return (yield from fetch(ctx, request, Task.from_api))
+
+
+def delete_task(ctx: Context, task_id: Id) -> Op[None]:
+    yield from call(ctx, Request("DELETE", _path("tasks", task_id)))
+
+
+def run_task_now(ctx: Context, task_id: Id, *, wait: float | None = None) -> Op[Run]:
+    path = _path("tasks", task_id, "run_now")
+    if wait is None:
+        return (yield from fetch(ctx, Request("POST", path), Run.from_api))
+    deadline = (yield from now()) + wait
+    asked = _server_wait(wait)
+    run, held = yield from _timed(
+        ctx, Request("POST", path, _params(wait=asked), wait=asked), asked
+    )
+    return (yield from _until_final(ctx, run, deadline, wait, held=held))
+
+
+def snooze_task(ctx: Context, task_id: Id, delay_seconds: float) -> Op[Task]:
+    request = Request(
+        "POST", _path("tasks", task_id, "snooze"), json={"delay_seconds": delay_seconds}
+    )
+    return (yield from fetch(ctx, request, Task.from_api))
+
+
+def preview_task(ctx: Context, task_id: Id, *, count: int = 10, after: When = None) -> Op[Preview]:
+    params = _params(count=count, after=after)
+    request = Request("GET", _path("tasks", task_id, "preview"), params)
+    return (yield from fetch(ctx, request, Preview.from_api))
+
+
+def get_run(ctx: Context, run_id: Id) -> Op[Run]:
+    return (yield from fetch(ctx, Request("GET", _path("runs", run_id)), Run.from_api))
+
+
+def run_page(
+    ctx: Context,
+    *,
+    task_id: Id | None = None,
+    status: Values = None,
+    trigger: Values = None,
+    since: When = None,
+    until: When = None,
+    limit: int | None = None,
+    cursor: str | None = None,
+) -> Op[Page[Run]]:
+    params = _params(
+        task_id=task_id,
+        since=_aware("since", since),
+        until=_aware("until", until),
+        limit=limit,
+        cursor=cursor,
+    )
+    return (yield from _list(ctx, "/runs", params, Run.from_api, status=status, trigger=trigger))
+
+
+def retry_run(ctx: Context, run_id: Id) -> Op[Run]:
+    return (yield from fetch(ctx, Request("POST", _path("runs", run_id, "retry")), Run.from_api))
+
+
+def cancel_run(ctx: Context, run_id: Id) -> Op[Run]:
+    return (yield from fetch(ctx, Request("POST", _path("runs", run_id, "cancel")), Run.from_api))
+
+
+def wait_run(ctx: Context, run_id: Id, *, timeout: float = 60.0) -> Op[Run]:
+    """The run once it is final; :class:`~ordinaut.errors.WaitTimeout` (with the last state
+    seen) when ``timeout`` seconds pass first."""
+    deadline = (yield from now()) + timeout
+    run, held = yield from _poll(ctx, run_id, timeout)
+    return (yield from _until_final(ctx, run, deadline, timeout, held=held))
+
+
+def _until_final(ctx: Context, run: Run, deadline: float, timeout: float, *, held: bool) -> Op[Run]:
+    """Poll until ``run`` is final or ``deadline`` (monotonic) passes. After an answer that
+    came much sooner than asked (``held`` False: the server does not long-poll), pause
+    before asking again, so a server that answers at once is not asked in a busy loop."""
+    pause = FIRST_PAUSE
+    while not run.is_final:
+        remaining = deadline - (yield from now())
+        if remaining <= 0:
+            raise WaitTimeout(run, timeout)
+        if not held:
+            yield from sleep(min(pause, remaining))
+            pause = min(2 * pause, MAX_PAUSE)
+            remaining = deadline - (yield from now())
+        run, held = yield from _poll(ctx, run.id, remaining)
+    return run
+
+
+def _poll(ctx: Context, run_id: Id, remaining: float) -> Op[tuple[Run, bool]]:
+    """``GET /runs/{id}?wait=N`` for the whole seconds left (at most 60)."""
+    asked = _server_wait(remaining)
+    request = Request("GET", _path("runs", run_id), _params(wait=asked), wait=asked)
+    return (yield from _timed(ctx, request, asked))
+
+
+def _timed(ctx: Context, request: Request, asked: int) -> Op[tuple[Run, bool]]:
+    """The run that ``request`` answers, and whether the server held the request for at
+    least half of the ``asked`` seconds (one that does not long-poll answers at once)."""
+    started = yield from now()
+    run = yield from fetch(ctx, request, Run.from_api)
+    elapsed = (yield from now()) - started
+    return run, asked > 0 and elapsed >= asked / 2
+
+
+def _server_wait(seconds: float) -> int:
+    """Whole seconds to ask the server to wait: never past the deadline, at most 60."""
+    return int(min(max(seconds, 0.0), MAX_SERVER_WAIT))
+
+
+def publish_event(
+    ctx: Context, topic: str, payload: Any = None, *, idempotency_key: str | None = None
+) -> Op[EventPublished]:
+    body: dict[str, Any] = {"topic": topic}
+    if payload is not None:
+        body["payload"] = payload
+    request = Request("POST", "/events", json=body, idempotency_key=idempotency_key)
+    return (yield from fetch(ctx, request, EventPublished.from_api))
+
+
+def preview_schedule(
+    ctx: Context,
+    schedule_kind: str,
+    schedule_expr: str,
+    timezone: str | None = None,
+    count: int = 10,
+    after: When = None,
+) -> Op[Preview]:
+    body: dict[str, Any] = {
+        "schedule_kind": schedule_kind,
+        "schedule_expr": schedule_expr,
+        "count": count,
+    }
+    if timezone is not None:
+        body["timezone"] = timezone
+    if after is not None:
+        body["after"] = _text(after)
+    request = Request("POST", "/schedules/preview", json=body, idempotent=True)
+    return (yield from fetch(ctx, request, Preview.from_api))
+
+
+def tool_page(
+    ctx: Context, *, limit: int | None = None, cursor: str | None = None
+) -> Op[Page[Tool]]:
+    return (yield from _list(ctx, "/tools", _params(limit=limit, cursor=cursor), Tool.from_api))
+
+
+def get_tool(ctx: Context, address: str) -> Op[Tool]:
+    return (yield from fetch(ctx, Request("GET", _path("tools", address)), Tool.from_api))
+
+
+def me(ctx: Context) -> Op[Agent]:
+    return (yield from fetch(ctx, Request("GET", "/agents/me"), Agent.from_api))
+
+
+def agent_page(
+    ctx: Context,
+    *,
+    include_deleted: bool = False,
+    name: str | None = None,
+    limit: int | None = None,
+    cursor: str | None = None,
+) -> Op[Page[Agent]]:
+    deleted = include_deleted or None
+    params = _params(include_deleted=deleted, name=name, limit=limit, cursor=cursor)
+    return (yield from _list(ctx, "/agents", params, Agent.from_api))
+
+
+def get_agent(ctx: Context, agent_id: Id) -> Op[Agent]:
+    return (yield from fetch(ctx, Request("GET", _path("agents", agent_id)), Agent.from_api))
+
+
+def create_agent(ctx: Context, name: str, scopes: Sequence[str]) -> Op[AgentWithToken]:
+    request = Request("POST", "/agents", json={"name": name, "scopes": list(scopes)})
+    return (yield from fetch(ctx, request, AgentWithToken.from_api))
+
+
+def update_agent(
+    ctx: Context, agent_id: Id, *, name: str | None = None, scopes: Sequence[str] | None = None
+) -> Op[Agent]:
+    body: dict[str, Any] = {} if name is None else {"name": name}
+    if scopes is not None:
+        body["scopes"] = list(scopes)
+    # Sets the given fields to the given values: repeating it changes nothing.
+    request = Request("PATCH", _path("agents", agent_id), json=body, idempotent=True)
+    return (yield from fetch(ctx, request, Agent.from_api))
+
+
+def delete_agent(ctx: Context, agent_id: Id) -> Op[None]:
+    yield from call(ctx, Request("DELETE", _path("agents", agent_id)))
+
+
+def create_token(ctx: Context, agent_id: Id, *, keep_existing: bool = False) -> Op[AgentWithToken]:
+    params = _params(keep_existing=keep_existing or None)
+    request = Request("POST", _path("agents", agent_id, "tokens"), params)
+    return (yield from fetch(ctx, request, AgentWithToken.from_api))

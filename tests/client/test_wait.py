@@ -1,0 +1,135 @@
+"""Waiting for a run: ``runs.wait`` and ``tasks.run_now(wait=...)``.
+
+The loop asks ``GET /runs/{id}?wait=N`` (N ≤ 60). Against a fake server on a fake clock:
+a server that long-polls is asked in 60-second slices without pauses; one that answers at
+once (today's server ignores ``wait``) is asked again only after growing pauses. Against
+the real server: a run that outlasts the wait gives ``WaitTimeout`` with its last state,
+after a handful of requests, not a busy loop.
+"""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+
+from ordinaut import Run, WaitTimeout
+from tests.client.fakes import RUN_ID, TASK_ID, URL, Script, answer, run_document
+from tests.client.harness import FakeTime, raised, resolve
+from tests.client.test_journey import echo_task
+
+
+def waits(script: Script) -> list[str | None]:
+    return [r.url.params.get("wait") for r in script.requests]
+
+
+async def test_a_server_that_answers_at_once_is_asked_again_after_growing_pauses(open_client):
+    script = Script(
+        *[answer(200, run_document("running"))] * 3, answer(200, run_document("succeeded"))
+    )
+    async with open_client(URL, "t", transport=script.transport()) as c:
+        clock = FakeTime().install(c)
+        run = await resolve(c.runs.wait(RUN_ID, timeout=30))
+    assert run.status == "succeeded" and run.is_final
+    assert clock.sleeps == [0.25, 0.5, 1.0]
+    assert waits(script) == ["30", "29", "29", "28"]  # whole seconds left, never past the deadline
+    assert all(r.url.path == f"/runs/{RUN_ID}" for r in script.requests)
+
+
+async def test_the_pauses_stop_at_two_seconds_and_at_the_deadline(open_client):
+    script = Script(answer(200, run_document("queued")))
+    async with open_client(URL, "t", transport=script.transport()) as c:
+        clock = FakeTime().install(c)
+        error = await raised(WaitTimeout, lambda: c.runs.wait(RUN_ID, timeout=10))
+    assert clock.sleeps == [0.25, 0.5, 1.0, 2.0, 2.0, 2.0, 2.0, 0.25]
+    assert sum(clock.sleeps) == 10.0 and len(script.requests) == 9
+    assert isinstance(error.run, Run) and error.run.status == "queued" and error.timeout == 10
+    assert isinstance(error, TimeoutError)
+    assert str(error) == f"run {RUN_ID} still queued after 10s"
+
+
+async def test_a_long_polling_server_is_asked_in_slices_of_at_most_60_seconds(open_client):
+    clock = FakeTime()
+
+    def held(request: httpx.Request) -> httpx.Response:
+        clock.now += float(request.url.params["wait"])  # the server holds the request
+        return answer(200, run_document("running"))
+
+    script = Script(held)
+    async with open_client(URL, "t", transport=script.transport()) as c:
+        clock.install(c)
+        error = await raised(WaitTimeout, lambda: c.runs.wait(RUN_ID, timeout=150))
+    assert waits(script) == ["60", "60", "30"] and clock.sleeps == []
+    assert error.run.status == "running"
+
+
+async def test_run_now_with_wait_asks_the_server_to_hold_the_answer(open_client):
+    script = Script(answer(202, run_document("succeeded", steps=[]), request_id="x"))
+    async with open_client(URL, "t", transport=script.transport()) as c:
+        FakeTime().install(c)
+        run = await resolve(c.tasks.run_now(TASK_ID, wait=90))
+    assert run.status == "succeeded"
+    [request] = script.requests
+    assert (request.method, request.url.path, waits(script)) == (
+        "POST",
+        f"/tasks/{TASK_ID}/run_now",
+        ["60"],
+    )
+
+
+async def test_run_now_with_wait_follows_the_run_until_it_is_final(open_client):
+    script = Script(
+        answer(202, run_document("queued")),
+        answer(200, run_document("running")),
+        answer(
+            200,
+            run_document(
+                "dead",
+                error={"step_id": "s", "type": "tool_failed", "message": "no", "retryable": False},
+            ),
+        ),
+    )
+    async with open_client(URL, "t", transport=script.transport()) as c:
+        clock = FakeTime().install(c)
+        run = await resolve(c.tasks.run_now(TASK_ID, wait=5))
+    assert run.status == "dead" and run.error is not None and run.error.type == "tool_failed"
+    assert [r.method for r in script.requests] == ["POST", "GET", "GET"]
+    assert waits(script) == ["5", "4", "4"] and clock.sleeps == [0.25, 0.5]
+
+
+async def test_run_now_without_wait_answers_the_queued_run(open_client):
+    script = Script(answer(202, run_document("queued")))
+    async with open_client(URL, "t", transport=script.transport()) as c:
+        run = await resolve(c.tasks.run_now(TASK_ID))
+    assert run.status == "queued" and waits(script) == [None]
+
+
+@pytest.mark.e2e
+async def test_a_run_that_outlasts_the_wait_on_the_real_server(live, open_client, kind):
+    counted: list[httpx.Request] = []
+
+    class Counting(httpx.HTTPTransport):
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            counted.append(request)
+            return super().handle_request(request)
+
+    class AsyncCounting(httpx.AsyncHTTPTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            counted.append(request)
+            return await super().handle_async_request(request)
+
+    transport = Counting() if kind == "sync" else AsyncCounting()
+    sleepy = echo_task("sleepy")
+    sleepy["payload"]["pipeline"] = [{"id": "nap", "uses": "debug.sleep", "with": {"seconds": 3}}]
+    async with open_client(live.url, transport=transport) as c:
+        task = await resolve(c.tasks.create(sleepy))
+        started = time.monotonic()
+        error = await raised(WaitTimeout, lambda: c.tasks.run_now(task.id, wait=1.5))
+        elapsed = time.monotonic() - started
+        assert error.run.status in ("queued", "running") and error.run.task_id == task.id
+        assert 1.5 <= elapsed < 3.0
+        # POST, then GETs between pauses of 0.25 s and 0.5 s (and what is left): no busy loop.
+        assert 3 <= len(counted) - 1 <= 5, [r.url for r in counted]
+        run = await resolve(c.runs.wait(error.run.id, timeout=30))
+        assert run.status == "succeeded" and run.step("nap").status == "succeeded"
