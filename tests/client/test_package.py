@@ -180,7 +180,7 @@ def test_an_error_line_names_the_code_message_and_every_problem_path():
 
 async def test_async_client_in_process_over_asgi_transport(fresh_db):
     from api.app import create_app
-    from ops.settings import Settings
+    from engine.settings import Settings
 
     app = create_app(Settings(database_url=fresh_db, bootstrap_admin_token=ADMIN_TOKEN))
     async with app.router.lifespan_context(app):
