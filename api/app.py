@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from api.audit import AuditMiddleware
 from api.errors import install_error_handlers
+from api.live import RunFeed
 from api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from api.openapi import install_openapi
 from api.ratelimit import RateLimiter
@@ -23,6 +24,7 @@ from api.routers import (
     task_lifecycle,
     tasks,
     tools,
+    webhooks,
 )
 from engine.catalog import Catalog, file_catalog
 from engine.settings import Settings
@@ -51,14 +53,18 @@ def create_app(settings: Settings) -> FastAPI:
     if not settings.database_url:
         raise ValueError("create_app needs settings.database_url")
     pool = create_pool(settings.database_url, max_size=settings.pool_max_size, name="ordinaut-api")
+    # One LISTEN connection per process for every waiting request and open stream.
+    feed = RunFeed(settings, pool)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await pool.open(wait=False)
         await _bootstrap_admin(pool, settings)
+        await feed.start()
         try:
             yield
         finally:
+            await feed.close()
             await pool.close()
 
     app = FastAPI(
@@ -69,6 +75,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     app.state.pool = pool
+    app.state.run_feed = feed
     app.state.catalog_provider = _catalog_provider
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
     install_error_handlers(app)
@@ -79,7 +86,18 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
     install_openapi(app)
-    for module in (health, tasks, task_lifecycle, schedules, events, runs, agents, tools, audit):
+    for module in (
+        health,
+        tasks,
+        task_lifecycle,
+        schedules,
+        events,
+        runs,
+        agents,
+        tools,
+        webhooks,
+        audit,
+    ):
         app.include_router(module.router)
     return app
 

@@ -49,6 +49,18 @@ PAYLOAD_SCHEMA: dict[str, Any] = {
 }
 
 
+# An http(s) URL without spaces: where completion webhooks are POSTed (the task's, or an
+# agent's). Whether its host may be reached is decided when a delivery is sent.
+WEBHOOK_URL_SCHEMA: dict[str, Any] = {
+    "type": ["string", "null"],
+    "minLength": 1,
+    "maxLength": 2000,
+    "pattern": r"^[Hh][Tt][Tt][Pp][Ss]?://[^/?#\s][^\s]*$",
+    "description": "Completion webhooks of this task's runs go here (default: the owner "
+    "agent's `webhook_url`); null: the owner's.",
+}
+
+
 def _document_field(
     default: Any = MISSING, *, schema: dict[str, Any], required: bool = False
 ) -> Any:
@@ -93,6 +105,8 @@ class TaskSpec:
         0, schema={"type": "integer", "minimum": 0, "maximum": 31536000}
     )
     catch_up: str = _document_field("latest", schema={"enum": list(CATCH_UP_POLICIES)})
+    # Where this task's completion webhooks go instead of its owner's ``webhook_url``.
+    webhook_url: str | None = _document_field(None, schema=WEBHOOK_URL_SCHEMA)
     # Who owns the task: a create may name it (admins only); never stored as sent, never
     # changed by a PATCH.
     created_by: str | None = _document_field(

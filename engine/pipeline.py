@@ -96,6 +96,11 @@ class RunError:
 
 @dataclass
 class StepResult:
+    """One step as a run records it. ``started_at``, ``duration_ms``, ``attempt``,
+    ``output`` and ``error`` describe its last try; ``tries`` the failed tries before it
+    (``{try, started_at, duration_ms, error, backoff_ms}``: ``backoff_ms`` is the pause that
+    followed); ``skip_reason`` why a skipped step did not run (``{if, value}``)."""
+
     id: str
     uses: str
     status: str  # succeeded | failed | skipped
@@ -104,9 +109,13 @@ class StepResult:
     attempt: int = 0
     output: Any = None
     error: dict[str, Any] | None = None
+    tries: list[dict[str, Any]] | None = None
+    skip_reason: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        """The stored form; ``tries`` and ``skip_reason`` only when there are any (most
+        steps of most runs have neither, and every byte is written per run)."""
+        recorded = {
             "id": self.id,
             "uses": self.uses,
             "status": self.status,
@@ -116,6 +125,11 @@ class StepResult:
             "output": self.output,
             "error": self.error,
         }
+        if self.tries:
+            recorded["tries"] = self.tries
+        if self.skip_reason is not None:
+            recorded["skip_reason"] = self.skip_reason
+        return recorded
 
 
 @dataclass
@@ -213,24 +227,31 @@ class Executor:
     async def _run_step(
         self, step: Step, context: dict[str, Any], run: RunInfo
     ) -> tuple[StepResult, Any]:
-        """Evaluate ``if``, then attempt the call up to ``1 + max_retries`` times.
+        """Evaluate ``if``, then attempt the call up to ``1 + max_retries`` times, keeping
+        each failed try and the backoff after it.
 
         Returns the recorded result and the full (untruncated) output.
         """
         result = StepResult(id=step.id, uses=step.uses, status="skipped")
         if step.condition is not None:
             try:
-                if not _truthy(_condition(step.condition, context, step.id)):
-                    return result, None
+                value = _condition(step.condition, context, step.id)
             except StepError as exc:
                 return _failed(result, exc), None
+            if not _truthy(value):  # false, null, "", [] or {}: small by nature
+                result.skip_reason = {"if": step.condition, "value": value}
+                return result, None
+        tries: list[dict[str, Any]] = []
         attempt = 1
         while True:
             result, output = await self._attempt(step, context, run, attempt)
             retryable = result.error is not None and result.error["retryable"]
             if result.status == "succeeded" or not retryable or attempt > step.max_retries:
+                result.tries = tries or None
                 return result, output
+            paused = time.perf_counter()
             await self.sleep(step_retry_delay(attempt, self.retry_base_seconds))
+            tries.append(_failed_try(result, backoff=time.perf_counter() - paused))
             attempt += 1
 
     async def _attempt(
@@ -369,6 +390,17 @@ def _truthy(value: Any) -> bool:
     if value is None or value is False:
         return False
     return not (isinstance(value, str | list | dict) and len(value) == 0)
+
+
+def _failed_try(result: StepResult, *, backoff: float) -> dict[str, Any]:
+    """A failed try as the step keeps it, with the pause that followed it."""
+    return {
+        "try": result.attempt,
+        "started_at": result.started_at,
+        "duration_ms": result.duration_ms,
+        "error": result.error,
+        "backoff_ms": int(backoff * 1000),
+    }
 
 
 def _failed(result: StepResult, exc: StepError) -> StepResult:

@@ -54,6 +54,9 @@ class Settings:
     rate_limit_per_minute: int = 600
     pool_max_size: int = 10
     audit_retention_days: int = 90
+    webhook_timeout_seconds: float = 10.0
+    webhook_concurrency: int = 8
+    webhook_retry_base_seconds: float = 5.0
 
     def with_database_url(self, url: str) -> Settings:
         """A copy pointing at ``url`` (used once the embedded Postgres is up)."""
@@ -98,6 +101,13 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         rate_limit_per_minute=reader.get("ORDINAUT_RATE_LIMIT_PER_MINUTE", _non_negative_int, 600),
         pool_max_size=reader.get("ORDINAUT_POOL_MAX_SIZE", _positive_int, 10),
         audit_retention_days=reader.get("ORDINAUT_AUDIT_RETENTION_DAYS", _days, 90),
+        webhook_timeout_seconds=reader.get(
+            "ORDINAUT_WEBHOOK_TIMEOUT_SECONDS", _positive_float, 10.0
+        ),
+        webhook_concurrency=reader.get("ORDINAUT_WEBHOOK_CONCURRENCY", _positive_int, 8),
+        webhook_retry_base_seconds=reader.get(
+            "ORDINAUT_WEBHOOK_RETRY_BASE_SECONDS", _positive_float, 5.0
+        ),
     )
     return settings
 

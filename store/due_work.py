@@ -3,7 +3,9 @@
 Rows are inserted by the scheduler (occurrences), the API (run_now, events, retry) and
 workers (``events.publish``). A statement-level trigger is not used for wake-ups: every
 insert here calls ``pg_notify`` itself, and Postgres folds identical notifications of one
-transaction into one.
+transaction into one. Every statement that changes a run's state also tells the API's
+waiters and streams, from inside itself (:mod:`store.run_events`), and every one that makes
+a run final queues its completion webhook in the same statement (:mod:`store.webhooks`).
 """
 
 from __future__ import annotations
@@ -57,9 +59,11 @@ async def insert_occurrences(conn: Connection, occurrences: Sequence[Occurrence]
                           %s::text[]) AS o(id, task_id, scheduled_for, priority,
                                            concurrency_key)
             ON CONFLICT ON CONSTRAINT due_work_one_per_occurrence DO NOTHING
-            RETURNING 1
+            RETURNING id, attempt
         )
-        SELECT count(*) AS inserted, pg_notify(%s, '') FROM inserted
+        SELECT count(*) AS inserted, pg_notify(%s, ''),
+               notify_run_changes(array_agg('q'::text), array_agg(id), array_agg(attempt))
+          FROM inserted
         """,
         (
             [o.run_id for o in occurrences],
@@ -96,9 +100,11 @@ async def insert_manual_run(
             SELECT %(id)s, t.id, clock_timestamp(), now(), t.priority,
                    t.run_lock_key, %(trigger)s, %(event)s, %(retry_of)s
               FROM tasks t WHERE t.id = %(task_id)s
-            RETURNING id
+            RETURNING id, attempt
         )
-        SELECT inserted.id, pg_notify(%(channel)s, '') FROM inserted
+        SELECT id, pg_notify(%(channel)s, ''),
+               notify_run_changes(ARRAY['q'], ARRAY[id], ARRAY[attempt])
+          FROM inserted
         """,
         {
             "id": run_id,
@@ -122,7 +128,8 @@ async def insert_manual_run(
 # future row the scheduler materialised ahead (0.67 ms → 0.04 ms with 50 000 of them). The
 # redundant ``r.concurrency_key IS NOT NULL`` lets the key check use the partial unique
 # index even when the planner hashes the subquery. Rows locked but not picked (a second row
-# of one key) are released when the statement's transaction ends.
+# of one key) are released when the statement's transaction ends. A new attempt starts with
+# no steps (a running run shows the steps this attempt finished).
 _LEASE = """
 WITH locked AS (
     SELECT d.id, d.concurrency_key, d.priority, d.run_at
@@ -142,17 +149,23 @@ WITH locked AS (
                row_number() OVER (PARTITION BY concurrency_key ORDER BY priority, run_at) AS nth
           FROM locked) ranked
      WHERE concurrency_key IS NULL OR nth = 1
+), leased AS (
+    UPDATE due_work d
+       SET state = 'running', leased_by = %(worker)s,
+           lease_expires_at = now() + make_interval(secs => %(lease_seconds)s),
+           attempt = d.attempt + 1, started_at = now(),
+           first_started_at = COALESCE(d.first_started_at, now()), steps = NULL
+      FROM picked p, tasks t
+     WHERE d.id = p.id AND t.id = d.task_id
+    RETURNING d.id, d.task_id, d.scheduled_for, d.trigger, d.attempt, d.event, d.started_at,
+              t.created_by, t.payload, t.timeout_seconds, t.max_retries, t.backoff_strategy
 )
-UPDATE due_work d
-   SET state = 'running', leased_by = %(worker)s,
-       lease_expires_at = now() + make_interval(secs => %(lease_seconds)s),
-       attempt = d.attempt + 1, started_at = now(),
-       first_started_at = COALESCE(d.first_started_at, now())
-  FROM picked p, tasks t
- WHERE d.id = p.id AND t.id = d.task_id
-RETURNING d.id::text AS id, d.task_id::text AS task_id, d.scheduled_for, d.trigger,
-          d.attempt, d.event, d.started_at, t.created_by::text AS agent_id,
-          t.payload::text AS payload, t.timeout_seconds, t.max_retries, t.backoff_strategy
+SELECT id::text AS id, task_id::text AS task_id, scheduled_for, trigger, attempt, event,
+       started_at, created_by::text AS agent_id, payload::text AS payload, timeout_seconds,
+       max_retries, backoff_strategy,
+       (SELECT notify_run_changes(array_agg('r'::text), array_agg(id), array_agg(attempt))
+          FROM leased) AS notified
+  FROM leased
 """
 
 
@@ -187,24 +200,63 @@ async def next_due_at(conn: Connection) -> datetime | None:
     return row["at"] if row else None
 
 
+@dataclass(frozen=True, kw_only=True)
+class Progress:
+    """The steps a running attempt has finished so far."""
+
+    run_id: str
+    attempt: int
+    steps: list[dict[str, Any]]
+
+
+# The heartbeat also carries progress: the finished steps of the runs that have new ones
+# replace the row's ``steps`` (fenced on the attempt), and those runs are notified.
+_HEARTBEAT = """
+WITH progress AS (
+    SELECT * FROM jsonb_to_recordset(%(progress)s::jsonb) AS p(id uuid, attempt int, steps jsonb)
+), extended AS (
+    UPDATE due_work d
+       SET lease_expires_at = now() + make_interval(secs => %(lease_seconds)s),
+           steps = CASE WHEN p.attempt = d.attempt THEN p.steps ELSE d.steps END
+      FROM unnest(%(ids)s::uuid[]) AS u(id) LEFT JOIN progress p ON p.id = u.id
+     WHERE d.id = u.id AND d.leased_by = %(worker)s AND d.state = 'running'
+    RETURNING d.id, d.attempt, d.cancel_requested, p.attempt = d.attempt AS progressed
+)
+SELECT id::text AS id, cancel_requested,
+       (SELECT notify_run_changes(array_agg('p'::text), array_agg(id), array_agg(attempt))
+          FROM extended WHERE progressed) AS notified
+  FROM extended
+"""
+
+
 async def extend_leases(
-    conn: Connection, *, worker_id: str, run_ids: Sequence[str], lease_seconds: float
+    conn: Connection,
+    *,
+    worker_id: str,
+    run_ids: Sequence[str],
+    lease_seconds: float,
+    progress: Sequence[Progress] = (),
 ) -> list[Row]:
-    """Heartbeat: push the leases this worker still holds forward. Rows missing from the
-    result were lost (reaped); ``cancel_requested`` asks the worker to stop the run. Ids
-    are text, as :func:`lease_batch` returns them."""
+    """Heartbeat: push the leases this worker still holds forward, and write the steps of
+    ``progress`` (runs among ``run_ids``). Rows missing from the result were lost (reaped);
+    ``cancel_requested`` asks the worker to stop the run. Ids are text, as
+    :func:`lease_batch` returns them."""
     if not run_ids:
         return []
+    items = [{"id": p.run_id, "attempt": p.attempt, "steps": p.steps} for p in progress]
     cursor = await conn.execute(
-        """
-        UPDATE due_work
-           SET lease_expires_at = now() + make_interval(secs => %s)
-         WHERE id = ANY(%s::uuid[]) AND leased_by = %s AND state = 'running'
-        RETURNING id::text AS id, cancel_requested
-        """,
-        (lease_seconds, list(run_ids), worker_id),
+        _HEARTBEAT,
+        {
+            "progress": _json(items),
+            "lease_seconds": lease_seconds,
+            "ids": list(run_ids),
+            "worker": worker_id,
+        },
     )
-    return await cursor.fetchall()
+    return [
+        {"id": row["id"], "cancel_requested": row["cancel_requested"]}
+        for row in await cursor.fetchall()
+    ]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -215,7 +267,6 @@ class Finished:
     attempt: int
     agent_id: str
     status: str
-    finished_at: datetime
     duration_ms: int
     steps: list[dict[str, Any]]
     error: dict[str, Any] | None
@@ -228,43 +279,65 @@ class Retrying:
     run_id: str
     attempt: int
     run_at: datetime
+    duration_ms: int
     steps: list[dict[str, Any]]
     error: dict[str, Any]
 
 
 # Completion is fenced on the lease holder and the attempt: a run whose lease was reaped
-# (and perhaps re-leased) is not touched, and its result is dropped.
+# (and perhaps re-leased) is not touched, and its result is dropped. ``finished_at`` is the
+# database's clock, like ``started_at`` (the lease's): the run's timing never mixes clocks.
+# The failed attempts before the last one move along (``attempts``); the last one is the run.
 _FINISH = """
 WITH input AS (
     SELECT * FROM jsonb_to_recordset(%(items)s::jsonb)
-        AS x(id uuid, attempt int, agent_id uuid, status text, finished_at timestamptz,
-             duration_ms int, steps jsonb, error jsonb)
+        AS x(id uuid, attempt int, agent_id uuid, status text, duration_ms int, steps jsonb,
+             error jsonb)
 ), done AS (
     DELETE FROM due_work d USING input i
      WHERE d.id = i.id AND d.attempt = i.attempt AND d.leased_by = %(worker)s
        AND d.state = 'running'
     RETURNING d.id, d.task_id, d.trigger, d.scheduled_for, d.created_at, d.attempt,
-              d.started_at, d.event, d.retry_of
+              d.started_at, d.event, d.retry_of, d.attempts
+), written AS (
+    INSERT INTO runs (id, task_id, agent_id, trigger, status, scheduled_for, queued_at, attempt,
+                      started_at, finished_at, duration_ms, worker_id, steps, error, event,
+                      retry_of, attempts)
+    SELECT done.id, done.task_id, i.agent_id, done.trigger, i.status, done.scheduled_for,
+           done.created_at, done.attempt, done.started_at, now(), i.duration_ms,
+           %(worker)s, i.steps, i.error, done.event, done.retry_of, done.attempts
+      FROM done JOIN input i ON i.id = done.id
+    RETURNING id, task_id, agent_id, status, trigger, attempt
 )
-INSERT INTO runs (id, task_id, agent_id, trigger, status, scheduled_for, queued_at, attempt,
-                  started_at, finished_at, duration_ms, worker_id, steps, error, event,
-                  retry_of)
-SELECT done.id, done.task_id, i.agent_id, done.trigger, i.status, done.scheduled_for,
-       done.created_at, done.attempt, done.started_at, i.finished_at, i.duration_ms,
-       %(worker)s, i.steps, i.error, done.event, done.retry_of
-  FROM done JOIN input i ON i.id = done.id
-RETURNING id::text AS id, status, trigger
+SELECT id::text AS id, status, trigger,
+       (SELECT queue_run_webhooks(array_agg(id), array_agg(task_id), array_agg(agent_id))
+          FROM written) AS hooked,
+       (SELECT notify_run_changes(array_agg(left(status, 1)), array_agg(id), array_agg(attempt))
+          FROM written) AS notified
+  FROM written
 """
 
+# A failed attempt that will be retried: back to the queue, and kept in ``attempts``.
 _RETRY = """
-UPDATE due_work d
-   SET state = 'failed', run_at = i.run_at, leased_by = NULL, lease_expires_at = NULL,
-       steps = i.steps, last_error = i.error
-  FROM jsonb_to_recordset(%(items)s::jsonb)
-       AS i(id uuid, attempt int, run_at timestamptz, steps jsonb, error jsonb)
- WHERE d.id = i.id AND d.attempt = i.attempt AND d.leased_by = %(worker)s
-   AND d.state = 'running'
-RETURNING d.id::text AS id
+WITH retried AS (
+    UPDATE due_work d
+       SET state = 'failed', run_at = i.run_at, leased_by = NULL, lease_expires_at = NULL,
+           steps = i.steps, last_error = i.error,
+           attempts = COALESCE(d.attempts, '[]'::jsonb) || jsonb_build_array(
+               jsonb_build_object('number', d.attempt, 'worker_id', d.leased_by,
+                                  'started_at', d.started_at, 'finished_at', now(),
+                                  'duration_ms', i.duration_ms, 'error', i.error))
+      FROM jsonb_to_recordset(%(items)s::jsonb)
+           AS i(id uuid, attempt int, run_at timestamptz, duration_ms int, steps jsonb,
+                error jsonb)
+     WHERE d.id = i.id AND d.attempt = i.attempt AND d.leased_by = %(worker)s
+       AND d.state = 'running'
+    RETURNING d.id, d.attempt
+)
+SELECT id::text AS id,
+       (SELECT notify_run_changes(array_agg('f'::text), array_agg(id), array_agg(attempt))
+          FROM retried) AS notified
+  FROM retried
 """
 
 
@@ -292,6 +365,11 @@ class CompletionResult:
     written: list[Row]  # finished runs recorded (see finish_runs)
     kept: list[str]  # ids of the retries scheduled
     leased: list[Row]  # the next batch (see lease_batch)
+
+    @property
+    def webhooks_queued(self) -> bool:
+        """Whether recording these runs queued completion webhooks."""
+        return any(row["hooked"] for row in self.written)
 
 
 async def complete_and_lease(
@@ -360,7 +438,6 @@ def _finish_params(worker_id: str, runs: Sequence[Finished]) -> dict[str, Any]:
             "attempt": r.attempt,
             "agent_id": r.agent_id,
             "status": r.status,
-            "finished_at": r.finished_at.isoformat(),
             "duration_ms": r.duration_ms,
             "steps": r.steps,
             "error": r.error,
@@ -376,6 +453,7 @@ def _retry_params(worker_id: str, runs: Sequence[Retrying]) -> dict[str, Any]:
             "id": r.run_id,
             "attempt": r.attempt,
             "run_at": r.run_at.isoformat(),
+            "duration_ms": r.duration_ms,
             "steps": r.steps,
             "error": r.error,
         }
@@ -407,33 +485,44 @@ WITH expired AS (
 ), requeued AS (
     UPDATE due_work d
        SET state = 'queued', leased_by = NULL, lease_expires_at = NULL, run_at = now(),
-           cancel_requested = false, last_error = %(error)s
+           cancel_requested = false, last_error = %(error)s,
+           attempts = COALESCE(d.attempts, '[]'::jsonb) || jsonb_build_array(
+               jsonb_build_object('number', d.attempt, 'worker_id', d.leased_by,
+                                  'started_at', d.started_at, 'finished_at', now(),
+                                  'duration_ms', NULL, 'error', %(error)s))
       FROM expired e
      WHERE d.id = e.id AND e.attempt <= e.max_retries AND NOT e.canceled
-    RETURNING d.id
+    RETURNING d.id, d.attempt
 ), removed AS (
     DELETE FROM due_work d USING expired e
      WHERE d.id = e.id AND (e.attempt > e.max_retries OR e.canceled)
     RETURNING d.id, d.task_id, d.trigger, d.scheduled_for, d.created_at, d.attempt,
-              d.started_at, d.event, d.retry_of, d.steps, e.canceled, e.agent_id
+              d.started_at, d.event, d.retry_of, d.steps, d.attempts, e.canceled, e.agent_id
 ), buried AS (
     INSERT INTO runs (id, task_id, agent_id, trigger, status, scheduled_for, queued_at,
                       attempt, started_at, finished_at, duration_ms, worker_id, steps, error,
-                      event, retry_of)
+                      event, retry_of, attempts)
     SELECT id, task_id, agent_id, trigger,
            CASE WHEN canceled THEN 'canceled' ELSE 'dead' END,
            scheduled_for, created_at, attempt, started_at, now(),
            (extract(epoch FROM now() - started_at) * 1000)::integer, NULL,
            COALESCE(steps, '[]'::jsonb),
-           CASE WHEN canceled THEN %(canceled_error)s ELSE %(error)s END, event, retry_of
+           CASE WHEN canceled THEN %(canceled_error)s ELSE %(error)s END, event, retry_of,
+           attempts
       FROM removed
-    RETURNING id, task_id, status, trigger
+    RETURNING id, task_id, agent_id, status, trigger, attempt
 )
 SELECT (SELECT count(*) FROM requeued) AS requeued,
        (SELECT coalesce(jsonb_agg(jsonb_build_object('id', id, 'task_id', task_id,
                                                      'status', status, 'trigger', trigger)),
                         '[]'::jsonb) FROM buried) AS finished,
-       pg_notify(%(channel)s, '')
+       (SELECT queue_run_webhooks(array_agg(id), array_agg(task_id), array_agg(agent_id))
+          FROM buried) AS hooked,
+       pg_notify(%(channel)s, ''),
+       (SELECT notify_run_changes(array_agg('q'::text), array_agg(id), array_agg(attempt))
+          FROM requeued) AS requeued_notified,
+       (SELECT notify_run_changes(array_agg(left(status, 1)), array_agg(id), array_agg(attempt))
+          FROM buried) AS buried_notified
 """
 
 LEASE_EXPIRED_ERROR = {
@@ -483,9 +572,11 @@ async def release_leases(conn: Connection, *, worker_id: str, run_ids: Sequence[
                SET state = 'queued', leased_by = NULL, lease_expires_at = NULL,
                    run_at = now(), attempt = attempt - 1
              WHERE id = ANY(%s::uuid[]) AND leased_by = %s AND state = 'running'
-            RETURNING 1
+            RETURNING id, attempt
         )
-        SELECT count(*) AS released, pg_notify(%s, '') FROM released
+        SELECT count(*) AS released, pg_notify(%s, ''),
+               notify_run_changes(array_agg('q'::text), array_agg(id), array_agg(attempt))
+          FROM released
         """,
         (list(run_ids), worker_id, WAKE_CHANNEL),
     )
@@ -504,14 +595,22 @@ async def cancel_waiting_run(
             DELETE FROM due_work d USING tasks t
              WHERE d.id = %(id)s AND t.id = d.task_id AND d.state IN ('queued', 'failed')
             RETURNING d.id, d.task_id, t.created_by AS agent_id, d.trigger, d.scheduled_for,
-                      d.created_at, d.attempt, d.started_at, d.steps, d.event, d.retry_of
+                      d.created_at, d.attempt, d.started_at, d.steps, d.event, d.retry_of,
+                      d.attempts
+        ), written AS (
+            INSERT INTO runs (id, task_id, agent_id, trigger, status, scheduled_for,
+                              queued_at, attempt, started_at, finished_at, steps, error, event,
+                              retry_of, attempts)
+            SELECT id, task_id, agent_id, trigger, 'canceled', scheduled_for, created_at,
+                   attempt, started_at, now(), COALESCE(steps, '[]'::jsonb), %(error)s, event,
+                   retry_of, attempts
+              FROM gone
+            RETURNING id, task_id, agent_id, status, trigger, attempt
         )
-        INSERT INTO runs (id, task_id, agent_id, trigger, status, scheduled_for, queued_at,
-                          attempt, started_at, finished_at, steps, error, event, retry_of)
-        SELECT id, task_id, agent_id, trigger, 'canceled', scheduled_for, created_at, attempt,
-               started_at, now(), COALESCE(steps, '[]'::jsonb), %(error)s, event, retry_of
-          FROM gone
-        RETURNING id, task_id, status, trigger
+        SELECT id, task_id, status, trigger,
+               queue_run_webhooks(ARRAY[id], ARRAY[task_id], ARRAY[agent_id]) AS hooked,
+               notify_run_changes(ARRAY['c'], ARRAY[id], ARRAY[attempt]) AS notified
+          FROM written
         """,
         {"id": run_id, "error": Jsonb(error)},
     )
@@ -562,9 +661,11 @@ async def queue_retry_of(conn: Connection, *, dead_run_id: UUID, new_run_id: UUI
               FROM runs r JOIN tasks t ON t.id = r.task_id
              WHERE r.id = %(dead_id)s AND r.status = 'dead'
                AND t.status <> 'canceled'
-            RETURNING id
+            RETURNING id, attempt
         )
-        SELECT id, pg_notify(%(channel)s, '') FROM inserted
+        SELECT id, pg_notify(%(channel)s, ''),
+               notify_run_changes(ARRAY['q'], ARRAY[id], ARRAY[attempt])
+          FROM inserted
         """,
         {"new_id": new_run_id, "dead_id": dead_run_id, "channel": WAKE_CHANNEL},
     )

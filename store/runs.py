@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from uuid import UUID
 
@@ -11,7 +12,7 @@ from store.paging import newest_first, page_params
 _SELECT_RUN = """
 SELECT id, task_id, agent_id, trigger, status, scheduled_for, queued_at, attempt,
        started_at, finished_at, duration_ms, worker_id, steps, error, event, retry_of,
-       next_attempt_at, cancel_requested
+       next_attempt_at, cancel_requested, attempts
   FROM run_view
 """
 
@@ -24,6 +25,15 @@ async def get_run(conn: Connection, run_id: UUID, *, owner: UUID | None) -> Row 
         {"id": run_id, "owner": owner},
     )
     return await cursor.fetchone()
+
+
+async def get_runs(conn: Connection, run_ids: Sequence[UUID | str]) -> list[Row]:
+    """The runs among ``run_ids`` that exist (finished or not), in no particular order:
+    one statement for a whole batch of notifications or deliveries."""
+    if not run_ids:
+        return []
+    cursor = await conn.execute(_SELECT_RUN + " WHERE id = ANY(%s::uuid[])", (list(run_ids),))
+    return await cursor.fetchall()
 
 
 _NEWEST_FIRST = newest_first("queued_at", "id")

@@ -5,6 +5,10 @@ only as SHA-256 digests. Deleting an agent revokes its tokens in the same statem
 look-ups are not cached, so a deleted agent's or a revoked token's next request is a 401.
 The last live agent holding ``admin`` can be neither deleted nor stripped of ``admin``
 (409), so an installation cannot lock itself out.
+
+Completion webhooks: an agent sets its ``webhook_url`` (``PATCH /agents/me``) and makes its
+signing secret (``POST /agents/me/webhook-secret``, shown once; making another replaces it);
+admins do both for any agent.
 """
 
 from __future__ import annotations
@@ -25,10 +29,14 @@ from api.schemas import (
     AgentPage,
     AgentUpdate,
     AgentWithToken,
+    WebhookSecret,
+    WebhookSettings,
 )
+from engine import webhooks
 from engine.errors import Conflict, NotFound
 from engine.tokens import SCOPES, display_prefix, generate_token, hash_token
 from store import agents as agents_store
+from store import webhooks as webhooks_store
 from store.db import Connection, Row
 
 router = APIRouter(prefix="/agents", tags=["agents"])
@@ -43,8 +51,19 @@ CONFLICT = error(
 )
 
 
+_AGENT_FIELDS = (
+    "id",
+    "name",
+    "created_at",
+    "updated_at",
+    "deleted_at",
+    "webhook_url",
+    "webhook_secret_created_at",
+)
+
+
 def _agent(row: Row, tokens: list[Row] | None = None) -> dict[str, Any]:
-    agent = {key: row[key] for key in ("id", "name", "created_at", "updated_at", "deleted_at")}
+    agent = {key: row[key] for key in _AGENT_FIELDS}
     agent["scopes"] = _ordered(row["scopes"])
     if tokens is not None:
         agent["tokens"] = tokens
@@ -75,6 +94,36 @@ async def me(principal: Caller, conn: Conn) -> Any:
     if row is None:  # deleted between authentication and now
         raise NotFound("agent not found")
     return _agent(row)
+
+
+@router.patch(
+    "/me",
+    response_model=Agent,
+    summary="Set where the completion webhooks of your runs go",
+    description="`webhook_url` receives a signed `run.finished` POST whenever one of your "
+    "runs ends (a task's own `webhook_url` overrides it); null stops them. Deliveries are "
+    "signed with your secret (`POST /agents/me/webhook-secret`). Any valid token.",
+)
+async def update_me(body: WebhookSettings, principal: Caller, conn: Conn) -> Any:
+    row = await agents_store.update_agent(
+        conn, principal.agent_id, set_webhook_url=True, webhook_url=body.webhook_url
+    )
+    if row is None:
+        raise NotFound("agent not found")
+    return _agent(row)
+
+
+@router.post(
+    "/me/webhook-secret",
+    status_code=status.HTTP_201_CREATED,
+    response_model=WebhookSecret,
+    summary="Make your webhook signing secret (shown once; replaces the previous one)",
+    description='Answers `{"secret": "whsec_..."}` this once; the previous secret stops '
+    "signing at once. Verify deliveries with any Standard Webhooks library. Any valid token.",
+    openapi_extra={"x-audit-action": "agents.webhook_secret.create"},
+)
+async def create_my_secret(principal: Caller, conn: Conn) -> Any:
+    return await _new_secret(conn, principal.agent_id)
 
 
 @router.post(
@@ -138,7 +187,14 @@ async def update_agent(agent_id: UUID, body: AgentUpdate, principal: Admin, conn
     async with conn.transaction():
         if scopes is not None and "admin" not in scopes:
             await _keep_an_admin(conn, agent_id)
-        row = await agents_store.update_agent(conn, agent_id, name=body.name, scopes=scopes)
+        row = await agents_store.update_agent(
+            conn,
+            agent_id,
+            name=body.name,
+            scopes=scopes,
+            set_webhook_url="webhook_url" in body.model_fields_set,
+            webhook_url=body.webhook_url,
+        )
     if row is None:
         raise NotFound(f"agent {agent_id} not found")
     return _agent(row)
@@ -189,6 +245,27 @@ async def create_token(
             await agents_store.revoke_tokens(conn, agent_id)
         token = await _issue_token(conn, agent_id)
     return {**_agent(row), "token": token}
+
+
+@router.post(
+    "/{agent_id:uuid}/webhook-secret",
+    status_code=status.HTTP_201_CREATED,
+    response_model=WebhookSecret,
+    summary="Make an agent's webhook signing secret (shown once; replaces the previous one)",
+    responses=AGENT_NOT_FOUND,
+    openapi_extra={"x-audit-action": "agents.webhook_secret.create"},
+)
+async def create_secret(agent_id: UUID, principal: Admin, conn: Conn) -> Any:
+    if await agents_store.get_agent(conn, agent_id) is None:
+        raise NotFound(f"agent {agent_id} not found")
+    return await _new_secret(conn, agent_id)
+
+
+async def _new_secret(conn: Connection, agent_id: UUID) -> dict[str, Any]:
+    """A new signing key for the agent; its ``whsec_`` form is answered and never again."""
+    key, shown = webhooks.new_secret()
+    created_at = await webhooks_store.replace_secret(conn, agent_id, key)
+    return {"secret": shown, "created_at": created_at, "agent_id": agent_id}
 
 
 async def _keep_an_admin(conn: Connection, agent_id: UUID) -> None:

@@ -16,6 +16,7 @@ from api.deps import AppCatalog, AppSettings, Conn, TasksRead, TasksWrite
 from api.idempotency import IdempotencyKey
 from api.pagination import DEFAULT_LIMIT, CursorParam, Limit, list_page
 from api.responses import IDEMPOTENCY_CONFLICT, INVALID, TASK_NOT_FOUND, error
+from api.routers.runs import Wait, wait_for_run
 from api.schemas import ErrorDetail, Run
 from engine.clock import now_utc
 from engine.errors import Conflict, NotFound, ValidationFailed
@@ -23,7 +24,6 @@ from engine.examples import QUICK_START_TASK
 from engine.expansion import expansion_start
 from engine.validation import task_problems, validate_task
 from store import due_work as due_work_store
-from store import runs as runs_store
 from store import tasks as tasks_store
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
@@ -160,13 +160,18 @@ async def visible_task(conn: Conn, task_id: UUID, owner: UUID | None) -> dict[st
     status_code=status.HTTP_202_ACCEPTED,
     response_model=Run,
     summary="Queue a run of the task now (scope tasks:write)",
+    description="202 with the queued run. With `wait=N` (at most 60 seconds) the answer comes "
+    "once the run has ended (`succeeded`, `dead` or `canceled`, with its outputs), or with "
+    "the run as it is when the time runs out (check `status`; then `GET /runs/{id}?wait=N`).",
     responses={**TASK_NOT_FOUND, **error(409, "The task is canceled.")},
 )
-async def run_now(task_id: UUID, principal: TasksWrite, conn: Conn) -> Any:
+async def run_now(
+    task_id: UUID, request: Request, principal: TasksWrite, conn: Conn, wait: Wait = None
+) -> Any:
     task = await visible_task(conn, task_id, principal.owner_filter)
     if task["status"] == "canceled":
         raise Conflict("the task is canceled")
     row = await due_work_store.insert_manual_run(
         conn, run_id=uuid.uuid4(), task_id=task_id, trigger="manual"
     )
-    return await runs_store.get_run(conn, row["id"], owner=None)
+    return await wait_for_run(request, conn, row["id"], None, wait)
