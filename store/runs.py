@@ -17,7 +17,7 @@ SELECT id, task_id, agent_id, trigger, status, scheduled_for, queued_at, attempt
 """
 
 
-async def get_run(conn: Connection, run_id: UUID, *, owner: UUID | None) -> Row | None:
+async def get_run(conn: Connection, run_id: UUID | str, *, owner: UUID | None) -> Row | None:
     """One run, finished or not; ``owner`` restricts to one agent's runs (None: any)."""
     cursor = await conn.execute(
         _SELECT_RUN

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import MutableMapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -137,7 +138,7 @@ async def stream_status(app: FastAPI, method: str, url: str, token: str) -> int:
     answer: dict[str, int] = {}
     requested = False
 
-    async def receive() -> dict[str, Any]:
+    async def receive() -> MutableMapping[str, Any]:
         nonlocal requested
         if not requested:
             requested = True
@@ -145,7 +146,7 @@ async def stream_status(app: FastAPI, method: str, url: str, token: str) -> int:
         await gone.wait()
         return {"type": "http.disconnect"}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         if message["type"] == "http.response.start":
             answer["status"] = message["status"]
             started.set()

@@ -136,7 +136,7 @@ async def test_a_retried_run_shows_its_failed_attempts(agent):
 
 
 async def test_a_step_retried_inside_a_run_shows_its_tries_and_backoff(agent):
-    steps = [
+    steps: list[dict[str, Any]] = [
         {"id": "flaky", "uses": "debug.fail", "with": {"times": 2}, "max_retries": 3},
         {"id": "nap", "uses": "debug.sleep", "with": {"seconds": 0.2}},
     ]
