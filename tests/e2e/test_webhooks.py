@@ -144,7 +144,7 @@ async def test_a_webhook_arrives_signed_and_is_retried_after_an_outage(running, 
         assert run["status"] == "succeeded"
         pending = await eventually(
             lambda: _deliveries(agent),
-            until=lambda items: items and items[0]["attempts"] >= 2,
+            until=lambda items: bool(items) and items[0]["attempts"] >= 2,
             message="failed tries while the receiver is down",
         )
         (delivery,) = pending
