@@ -10,6 +10,7 @@ from typing import Any
 from standardwebhooks.webhooks import Webhook
 
 from engine import webhooks
+from engine.retry import webhook_retry_delay
 from engine.runs import present_run
 from store.run_events import parse_changes
 
@@ -123,3 +124,10 @@ def test_change_tokens_parse_and_malformed_ones_are_skipped():
         ("s", "succeeded", 3, True),
         ("p", "progress", 2, False),
     ]
+
+
+def test_webhook_retries_are_jittered_even_at_the_cap():
+    assert webhook_retry_delay(1, base=5, cap=3600, rand=lambda: 1.0) == 5
+    assert webhook_retry_delay(1, base=5, cap=3600, rand=lambda: 0.0) == 2.5
+    assert webhook_retry_delay(30, base=5, cap=3600, rand=lambda: 1.0) == 3600
+    assert webhook_retry_delay(30, base=5, cap=3600, rand=lambda: 0.0) == 1800
