@@ -146,6 +146,9 @@ class WebhookSender:
                 return await self._post(delivery, key, payload, timeout)
         except TimeoutError:
             return Outcome(False, error=f"no answer within {timeout:g}s")
+        except Exception as exc:  # a bug here must not leave the delivery to its lease
+            log.exception("webhook delivery %s crashed", delivery.id)
+            return Outcome(False, error=f"internal error: {type(exc).__name__}: {exc}")
 
     async def _post(
         self, delivery: DueDelivery, key: bytes, payload: bytes, seconds: float

@@ -63,10 +63,14 @@ SELECT done.id, done.task_id, i.agent_id, done.trigger, i.status, done.scheduled
   FROM done JOIN input i ON i.id = done.id
 RETURNING id::text AS id, status, trigger
 """
-_OUTBOX_CALL = """(SELECT queue_run_webhooks(array_agg(id), array_agg(task_id), array_agg(agent_id))
-          FROM written)"""
-_NOTIFY_CALL = """(SELECT notify_run_changes(array_agg(left(status, 1)), array_agg(id), array_agg(attempt))
-          FROM written)"""
+_OUTBOX_CALL = (
+    "(SELECT queue_run_webhooks(array_agg(id), array_agg(task_id), array_agg(agent_id))\n"
+    "          FROM written)"
+)
+_NOTIFY_CALL = (
+    "(SELECT notify_run_changes(array_agg(left(status, 1)), array_agg(id), array_agg(attempt))\n"
+    "          FROM written)"
+)
 assert _OUTBOX_CALL in q._FINISH and _NOTIFY_CALL in q._FINISH
 
 STATEMENTS = {
@@ -165,7 +169,9 @@ def configure(conn: psycopg.Connection[dict], name: str, owner: str, other: str)
     conn.execute("UPDATE agents SET webhook_url = NULL")
     hooked = {"other agent hooked": other, "owner hooked": owner}.get(name)
     if hooked:
-        conn.execute("UPDATE agents SET webhook_url = 'https://hooks.example/x' WHERE id = %s", (hooked,))
+        conn.execute(
+            "UPDATE agents SET webhook_url = 'https://hooks.example/x' WHERE id = %s", (hooked,)
+        )
 
 
 def measure(url: str, batches: int) -> dict[str, float]:
