@@ -13,7 +13,7 @@ fenced on the attempt number they took.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
 
@@ -31,7 +31,8 @@ class DueDelivery:
     url: str
     attempts: int  # including this one
     created_at: datetime
-    secret: bytes | None  # None: the agent has no signing secret (yet)
+    # None: the agent has no signing secret (yet). Kept out of repr: never in a log line.
+    secret: bytes | None = field(repr=False)
 
 
 async def lease_due_deliveries(
