@@ -85,16 +85,34 @@ CREATE INDEX webhook_deliveries_agent_recent
 CREATE INDEX webhook_deliveries_recent ON webhook_deliveries (created_at DESC, id DESC);
 
 -- Run state changes for the API's waiters and streams (store/run_events.py): one token per
--- run, "<kind><run id>:<attempt>", 150 tokens per notification (at most ~6.3 kB, under the
--- 8000-byte payload limit). Called once per statement with everything it changed.
-CREATE FUNCTION notify_run_changes(kinds text[], run_ids uuid[], attempts integer[])
-RETURNS integer LANGUAGE sql VOLATILE AS $$
-    SELECT count(pg_notify('ordinaut_runs', chunk))::integer
-      FROM (SELECT string_agg(c.kind || c.run_id::text || ':' || c.attempt::text, ' '
-                              ORDER BY c.n) AS chunk
-              FROM unnest(kinds, run_ids, attempts) WITH ORDINALITY AS c(kind, run_id, attempt, n)
-             GROUP BY (c.n - 1) / 150
-             ORDER BY (c.n - 1) / 150) chunks
+-- run, "<kind><run id>:<attempt>" (run_change, inlined by the planner), joined by spaces;
+-- notify_run_changes sends them, once per statement, cut at token boundaries into
+-- notifications under PostgreSQL's 8000-byte payload limit (150 tokens each when cut).
+-- PL/pgSQL keeps its plans for the session (a SQL function would be planned at every call).
+CREATE FUNCTION run_change(kind text, run_id uuid, attempt integer) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT kind || run_id::text || ':' || attempt::text
+$$;
+
+CREATE FUNCTION notify_run_changes(changes text) RETURNS integer
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    tokens text[];
+    first integer := 1;
+BEGIN
+    IF changes IS NULL THEN
+        RETURN 0;
+    ELSIF octet_length(changes) < 7900 THEN
+        PERFORM pg_notify('ordinaut_runs', changes);
+        RETURN 1;
+    END IF;
+    tokens := string_to_array(changes, ' ');
+    WHILE first <= cardinality(tokens) LOOP
+        PERFORM pg_notify('ordinaut_runs', array_to_string(tokens[first:first + 149], ' '));
+        first := first + 150;
+    END LOOP;
+    RETURN (cardinality(tokens) + 149) / 150;
+END
 $$;
 
 -- The outbox's producer, called once by each statement that makes runs final (with those

@@ -62,7 +62,7 @@ async def insert_occurrences(conn: Connection, occurrences: Sequence[Occurrence]
             RETURNING id, attempt
         )
         SELECT count(*) AS inserted, pg_notify(%s, ''),
-               notify_run_changes(array_agg('q'::text), array_agg(id), array_agg(attempt))
+               notify_run_changes(string_agg(run_change('q', id, attempt), ' '))
           FROM inserted
         """,
         (
@@ -103,7 +103,7 @@ async def insert_manual_run(
             RETURNING id, attempt
         )
         SELECT id, pg_notify(%(channel)s, ''),
-               notify_run_changes(ARRAY['q'], ARRAY[id], ARRAY[attempt])
+               notify_run_changes(run_change('q', id, attempt))
           FROM inserted
         """,
         {
@@ -163,7 +163,7 @@ WITH locked AS (
 SELECT id::text AS id, task_id::text AS task_id, scheduled_for, trigger, attempt, event,
        started_at, created_by::text AS agent_id, payload::text AS payload, timeout_seconds,
        max_retries, backoff_strategy,
-       (SELECT notify_run_changes(array_agg('r'::text), array_agg(id), array_agg(attempt))
+       (SELECT notify_run_changes(string_agg(run_change('r', id, attempt), ' '))
           FROM leased) AS notified
   FROM leased
 """
@@ -223,7 +223,7 @@ WITH progress AS (
     RETURNING d.id, d.attempt, d.cancel_requested, p.attempt = d.attempt AS progressed
 )
 SELECT id::text AS id, cancel_requested,
-       (SELECT notify_run_changes(array_agg('p'::text), array_agg(id), array_agg(attempt))
+       (SELECT notify_run_changes(string_agg(run_change('p', id, attempt), ' '))
           FROM extended WHERE progressed) AS notified
   FROM extended
 """
@@ -312,7 +312,8 @@ WITH input AS (
 SELECT id::text AS id, status, trigger,
        (SELECT queue_run_webhooks(array_agg(id), array_agg(task_id), array_agg(agent_id))
           FROM written) AS hooked,
-       (SELECT notify_run_changes(array_agg(left(status, 1)), array_agg(id), array_agg(attempt))
+       (SELECT notify_run_changes(
+                   string_agg(run_change(left(status, 1), id, attempt), ' '))
           FROM written) AS notified
   FROM written
 """
@@ -335,7 +336,7 @@ WITH retried AS (
     RETURNING d.id, d.attempt
 )
 SELECT id::text AS id,
-       (SELECT notify_run_changes(array_agg('f'::text), array_agg(id), array_agg(attempt))
+       (SELECT notify_run_changes(string_agg(run_change('f', id, attempt), ' '))
           FROM retried) AS notified
   FROM retried
 """
@@ -519,9 +520,10 @@ SELECT (SELECT count(*) FROM requeued) AS requeued,
        (SELECT queue_run_webhooks(array_agg(id), array_agg(task_id), array_agg(agent_id))
           FROM buried) AS hooked,
        pg_notify(%(channel)s, ''),
-       (SELECT notify_run_changes(array_agg('q'::text), array_agg(id), array_agg(attempt))
+       (SELECT notify_run_changes(string_agg(run_change('q', id, attempt), ' '))
           FROM requeued) AS requeued_notified,
-       (SELECT notify_run_changes(array_agg(left(status, 1)), array_agg(id), array_agg(attempt))
+       (SELECT notify_run_changes(
+                   string_agg(run_change(left(status, 1), id, attempt), ' '))
           FROM buried) AS buried_notified
 """
 
@@ -575,7 +577,7 @@ async def release_leases(conn: Connection, *, worker_id: str, run_ids: Sequence[
             RETURNING id, attempt
         )
         SELECT count(*) AS released, pg_notify(%s, ''),
-               notify_run_changes(array_agg('q'::text), array_agg(id), array_agg(attempt))
+               notify_run_changes(string_agg(run_change('q', id, attempt), ' '))
           FROM released
         """,
         (list(run_ids), worker_id, WAKE_CHANNEL),
@@ -609,7 +611,7 @@ async def cancel_waiting_run(
         )
         SELECT id, task_id, status, trigger,
                queue_run_webhooks(ARRAY[id], ARRAY[task_id], ARRAY[agent_id]) AS hooked,
-               notify_run_changes(ARRAY['c'], ARRAY[id], ARRAY[attempt]) AS notified
+               notify_run_changes(run_change('c', id, attempt)) AS notified
           FROM written
         """,
         {"id": run_id, "error": Jsonb(error)},
@@ -664,7 +666,7 @@ async def queue_retry_of(conn: Connection, *, dead_run_id: UUID, new_run_id: UUI
             RETURNING id, attempt
         )
         SELECT id, pg_notify(%(channel)s, ''),
-               notify_run_changes(ARRAY['q'], ARRAY[id], ARRAY[attempt])
+               notify_run_changes(run_change('q', id, attempt))
           FROM inserted
         """,
         {"new_id": new_run_id, "dead_id": dead_run_id, "channel": WAKE_CHANNEL},

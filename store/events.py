@@ -61,7 +61,7 @@ WITH matched AS MATERIALIZED (
 SELECT e.id AS event_id, e.runs,
        (SELECT count(pg_notify(%(channel)s, '')) FROM (SELECT 1 FROM inserted LIMIT 1) one)
            AS notified,
-       (SELECT notify_run_changes(array_agg('q'::text), array_agg(id), array_agg(attempt))
+       (SELECT notify_run_changes(string_agg(run_change('q', id, attempt), ' '))
           FROM inserted) AS changes_notified
   FROM event e
 """

@@ -2,19 +2,19 @@
 streams listen to.
 
 Every statement that changes a run's state notifies from inside itself: it calls the SQL
-function ``notify_run_changes(kinds, run_ids, attempts)`` (migration 0009) once, with every
-run it changed, in the statement that already runs (the lease, the completion, the reaper,
-the cancel paths ...). A change thus costs no extra round trip, and the notification goes
-out when its transaction commits. A notification carries a batch of tokens separated by
-spaces, one per run:
+function ``notify_run_changes(string_agg(run_change(kind, id, attempt), ' '))`` (migration
+0009) once, with every run it changed, in the statement that already runs (the lease, the
+completion, the reaper, the cancel paths ...). A change thus costs no extra round trip, and
+the notification goes out when its transaction commits. A notification carries a batch of
+tokens separated by spaces, one per run:
 
     <kind><run id>:<attempt>      e.g.  s0b6f0c8e-...-9a1f:1
 
 ``kind`` is one letter: ``q`` queued, ``r`` running, ``f`` failed (a retry waits), ``s``
 succeeded, ``d`` dead, ``c`` canceled, ``x`` removed (an occurrence that never started and is
 gone without a trace), ``p`` progress (the finished steps of a running run were written). A
-batch is cut into notifications of at most :data:`TOKENS_PER_NOTIFICATION` tokens, well under
-PostgreSQL's 8000-byte payload limit.
+batch longer than PostgreSQL's 8000-byte payload limit is cut, at token boundaries, into
+notifications of :data:`TOKENS_PER_NOTIFICATION` tokens.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 RUNS_CHANNEL = "ordinaut_runs"
-# As notify_run_changes cuts batches. A token is at most 1 + 36 + 1 + 3 bytes (attempts stay
-# below 1000: max_retries <= 100), plus the separating space: 150 take at most 6 300 bytes.
+# As notify_run_changes cuts long batches. A token is at most 1 + 36 + 1 + 3 bytes (attempts
+# stay below 1000: max_retries <= 100), plus the separating space: 150 take at most 6 300.
 TOKENS_PER_NOTIFICATION = 150
 
 KINDS = {

@@ -341,8 +341,8 @@ WITH removed AS (
 SELECT (SELECT count(*) FROM removed) AS removed, (SELECT count(*) FROM recorded) AS recorded,
        (SELECT queue_run_webhooks(array_agg(id), array_agg(task_id), array_agg(agent_id))
           FROM recorded) AS hooked,
-       (SELECT notify_run_changes(array_agg(CASE WHEN kept THEN 'c' ELSE 'x' END),
-                                  array_agg(id), array_agg(attempt))
+       (SELECT notify_run_changes(string_agg(
+                   run_change(CASE WHEN kept THEN 'c' ELSE 'x' END, id, attempt), ' '))
           FROM removed) AS notified
 """
 

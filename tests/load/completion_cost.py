@@ -11,9 +11,9 @@ from ``due_work`` to ``runs``, timed statement by statement (commit excluded), f
 
     python -m tests.load.completion_cost [--batches 200]
 
-Variants are interleaved batch by batch so that drift (other work on the machine) hits
-them alike; the medians are printed in µs per run. Uses ``DATABASE_URL`` when set, else a
-private PostgreSQL with fsync on.
+Variants are interleaved batch by batch, in a shuffled order, so that drift (other work on
+the machine) hits them alike; the medians are printed in µs per run. Uses ``DATABASE_URL``
+when set, else a private PostgreSQL with fsync on.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import statistics
 import tempfile
 import time
@@ -68,7 +69,8 @@ _OUTBOX_CALL = (
     "          FROM written)"
 )
 _NOTIFY_CALL = (
-    "(SELECT notify_run_changes(array_agg(left(status, 1)), array_agg(id), array_agg(attempt))\n"
+    "(SELECT notify_run_changes(\n"
+    "                   string_agg(run_change(left(status, 1), id, attempt), ' '))\n"
     "          FROM written)"
 )
 assert _OUTBOX_CALL in q._FINISH and _NOTIFY_CALL in q._FINISH
@@ -166,12 +168,18 @@ def timed(conn: psycopg.Connection[dict], statement: str, payload: str) -> float
 
 
 def configure(conn: psycopg.Connection[dict], name: str, owner: str, other: str) -> None:
-    conn.execute("UPDATE agents SET webhook_url = NULL")
+    """Give the variant's agent a webhook URL and nobody else (rows that already say so are
+    not touched: churn would leave dead index entries that no real deployment has)."""
     hooked = {"other agent hooked": other, "owner hooked": owner}.get(name)
-    if hooked:
-        conn.execute(
-            "UPDATE agents SET webhook_url = 'https://hooks.example/x' WHERE id = %s", (hooked,)
-        )
+    conn.execute(
+        """
+        UPDATE agents
+           SET webhook_url = CASE WHEN id::text = %(hooked)s THEN 'https://hooks.example/x' END
+         WHERE webhook_url IS DISTINCT FROM
+               CASE WHEN id::text = %(hooked)s THEN 'https://hooks.example/x' END
+        """,
+        {"hooked": hooked},
+    )
 
 
 def measure(url: str, batches: int) -> dict[str, float]:
@@ -179,8 +187,11 @@ def measure(url: str, batches: int) -> dict[str, float]:
     asyncio.run(_migrate(url))
     with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
         owner, other, task = prepare(conn)
+        order = list(STATEMENTS.items())
+        shuffle = random.Random(20261204).shuffle
         for batch in range(batches):
-            for name, statement in STATEMENTS.items():
+            shuffle(order)  # no variant always follows the same one
+            for name, statement in order:
                 configure(conn, name, owner, other)
                 ids = leased_batch(conn, task)
                 seconds = timed(conn, statement, items(ids, owner))
@@ -188,6 +199,7 @@ def measure(url: str, batches: int) -> dict[str, float]:
                     per_run[name].append(seconds / BATCH * 1e6)
             if batch % 50 == 49:
                 conn.execute("VACUUM due_work")
+                conn.execute("VACUUM agents")
         queued = conn.execute("SELECT count(*) AS n FROM webhook_deliveries").fetchone()
     assert queued and queued["n"] == batches * BATCH, "owner hooked queues one per run"
     return {name: statistics.median(values) for name, values in per_run.items()}
