@@ -15,6 +15,7 @@ from store import due_work as q
 from store import events as events_store
 from store import runs as runs_store
 from store import tasks as tasks_store
+from store import webhooks as webhooks_store
 from store.db import Connection, connect
 from store.run_events import RUNS_CHANNEL, TOKENS_PER_NOTIFICATION, RunChange, parse_changes
 from tests.factories import event_task, make_agent, make_task
@@ -292,3 +293,22 @@ async def test_jsonb_timestamps_of_attempts_read_back_as_the_runs_own(db):
     assert row is not None
     stored = row["a"]["started_at"]
     assert present_attempt(row["a"])["started_at"] == "2026-03-29T06:30:00.120000+00:00", stored
+
+
+async def test_old_deliveries_are_pruned_with_the_history(db):
+    hooked, _ = await make_agent(db)
+    await db.execute(
+        "UPDATE agents SET webhook_url = 'https://hooks.example/a' WHERE id = %s", (hooked["id"],)
+    )
+    task = await make_task(db, hooked["id"], **event_task())
+    for _ in range(2):
+        await manual_run(db, task)
+    leased = await q.lease_batch(db, worker_id="w1", limit=5, lease_seconds=30)
+    await q.finish_runs(db, worker_id="w1", runs=[finished(row) for row in leased])
+    old, new = await deliveries(db)
+    await db.execute(
+        "UPDATE webhook_deliveries SET created_at = now() - interval '31 days' WHERE id = %s",
+        (old["id"],),
+    )
+    assert await webhooks_store.prune_deliveries(db, older_than_days=30) == 1
+    assert [d["id"] for d in await deliveries(db)] == [new["id"]]
