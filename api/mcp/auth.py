@@ -5,6 +5,7 @@ from __future__ import annotations
 from mcp.server.auth.provider import AccessToken
 
 from api.deps import principal_for_token
+from observability.logging import bind_log_context
 from store.db import Pool
 
 
@@ -26,6 +27,7 @@ class AgentTokenVerifier:
             principal = await principal_for_token(conn, token)
         if principal is None:
             return None
+        bind_log_context(agent_id=str(principal.agent_id))  # as REST requests log it
         return AccessToken(
             token=token,
             client_id=str(principal.agent_id),

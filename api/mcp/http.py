@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import httpx
@@ -79,12 +79,8 @@ class McpEndpoint:
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
-        """Run the SDK's session manager (its task group runs the requests) for the block.
-
-        A new manager per block, as a manager runs once; it runs in a task of its own, which
-        enters and leaves its task group, so the block may start and end in different tasks
-        (test fixtures do).
-        """
+        """Run the SDK's session manager (its task group runs the requests) for the block;
+        a new manager each time, as a manager runs once."""
         self.server.streamable_http_app(
             streamable_http_path=MCP_PATH,
             stateless_http=True,
@@ -93,26 +89,12 @@ class McpEndpoint:
             max_request_body_size=self.max_body_bytes,
         )
         manager = self.server.session_manager
-        started, stop = asyncio.Event(), asyncio.Event()
-
-        async def run_manager() -> None:
-            async with manager.run():
-                started.set()
-                await stop.wait()
-
-        task = asyncio.create_task(run_manager(), name="mcp-session-manager")
-        waiting = asyncio.create_task(started.wait())
-        await asyncio.wait({task, waiting}, return_when=asyncio.FIRST_COMPLETED)
-        if task.done():
-            waiting.cancel()
-            task.result()  # raises why the manager could not start
-        self.transport = StreamableHTTPASGIApp(manager)
-        try:
-            yield
-        finally:
-            self.transport = None
-            stop.set()
-            await task
+        async with _in_a_task_of_its_own(manager.run()):
+            self.transport = StreamableHTTPASGIApp(manager)
+            try:
+                yield
+            finally:
+                self.transport = None
 
     def origin(self, request: Request) -> str:
         """Where clients reach this API: ``ORDINAUT_PUBLIC_URL``, else the request's."""
@@ -140,6 +122,31 @@ class McpEndpoint:
             document.model_dump(mode="json", exclude_none=True),
             headers={"Cache-Control": "public, max-age=3600", "Access-Control-Allow-Origin": "*"},
         )
+
+
+@asynccontextmanager
+async def _in_a_task_of_its_own(context: AbstractAsyncContextManager[Any]) -> AsyncIterator[None]:
+    """Hold ``context`` open for the block from a task of its own: an anyio task group must
+    be left by the task that entered it, and an app's lifespan may start and end in
+    different tasks (test fixtures do)."""
+    started, stop = asyncio.Event(), asyncio.Event()
+
+    async def hold() -> None:
+        async with context:
+            started.set()
+            await stop.wait()
+
+    task = asyncio.create_task(hold(), name="mcp-session-manager")
+    waiting = asyncio.create_task(started.wait())
+    await asyncio.wait({task, waiting}, return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        waiting.cancel()
+        task.result()  # raises why the context could not be entered
+    try:
+        yield
+    finally:
+        stop.set()
+        await task
 
 
 class _Route(Route):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
@@ -73,6 +74,21 @@ class OrdinautMCP(MCPServer):
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
     ) -> CallToolResult:
+        started = time.perf_counter()
+        result = await self._call(name, arguments)
+        log.info(
+            "mcp tool %s: %s",
+            name,
+            text_of(result).partition("\n")[0] if result.is_error else "ok",
+            extra={
+                "mcp_tool": name,
+                "outcome": "error" if result.is_error else "ok",
+                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+            },
+        )
+        return result
+
+    async def _call(self, name: str, arguments: dict[str, Any]) -> CallToolResult:
         tool = BY_NAME.get(name)
         if tool is None:
             return error_result(f"unknown tool {name!r}")
@@ -116,6 +132,10 @@ def success_result(answer: Mapping[str, Any]) -> CallToolResult:
 
 def error_result(text: str) -> CallToolResult:
     return CallToolResult(content=[TextContent(type="text", text=text)], is_error=True)
+
+
+def text_of(result: CallToolResult) -> str:
+    return "".join(block.text for block in result.content if isinstance(block, TextContent))
 
 
 def error_text(exc: OrdinautError) -> str:

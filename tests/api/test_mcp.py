@@ -5,6 +5,7 @@ API, scheduler and worker processes, are in ``tests/e2e/test_mcp.py``."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from typing import Any
@@ -16,6 +17,7 @@ from fastapi import FastAPI
 from api.mcp.tools import TOOLS
 from engine.document import TASK_PROPERTIES
 from engine.tokens import SCOPES
+from observability.logging import JsonFormatter
 from tests.api.conftest import client_for, quick_task
 from tests.mcp_support import MODES, call_ok, in_process, mcp_client, text, tool_names
 from tests.support import ADMIN_TOKEN
@@ -289,10 +291,11 @@ async def test_previews_the_catalog_and_whoami(app):
         assert (await call_ok(mcp, "whoami", {}))["scopes"] == ["admin"]
 
 
-async def test_tool_calls_are_audited_like_rest_calls(app, client, make_agent):
+@pytest.mark.parametrize("mode", MODES)
+async def test_tool_calls_are_audited_like_rest_calls(app, client, make_agent, mode):
     bot = await make_agent("tasks:read", "tasks:write")
     headers = {"X-Request-ID": "mcp-call-1"}
-    async with session(app, bot.token, headers=headers) as mcp:
+    async with session(app, bot.token, headers=headers, mode=mode) as mcp:
         task = await call_ok(mcp, "create_task", {"task": quick_task()})
         await call_ok(mcp, "get_task", {"task_id": task["id"]})
         await call_ok(mcp, "pause_task", {"task_id": task["id"]})
@@ -413,3 +416,31 @@ async def test_tools_can_be_called_concurrently(app):
     assert sorted(task["title"] for task in created) == sorted(titles)
     assert len({task["id"] for task in created}) == len(titles)
     assert all(uuid.UUID(task["id"]) for task in created)
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_each_tool_call_is_logged_with_its_request_and_agent(app, make_agent, mode):
+    bot = await make_agent("tasks:read")
+    lines: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:  # formats in the caller's context
+            lines.append(JsonFormatter().format(record))
+
+    handler, logger = Collect(), logging.getLogger("ordinaut.api.mcp")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        headers = {"X-Request-ID": "logged-1"}
+        async with session(app, bot.token, headers=headers, mode=mode) as mcp:
+            await call_ok(mcp, "whoami", {})
+            await mcp.call_tool("get_task", {"task_id": str(uuid.uuid4())})
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(logging.NOTSET)
+    assert len(lines) == 2
+    assert all('"request_id": "logged-1"' in line for line in lines)
+    assert all(f'"agent_id": "{bot.id}"' in line for line in lines)
+    assert '"mcp_tool": "whoami"' in lines[0] and '"outcome": "ok"' in lines[0]
+    assert "mcp tool get_task: 404 not_found" in lines[1] and '"outcome": "error"' in lines[1]
+    assert bot.token not in "".join(lines)
