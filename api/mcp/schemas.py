@@ -5,7 +5,8 @@ response schema: the task document's components of :mod:`api.components` (derive
 :mod:`engine.document`) and the pydantic response models of the routers. Inputs reuse the
 same declarations (the task document, the PATCH document, the schedule-preview and event
 bodies). Every schema is self-contained: references point into its own ``$defs``, as MCP
-clients resolve nothing outside the schema.
+clients resolve nothing outside the schema. At the end: the pieces the tools share (ids,
+cursors, page sizes, waits, the task document and the answers).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from api.components import COMPONENTS
+from api.schemas import Run
 
 _COMPONENT_REF = "#/components/schemas/"
 _DEFS_REF = "#/$defs/"
@@ -108,3 +110,96 @@ def _references(node: Any) -> set[str]:
     if isinstance(node, list):
         return set().union(*(_references(value) for value in node)) if node else set()
     return set()
+
+
+# The pieces the tools' input and output schemas share.
+
+MAX_WAIT_SECONDS = 60
+DEFAULT_PAGE_SIZE = 20
+
+TASK_ID = {
+    "type": "string",
+    "format": "uuid",
+    "description": "The task's `id` (from create_task or list_tasks).",
+}
+RUN_ID = {
+    "type": "string",
+    "format": "uuid",
+    "description": "The run's `id` (from run_task_now, list_runs or publish_event).",
+}
+CURSOR = {
+    "type": "string",
+    "maxLength": 200,
+    "description": "`next_cursor` of the previous page; omit for the first page.",
+}
+IDEMPOTENCY_KEY = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 200,
+    "pattern": r"^[\x21-\x7e]+$",
+    "description": "Optional, makes the call safe to repeat: a repeat with the same key and "
+    "the same arguments returns the first answer instead of acting again (keys last 24 h). "
+    "Printable ASCII, e.g. a UUID you generate.",
+}
+
+
+def limit(what: str) -> dict[str, Any]:
+    return {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": 500,
+        "default": DEFAULT_PAGE_SIZE,
+        "description": f"How many {what} per page (1..500, default {DEFAULT_PAGE_SIZE}).",
+    }
+
+
+def wait_seconds(default: int) -> dict[str, Any]:
+    return {
+        "type": "number",
+        "minimum": 0,
+        "maximum": MAX_WAIT_SECONDS,
+        "default": default,
+        "description": f"How long to wait for the run to end (0..{MAX_WAIT_SECONDS} seconds, "
+        f"default {default}).",
+    }
+
+
+TASK_DOCUMENT = component(
+    "TaskCreate",
+    description="The task document: `title`, `schedule_kind` (once|cron|rrule|event), "
+    "`schedule_expr`, optional `timezone` (IANA, e.g. Europe/Chisinau), and `payload` "
+    "`{params?, pipeline}`: steps that run in order, each `{id, uses: <tool address from "
+    "list_tools>, with: {arguments}, save_as?, if?, timeout_seconds?, max_retries?, on_error?}`. "
+    "Strings in `with` may hold `${...}` JMESPath templates over `params`, `steps.<save_as>`, "
+    "`event`, `run` and `now`. Optional: priority (1..9, 1 first), max_retries, "
+    "backoff_strategy, timeout_seconds, concurrency_key, dedupe_key, dedupe_window_seconds, "
+    "catch_up (latest|all|none).",
+    examples=[
+        {
+            "title": "Hello every weekday at 08:30",
+            "schedule_kind": "cron",
+            "schedule_expr": "30 8 * * mon-fri",
+            "timezone": "Europe/Chisinau",
+            "payload": {
+                "params": {"city": "Chisinau"},
+                "pipeline": [
+                    {
+                        "id": "greet",
+                        "uses": "debug.echo",
+                        "with": {"message": "Hello ${params.city}"},
+                        "save_as": "greeting",
+                    }
+                ],
+            },
+        }
+    ],
+)
+TASK_PATCH = component(
+    "TaskPatch",
+    description="Any subset of the task document's fields (not `created_by`); the result is "
+    "validated as a whole, like a create. A new schedule_kind, schedule_expr or timezone "
+    "restarts the schedule from now.",
+)
+TASK = component("Task")
+TASK_PAGE = component("TaskPage")
+RUN = model(Run)

@@ -10,31 +10,34 @@ error texts are the REST API's, because every tool *is* a REST call.
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from mcp.types import Tool, ToolAnnotations
 
-from api.mcp import schemas
+from api.mcp import calls, schemas
+from api.mcp.calls import Arguments, Call
+from api.mcp.schemas import (
+    CURSOR,
+    IDEMPOTENCY_KEY,
+    RUN,
+    RUN_ID,
+    TASK,
+    TASK_DOCUMENT,
+    TASK_ID,
+    TASK_PAGE,
+    TASK_PATCH,
+    limit,
+    wait_seconds,
+)
 from api.routers.events import EVENT_SCHEMA, EventPublished
 from api.routers.schedules import PREVIEW_SCHEMA
 from api.routers.task_lifecycle import Preview
 from api.routers.tasks import TaskValidation
 from api.routers.tools import ToolPage
-from api.schemas import Agent, Run, RunPage
+from api.schemas import Agent, RunPage
 from engine.catalog import schema_problems
 from engine.errors import Problem
-from ordinaut import AsyncClient, OrdinautError, WaitTimeout
-
-log = logging.getLogger("ordinaut.api.mcp")
-
-Arguments = Mapping[str, Any]
-Call = Callable[[AsyncClient, Arguments], Awaitable[Mapping[str, Any]]]
-
-MAX_WAIT_SECONDS = 60
-DEFAULT_PAGE_SIZE = 20
 
 # What a tool does to the world, as MCP annotations. ``openWorldHint``: the call may start
 # pipeline runs, whose steps reach whatever their tools reach.
@@ -98,220 +101,6 @@ class OrdinautTool:
         return schema_problems(self._checked_schema, dict(arguments))
 
 
-TASK_ID = {
-    "type": "string",
-    "format": "uuid",
-    "description": "The task's `id` (from create_task or list_tasks).",
-}
-RUN_ID = {
-    "type": "string",
-    "format": "uuid",
-    "description": "The run's `id` (from run_task_now, list_runs or publish_event).",
-}
-CURSOR = {
-    "type": "string",
-    "maxLength": 200,
-    "description": "`next_cursor` of the previous page; omit for the first page.",
-}
-IDEMPOTENCY_KEY = {
-    "type": "string",
-    "minLength": 1,
-    "maxLength": 200,
-    "pattern": r"^[\x21-\x7e]+$",
-    "description": "Optional, makes the call safe to repeat: a repeat with the same key and "
-    "the same arguments returns the first answer instead of acting again (keys last 24 h). "
-    "Printable ASCII, e.g. a UUID you generate.",
-}
-
-
-def limit(what: str) -> dict[str, Any]:
-    return {
-        "type": "integer",
-        "minimum": 1,
-        "maximum": 500,
-        "default": DEFAULT_PAGE_SIZE,
-        "description": f"How many {what} per page (1..500, default {DEFAULT_PAGE_SIZE}).",
-    }
-
-
-def wait_seconds(default: int) -> dict[str, Any]:
-    return {
-        "type": "number",
-        "minimum": 0,
-        "maximum": MAX_WAIT_SECONDS,
-        "default": default,
-        "description": f"How long to wait for the run to end (0..{MAX_WAIT_SECONDS} seconds, "
-        f"default {default}).",
-    }
-
-
-TASK_DOCUMENT = schemas.component(
-    "TaskCreate",
-    description="The task document: `title`, `schedule_kind` (once|cron|rrule|event), "
-    "`schedule_expr`, optional `timezone` (IANA, e.g. Europe/Chisinau), and `payload` "
-    "`{params?, pipeline}`: steps that run in order, each `{id, uses: <tool address from "
-    "list_tools>, with: {arguments}, save_as?, if?, timeout_seconds?, max_retries?, on_error?}`. "
-    "Strings in `with` may hold `${...}` JMESPath templates over `params`, `steps.<save_as>`, "
-    "`event`, `run` and `now`. Optional: priority (1..9, 1 first), max_retries, "
-    "backoff_strategy, timeout_seconds, concurrency_key, dedupe_key, dedupe_window_seconds, "
-    "catch_up (latest|all|none).",
-    examples=[
-        {
-            "title": "Hello every weekday at 08:30",
-            "schedule_kind": "cron",
-            "schedule_expr": "30 8 * * mon-fri",
-            "timezone": "Europe/Chisinau",
-            "payload": {
-                "params": {"city": "Chisinau"},
-                "pipeline": [
-                    {
-                        "id": "greet",
-                        "uses": "debug.echo",
-                        "with": {"message": "Hello ${params.city}"},
-                        "save_as": "greeting",
-                    }
-                ],
-            },
-        }
-    ],
-)
-TASK_PATCH = schemas.component(
-    "TaskPatch",
-    description="Any subset of the task document's fields (not `created_by`); the result is "
-    "validated as a whole, like a create. A new schedule_kind, schedule_expr or timezone "
-    "restarts the schedule from now.",
-)
-TASK = schemas.component("Task")
-TASK_PAGE = schemas.component("TaskPage")
-RUN = schemas.model(Run)
-
-
-def _raw(result: Any) -> Mapping[str, Any]:
-    raw: Mapping[str, Any] = result.raw
-    return raw
-
-
-async def create_task(client: AsyncClient, args: Arguments) -> Mapping[str, Any]:
-    return _raw(
-        await client.tasks.create(args["task"], idempotency_key=args.get("idempotency_key"))
-    )
-
-
-async def validate_task(client: AsyncClient, args: Arguments) -> Mapping[str, Any]:
-    return _raw(await client.tasks.validate(args["task"]))
-
-
-async def list_tasks(client: AsyncClient, args: Arguments) -> Mapping[str, Any]:
-    page = await client.tasks.page(
-        status=args.get("status"),
-        schedule_kind=args.get("schedule_kind"),
-        limit=args.get("limit", DEFAULT_PAGE_SIZE),
-        cursor=args.get("cursor"),
-    )
-    return _raw(page)
-
-
-async def get_task(client: AsyncClient, args: Arguments) -> Mapping[str, Any]:
-    return _raw(await client.tasks.get(args["task_id"]))
-
-
-async def update_task(client: AsyncClient, args: Arguments) -> Mapping[str, Any]:
-    return _raw(await client.tasks.update(args["task_id"], args["patch"]))
-
-
-async def pause_task(client: AsyncClient, args: Arguments) -> Mapping[str, Any]:
-    return _raw(await client.tasks.pause(args["task_id"]))
-
-
-async def resume_task(client: AsyncClient, args: Arguments) -> Mapping[str, Any]:
-    return _raw(await client.tasks.resume(args["task_id"]))
-
-
-async def cancel_task(client: AsyncClient, args: Arguments) -> Mapping[str, Any]:
-    return _raw(await client.tasks.cancel(args["task_id"]))
-
-
-async def run_task_now(client: AsyncClient, args: Arguments) -> Mapping[str, Any]:
-    """Queue the run, then wait for it in a separate call: once queued, the run exists, and
-    a failure while waiting (the token may lack ``runs:read``) must not hide it."""
-    run = await client.tasks.run_now(args["task_id"])
-    wait = float(args.get("wait_seconds", 0))
-    if wait <= 0:
-        return _raw(run)
-    return _raw(await _wait(client, run, wait))
-
-
-async def wait_for_run(client: AsyncClient, args: Arguments) -> Mapping[str, Any]:
-    run = await client.runs.get(args["run_id"])
-    return _raw(await _wait(client, run, float(args.get("timeout_seconds", 30))))
-
-
-async def _wait(client: AsyncClient, run: Any, seconds: float) -> Any:
-    """``run`` once final, or its latest state when ``seconds`` pass (or waiting fails)."""
-    if run.is_final or seconds <= 0:
-        return run
-    try:
-        return await client.runs.wait(run.id, timeout=seconds)
-    except WaitTimeout as timeout:
-        return timeout.run
-    except OrdinautError as exc:
-        log.info("waiting for run %s stopped: %s", run.id, exc)
-        return run
-
-
-async def list_runs(client: AsyncClient, args: Arguments) -> Mapping[str, Any]:
-    page = await client.runs.page(
-        task_id=args.get("task_id"),
-        status=args.get("status"),
-        since=args.get("since"),
-        until=args.get("until"),
-        limit=args.get("limit", DEFAULT_PAGE_SIZE),
-        cursor=args.get("cursor"),
-    )
-    return _raw(page)
-
-
-async def get_run(client: AsyncClient, args: Arguments) -> Mapping[str, Any]:
-    return _raw(await client.runs.get(args["run_id"]))
-
-
-async def cancel_run(client: AsyncClient, args: Arguments) -> Mapping[str, Any]:
-    return _raw(await client.runs.cancel(args["run_id"]))
-
-
-async def retry_run(client: AsyncClient, args: Arguments) -> Mapping[str, Any]:
-    return _raw(await client.runs.retry(args["run_id"]))
-
-
-async def preview_schedule(client: AsyncClient, args: Arguments) -> Mapping[str, Any]:
-    preview = await client.schedules.preview(
-        args["schedule_kind"],
-        args["schedule_expr"],
-        timezone=args.get("timezone"),
-        count=args.get("count", 10),
-        after=args.get("after"),
-    )
-    return _raw(preview)
-
-
-async def publish_event(client: AsyncClient, args: Arguments) -> Mapping[str, Any]:
-    published = await client.events.publish(
-        args["topic"], args.get("payload"), idempotency_key=args.get("idempotency_key")
-    )
-    return _raw(published)
-
-
-async def list_tools(client: AsyncClient, args: Arguments) -> Mapping[str, Any]:
-    page = await client.tools.page(
-        limit=args.get("limit", DEFAULT_PAGE_SIZE), cursor=args.get("cursor")
-    )
-    return _raw(page)
-
-
-async def whoami(client: AsyncClient, args: Arguments) -> Mapping[str, Any]:
-    return _raw(await client.agents.me())
-
-
 TOOLS: tuple[OrdinautTool, ...] = (
     OrdinautTool(
         name="create_task",
@@ -329,7 +118,7 @@ TOOLS: tuple[OrdinautTool, ...] = (
             {"task": TASK_DOCUMENT, "idempotency_key": IDEMPOTENCY_KEY}, "task"
         ),
         output_schema=TASK,
-        call=create_task,
+        call=calls.create_task,
         documents=("task",),
     ),
     OrdinautTool(
@@ -343,7 +132,7 @@ TOOLS: tuple[OrdinautTool, ...] = (
         "`message` and `type`. Use it before create_task or update_task.",
         input_schema=schemas.arguments({"task": TASK_DOCUMENT}, "task"),
         output_schema=schemas.model(TaskValidation),
-        call=validate_task,
+        call=calls.validate_task,
         documents=("task",),
     ),
     OrdinautTool(
@@ -364,7 +153,7 @@ TOOLS: tuple[OrdinautTool, ...] = (
             }
         ),
         output_schema=TASK_PAGE,
-        call=list_tasks,
+        call=calls.list_tasks,
     ),
     OrdinautTool(
         name="get_task",
@@ -376,7 +165,7 @@ TOOLS: tuple[OrdinautTool, ...] = (
         "is reported as not found.",
         input_schema=schemas.arguments({"task_id": TASK_ID}, "task_id"),
         output_schema=TASK,
-        call=get_task,
+        call=calls.get_task,
     ),
     OrdinautTool(
         name="update_task",
@@ -391,7 +180,7 @@ TOOLS: tuple[OrdinautTool, ...] = (
             {"task_id": TASK_ID, "patch": TASK_PATCH}, "task_id", "patch"
         ),
         output_schema=TASK,
-        call=update_task,
+        call=calls.update_task,
         documents=("patch",),
     ),
     OrdinautTool(
@@ -403,7 +192,7 @@ TOOLS: tuple[OrdinautTool, ...] = (
         "removed, running ones finish. Repeating it changes nothing. Returns the task.",
         input_schema=schemas.arguments({"task_id": TASK_ID}, "task_id"),
         output_schema=TASK,
-        call=pause_task,
+        call=calls.pause_task,
     ),
     OrdinautTool(
         name="resume_task",
@@ -414,7 +203,7 @@ TOOLS: tuple[OrdinautTool, ...] = (
         "are skipped). Repeating it changes nothing. Returns the task.",
         input_schema=schemas.arguments({"task_id": TASK_ID}, "task_id"),
         output_schema=TASK,
-        call=resume_task,
+        call=calls.resume_task,
     ),
     OrdinautTool(
         name="cancel_task",
@@ -426,7 +215,7 @@ TOOLS: tuple[OrdinautTool, ...] = (
         "a while. Returns the task with status `canceled`.",
         input_schema=schemas.arguments({"task_id": TASK_ID}, "task_id"),
         output_schema=TASK,
-        call=cancel_task,
+        call=calls.cancel_task,
     ),
     OrdinautTool(
         name="run_task_now",
@@ -443,7 +232,7 @@ TOOLS: tuple[OrdinautTool, ...] = (
             {"task_id": TASK_ID, "wait_seconds": wait_seconds(0)}, "task_id"
         ),
         output_schema=RUN,
-        call=run_task_now,
+        call=calls.run_task_now,
     ),
     OrdinautTool(
         name="list_runs",
@@ -475,7 +264,7 @@ TOOLS: tuple[OrdinautTool, ...] = (
             }
         ),
         output_schema=schemas.model(RunPage),
-        call=list_runs,
+        call=calls.list_runs,
     ),
     OrdinautTool(
         name="get_run",
@@ -487,7 +276,7 @@ TOOLS: tuple[OrdinautTool, ...] = (
         "`retryable`) when it failed.",
         input_schema=schemas.arguments({"run_id": RUN_ID}, "run_id"),
         output_schema=RUN,
-        call=get_run,
+        call=calls.get_run,
     ),
     OrdinautTool(
         name="wait_for_run",
@@ -502,7 +291,7 @@ TOOLS: tuple[OrdinautTool, ...] = (
             {"run_id": RUN_ID, "timeout_seconds": wait_seconds(30)}, "run_id"
         ),
         output_schema=RUN,
-        call=wait_for_run,
+        call=calls.wait_for_run,
     ),
     OrdinautTool(
         name="cancel_run",
@@ -514,7 +303,7 @@ TOOLS: tuple[OrdinautTool, ...] = (
         "be canceled. Returns the run.",
         input_schema=schemas.arguments({"run_id": RUN_ID}, "run_id"),
         output_schema=RUN,
-        call=cancel_run,
+        call=calls.cancel_run,
     ),
     OrdinautTool(
         name="retry_run",
@@ -526,7 +315,7 @@ TOOLS: tuple[OrdinautTool, ...] = (
         "`retry_of` = the dead run), which is returned.",
         input_schema=schemas.arguments({"run_id": RUN_ID}, "run_id"),
         output_schema=RUN,
-        call=retry_run,
+        call=calls.retry_run,
     ),
     OrdinautTool(
         name="preview_schedule",
@@ -539,7 +328,7 @@ TOOLS: tuple[OrdinautTool, ...] = (
         "never fires again, and for event topics).",
         input_schema=PREVIEW_SCHEMA,
         output_schema=schemas.model(Preview),
-        call=preview_schedule,
+        call=calls.preview_schedule,
     ),
     OrdinautTool(
         name="publish_event",
@@ -554,7 +343,7 @@ TOOLS: tuple[OrdinautTool, ...] = (
             {**EVENT_SCHEMA["properties"], "idempotency_key": IDEMPOTENCY_KEY}, "topic"
         ),
         output_schema=schemas.model(EventPublished),
-        call=publish_event,
+        call=calls.publish_event,
     ),
     OrdinautTool(
         name="list_tools",
@@ -566,7 +355,7 @@ TOOLS: tuple[OrdinautTool, ...] = (
         "Returns `{items, next_cursor}`; pass next_cursor as `cursor` for the next page.",
         input_schema=schemas.arguments({"limit": limit("tools"), "cursor": CURSOR}),
         output_schema=schemas.model(ToolPage),
-        call=list_tools,
+        call=calls.list_tools,
     ),
     OrdinautTool(
         name="whoami",
@@ -578,7 +367,7 @@ TOOLS: tuple[OrdinautTool, ...] = (
         "admin implies all).",
         input_schema=schemas.arguments({}),
         output_schema=schemas.model(Agent),
-        call=whoami,
+        call=calls.whoami,
     ),
 )
 
