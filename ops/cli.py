@@ -61,7 +61,7 @@ def _add_mcp_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser
         description="Speaks MCP on stdin/stdout and calls a running Ordinaut API with the "
         "agent token in ORDINAUT_TOKEN (no database needed).",
     )
-    mcp.add_argument("--url", default=None, help="the API (default ORDINAUT_URL, else :8080)")
+    mcp.add_argument("--url", default=None, help="the API (default: ORDINAUT_URL)")
     mcp.add_argument("--read-only", action="store_true", help="list only the read-only tools")
 
 

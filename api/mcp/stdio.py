@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from api.mcp.server import OrdinautMCP
-from ordinaut import AsyncClient, OrdinautError
+from ordinaut import AsyncClient, AuthenticationError, OrdinautError, TransportError
 
 log = logging.getLogger("ordinaut.mcp.stdio")
 
@@ -48,12 +48,20 @@ class RemoteBackend:
         yield self._client
 
 
+class StartFailed(Exception):
+    """The API refused the token or could not be reached at start (one line to show)."""
+
+
 async def serve_stdio(url: str | None, token: str, *, read_only: bool, log_level: str) -> None:
-    """Serve the tools on stdin/stdout until stdin closes. Raises the client's
-    :class:`~ordinaut.AuthenticationError` or :class:`~ordinaut.TransportError` when the
-    API refuses the token or cannot be reached at start."""
+    """Serve the tools on stdin/stdout until stdin closes (``url`` None: ``ORDINAUT_URL``,
+    else the client's default); :class:`StartFailed` when the token or the API is unusable."""
     async with AsyncClient(url, token) as client:
-        agent = await client.agents.me()
+        try:
+            agent = await client.agents.me()
+        except AuthenticationError as exc:
+            raise StartFailed(f"the API at {client.url} refused ORDINAUT_TOKEN: {exc}") from exc
+        except TransportError as exc:
+            raise StartFailed(f"cannot reach the Ordinaut API at {client.url}: {exc}") from exc
         log.info("serving MCP over stdio for agent %s against %s", agent.name, client.url)
         server = OrdinautMCP(
             RemoteBackend(client, frozenset(agent.scopes)), read_only=read_only, log_level=log_level

@@ -268,7 +268,27 @@ def test_ordinaut_mcp_refuses_a_bad_token_in_one_line(running):
     )
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
-    assert lines[-1].startswith("ordinaut: the API refused ORDINAUT_TOKEN: 401 unauthenticated")
+    url = base_url(apis(running)[0])
+    assert lines[-1].startswith(
+        f"ordinaut: the API at {url} refused ORDINAUT_TOKEN: 401 unauthenticated"
+    )
+    unreachable = running.run("mcp", "--url", "http://127.0.0.1:1", ORDINAUT_TOKEN="ord_x")
+    assert unreachable.returncode == 1
+    assert "ordinaut: cannot reach the Ordinaut API at http://127.0.0.1:1: " in unreachable.stderr
     missing = running.run("mcp", ORDINAUT_URL=base_url(apis(running)[0]))
     assert missing.returncode == 1
     assert "ORDINAUT_TOKEN is not set" in missing.stderr
+
+
+async def test_a_dead_run_is_reported_and_retried_over_mcp(running, rest):
+    agent = await new_agent(rest, "tasks:read", "tasks:write", "runs:read", "runs:write")
+    failing = {"id": "flaky", "uses": "debug.fail", "with": {"times": 5, "message": "boom"}}
+    async with mcp_client(base_url(apis(running)[0]), agent["token"]) as mcp:
+        task = await call_ok(mcp, "create_task", {"task": pipeline_task(failing, max_retries=0)})
+        dead = await call_ok(mcp, "run_task_now", {"task_id": task["id"], "wait_seconds": 30})
+        assert dead["status"] == "dead"
+        assert dead["error"]["step_id"] == "flaky" and "boom" in dead["error"]["message"]
+        retried = await call_ok(mcp, "retry_run", {"run_id": dead["id"]})
+        assert (retried["trigger"], retried["retry_of"]) == ("retry", dead["id"])
+        ended = await call_ok(mcp, "wait_for_run", {"run_id": retried["id"]})
+        assert ended["status"] == "dead" and ended["id"] != dead["id"]
