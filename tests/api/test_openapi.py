@@ -211,8 +211,8 @@ async def test_405_and_500_are_declared_everywhere_and_health_is_typed(client):
         for status in (405, 422, 500):
             assert error_ref(operation, status) == ERROR_REF, (method, path, status)
     ready = document["paths"]["/health/ready"]["get"]["responses"]
-    for status in ("200", "503"):
-        assert ready[status]["content"]["application/json"]["schema"] == {
+    for answer in ("200", "503"):
+        assert ready[answer]["content"]["application/json"]["schema"] == {
             "$ref": "#/components/schemas/Readiness"
         }
     assert "Liveness" in document["components"]["schemas"]
