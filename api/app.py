@@ -24,6 +24,7 @@ from api.routers import (
     task_lifecycle,
     tasks,
     tools,
+    workers,
 )
 from engine.catalog import Catalog, file_catalog
 from engine.settings import Settings
@@ -81,7 +82,18 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
     install_openapi(app)
-    for module in (health, tasks, task_lifecycle, schedules, events, runs, agents, tools, audit):
+    for module in (
+        health,
+        tasks,
+        task_lifecycle,
+        schedules,
+        events,
+        runs,
+        agents,
+        tools,
+        audit,
+        workers,
+    ):
         app.include_router(module.router)
     return app
 

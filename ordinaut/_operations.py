@@ -26,6 +26,7 @@ from ordinaut.models import (
     Task,
     TaskValidation,
     Tool,
+    Worker,
 )
 
 Id: TypeAlias = UUID | str
@@ -337,3 +338,7 @@ def create_token(ctx: Context, agent_id: Id, *, keep_existing: bool = False) -> 
     params = _params(keep_existing=keep_existing or None)
     request = Request("POST", _path("agents", agent_id, "tokens"), params)
     return (yield from fetch(ctx, request, AgentWithToken.from_api))
+
+
+def worker_page(ctx: Context, *, cursor: str | None = None) -> Op[Page[Worker]]:
+    return (yield from _list(ctx, "/workers", _params(cursor=cursor), Worker.from_api))
