@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
 
+from engine.redaction import mask_passwords
+
 T = TypeVar("T")
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -115,8 +117,8 @@ class _Reader:
         try:
             return parse(raw.strip())
         except (ValueError, zoneinfo.ZoneInfoNotFoundError) as exc:
-            shown = "<hidden>" if "TOKEN" in name else repr(raw)
-            raise SettingsError(f"invalid {name}={shown}: {exc}") from None
+            shown = "<hidden>" if "TOKEN" in name else mask_passwords(repr(raw))
+            raise SettingsError(f"invalid {name}={shown}: {mask_passwords(str(exc))}") from None
 
 
 def _database_url(raw: str) -> str:
