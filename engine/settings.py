@@ -9,6 +9,7 @@ variable and the reason; the CLI prints it and exits non-zero.
 from __future__ import annotations
 
 import ipaddress
+import re
 import zoneinfo
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -56,6 +57,7 @@ class Settings:
     rate_limit_per_minute: int = 600
     pool_max_size: int = 10
     audit_retention_days: int = 90
+    instance_id: str | None = None
 
     def with_database_url(self, url: str) -> Settings:
         """A copy pointing at ``url`` (used once the embedded Postgres is up)."""
@@ -100,6 +102,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         rate_limit_per_minute=reader.get("ORDINAUT_RATE_LIMIT_PER_MINUTE", _non_negative_int, 600),
         pool_max_size=reader.get("ORDINAUT_POOL_MAX_SIZE", _positive_int, 10),
         audit_retention_days=reader.get("ORDINAUT_AUDIT_RETENTION_DAYS", _days, 90),
+        instance_id=reader.get("ORDINAUT_INSTANCE_ID", _instance_id, None),
     )
     return settings
 
@@ -131,6 +134,15 @@ def _database_url(raw: str) -> str:
         raise ValueError(f"malformed port ({exc})") from None
     if not (parts.hostname or parts.path.strip("/") or "host=" in parts.query):
         raise ValueError("names neither a host nor a database")
+    return raw
+
+
+_INSTANCE_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+def _instance_id(raw: str) -> str:
+    if not _INSTANCE_ID.fullmatch(raw):
+        raise ValueError("must be 1 to 64 of A-Z a-z 0-9 _ . -")
     return raw
 
 

@@ -9,14 +9,23 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 
+from engine.errors import first_line
 from store import migrate
 from store.db import translated_errors
 
 router = APIRouter(tags=["health"])
 
 
+_INSTANCE = Field(
+    default=None,
+    description="`ORDINAUT_INSTANCE_ID` of this process (null when unset): tells processes "
+    "behind one address apart; `ordinaut up` checks with it that the API answering is its own.",
+)
+
+
 class Liveness(BaseModel):
     status: Literal["ok"]
+    instance: str | None = _INSTANCE
 
 
 class Readiness(BaseModel):
@@ -24,6 +33,7 @@ class Readiness(BaseModel):
     reason: str = Field(
         description="The migration head when ready; else why not (database, migrations)."
     )
+    instance: str | None = _INSTANCE
 
 
 @router.get(
@@ -32,8 +42,8 @@ class Readiness(BaseModel):
     response_model=Liveness,
     summary="Liveness: the process answers",
 )
-async def health() -> dict[str, str]:
-    return {"status": "ok"}
+async def health(request: Request) -> dict[str, str | None]:
+    return {"status": "ok", "instance": request.app.state.settings.instance_id}
 
 
 @router.get(
@@ -44,14 +54,16 @@ async def health() -> dict[str, str]:
     responses={503: {"model": Readiness, "description": "Not ready; `reason` says why."}},
 )
 async def ready(request: Request) -> Any:
+    instance = request.app.state.settings.instance_id
     try:
         async with translated_errors(), request.app.state.pool.connection(timeout=2) as conn:
             at_head, reason = await migrate.is_at_head(conn)
     except Exception as exc:  # any failure to reach the database means "not ready"
-        return JSONResponse({"status": "unavailable", "reason": str(exc)}, status_code=503)
+        reason, at_head = first_line(exc), False
     if not at_head:
-        return JSONResponse({"status": "unavailable", "reason": reason}, status_code=503)
-    return {"status": "ready", "reason": reason}
+        body = {"status": "unavailable", "reason": reason, "instance": instance}
+        return JSONResponse(body, status_code=503)
+    return {"status": "ready", "reason": reason, "instance": instance}
 
 
 @router.get(
