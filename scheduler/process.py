@@ -105,6 +105,7 @@ class SchedulerProcess:
                 log.exception("scheduler tick failed")
                 return
         self.last_tick_at = now_utc()
+        metrics.SCHEDULER_LAST_TICK.set(self.last_tick_at.timestamp())
         if result.occurrences:
             log.info(
                 "tick: %d occurrences from %d tasks in %.3fs",

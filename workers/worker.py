@@ -365,6 +365,7 @@ class Worker:
                 call_tool=self._call_tool,
                 retry_base_seconds=self.settings.retry_base_seconds,
                 observe_step=_observe_step,
+                observe_retry=_log_step_retry,
                 max_output_bytes=self.settings.max_output_bytes,
             )
         return self._executor_cache
@@ -458,6 +459,20 @@ def _parse_payload(text: str) -> Payload:
     The result is shared between runs, so nothing may modify it: the executor renders new
     values from it and tools receive those."""
     return Payload.parse(json.loads(text))
+
+
+def _log_step_retry(result: StepResult, delay: float) -> None:
+    """One line per step try that failed and is tried again (the run's ids are bound)."""
+    error = result.error or {}
+    log.info(
+        "step %s try %d failed, retrying in %.1f s: %s: %s",
+        result.id,
+        result.attempt,
+        delay,
+        error.get("type"),
+        error.get("message"),
+        extra={"step_id": result.id, "tool": result.uses, "error_type": error.get("type")},
+    )
 
 
 def _observe_step(result: StepResult) -> None:
