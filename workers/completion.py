@@ -23,6 +23,7 @@ from engine.settings import Settings
 from observability import metrics
 from store import due_work as due_work_store
 from store.db import Pool, Row
+from workers.runlog import RunLog
 
 log = logging.getLogger("ordinaut.worker")
 
@@ -134,6 +135,7 @@ class Completer:
     worker_id: str
     clock: Clock
     processed: int = 0
+    run_log: RunLog = field(default_factory=RunLog)
 
     async def write(
         self, batch: list[Outcome], *, lease_limit: int = 0, give_up_after: float | None = None
@@ -212,7 +214,7 @@ class Completer:
         for run in result.written:
             metrics.child(metrics.RUNS, run["status"], run["trigger"]).inc()
             metrics.child(metrics.RUN_DURATION, run["status"]).observe(seconds.get(run["id"], 0.0))
-        _log_outcomes(batch, result)
+        _log_outcomes(batch, result, self.run_log)
         for run_id in result.kept:
             metrics.child(metrics.RUN_DURATION, "failed").observe(seconds.get(run_id, 0.0))
         metrics.RETRIES.inc(len(result.kept))
@@ -227,17 +229,25 @@ class Completer:
             )
 
 
-def _log_outcomes(batch: list[Outcome], result: due_work_store.CompletionResult) -> None:
+def _log_outcomes(
+    batch: list[Outcome], result: due_work_store.CompletionResult, run_log: RunLog
+) -> None:
     """One line per finished run (info; a warning when dead, with its error) and one per
-    failed attempt that is retried (info)."""
+    failed attempt that is retried (info), within the budget of ``run_log``."""
+    if not log.isEnabledFor(logging.INFO):
+        return
     outcomes = {outcome.row["id"]: outcome for outcome in batch}
     for run in result.written:
         outcome = outcomes.get(run["id"])
-        if outcome is not None:
+        if outcome is None:
+            continue
+        if run_log.allow():
             _log_finished(run["status"], outcome)
+        else:
+            run_log.skip(run["status"], outcome.seconds * 1000)
     for run_id in result.kept:
         outcome = outcomes.get(run_id)
-        if outcome is not None and outcome.result.error is not None:
+        if outcome is not None and outcome.result.error is not None and run_log.allow():
             error = outcome.result.error
             log.info(
                 "run attempt %d failed, retrying: %s: %s",
