@@ -72,15 +72,9 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_every_work_command_takes_the_api_options() -> None:
+    groups = {"tasks", "runs", "agents"}
     for path, parser in parsers(build_parser()):
-        if (
-            path[:1] in (("tasks",), ("runs",), ("agents",))
-            and len(path) == 2
-            or path
-            in (
-                ("workers",),
-                ("preview",),
-            )
-        ):
+        in_group = len(path) == 2 and path[0] in groups
+        if in_group or path in (("workers",), ("preview",)):
             options = {o for a in parser._actions for o in a.option_strings}
             assert {"--url", "--token", "-o", "--output", "-q"} <= options, path
