@@ -66,6 +66,7 @@ async def _issue_token(conn: Connection, agent_id: UUID) -> str:
 
 @router.get(
     "/me",
+    operation_id="agents_me",
     response_model=Agent,
     summary="The calling agent and its scopes",
     description="Any valid token may call this, whatever its scopes.",
@@ -79,6 +80,7 @@ async def me(principal: Caller, conn: Conn) -> Any:
 
 @router.post(
     "",
+    operation_id="agents_create",
     status_code=status.HTTP_201_CREATED,
     response_model=AgentWithToken,
     summary="Create an agent and its first token",
@@ -92,7 +94,9 @@ async def create_agent(body: AgentCreate, principal: Admin, conn: Conn) -> Any:
     return {**_agent(row), "token": token}
 
 
-@router.get("", response_model=AgentPage, summary="List agents, newest first")
+@router.get(
+    "", operation_id="agents_list", response_model=AgentPage, summary="List agents, newest first"
+)
 async def list_agents(
     principal: Admin,
     conn: Conn,
@@ -114,6 +118,7 @@ async def list_agents(
 
 @router.get(
     "/{agent_id:uuid}",
+    operation_id="agents_get",
     response_model=AgentDetail,
     summary="One agent (deleted ones too) with its tokens (prefixes only)",
     responses=AGENT_NOT_FOUND,
@@ -128,6 +133,7 @@ async def get_agent(agent_id: UUID, principal: Admin, conn: Conn) -> Any:
 
 @router.patch(
     "/{agent_id:uuid}",
+    operation_id="agents_update",
     response_model=Agent,
     summary="Rename an agent or replace its scopes",
     description="Scope changes apply to the agent's very next request.",
@@ -146,6 +152,7 @@ async def update_agent(agent_id: UUID, body: AgentUpdate, principal: Admin, conn
 
 @router.delete(
     "/{agent_id:uuid}",
+    operation_id="agents_delete",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
     summary="Delete an agent; its tokens stop working at once",
@@ -164,6 +171,7 @@ async def delete_agent(agent_id: UUID, principal: Admin, conn: Conn) -> Response
 
 @router.post(
     "/{agent_id:uuid}/tokens",
+    operation_id="agents_create_token",
     status_code=status.HTTP_201_CREATED,
     response_model=AgentWithToken,
     summary="Issue a new token (rotation: the agent's other tokens are revoked)",
