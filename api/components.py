@@ -3,14 +3,16 @@
 The task document is declared once, in :mod:`engine.document`; the request bodies
 (``TaskCreate``, ``TaskPatch``), the pipeline step (``PipelineStep``), the payload
 (``TaskPayload``) and the answer (``Task``, ``TaskPage``) are built from it here and reused
-by reference wherever a route takes or returns a task. :func:`api.openapi.build_openapi`
-adds :data:`COMPONENTS` to the document.
+by reference wherever a route takes or returns a task. The agents' request bodies, small
+pydantic models read by :func:`api.body.model_body`, are components too.
+:func:`api.openapi.build_openapi` adds :data:`COMPONENTS` to the document.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from api.schemas import AgentCreate, AgentUpdate
 from engine.document import (
     DOCUMENT_FIELDS,
     PATCH_SCHEMA,
@@ -62,6 +64,8 @@ _TASK_ANSWER_PROPERTIES: dict[str, Any] = {
 }
 
 COMPONENTS: dict[str, dict[str, Any]] = {
+    "AgentCreate": AgentCreate.model_json_schema(),
+    "AgentUpdate": AgentUpdate.model_json_schema(),
     "PipelineStep": STEP_SCHEMA,
     "TaskPayload": {
         **PAYLOAD_SCHEMA,

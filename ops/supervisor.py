@@ -1,6 +1,12 @@
 """``ordinaut up``: Postgres (when needed), migrations, then API + scheduler + N workers as one
 foreground process tree. Ctrl-C or SIGTERM stops every child (and a Postgres that ``up``
-started); if any child dies, the others are stopped too and ``up`` exits non-zero."""
+started).
+
+A child that exits on its own (a crash, an OOM kill, a ``kill -9``) is started again after
+a delay that doubles with each crash (:class:`RestartPolicy`), announced in one line; the
+others keep running. Only a child that cannot stay up — more than
+:data:`MAX_CRASHES` crashes within :data:`CRASH_WINDOW_SECONDS` — stops everything, and
+``up`` exits non-zero."""
 
 from __future__ import annotations
 
@@ -13,7 +19,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from engine.settings import Settings
@@ -23,12 +29,82 @@ from ops.embedded_pg import EmbeddedPostgresError, free_port
 from ops.terminal import CommandError, say
 
 _PR_SET_PDEATHSIG = 1
+MAX_CRASHES = 5
+CRASH_WINDOW_SECONDS = 60.0
+READY_TIMEOUT_SECONDS = 60.0
+
+
+@dataclass
+class RestartPolicy:
+    """How soon a crashed child comes back: ``base_delay`` after its first crash, twice as
+    long after each further crash within ``window_seconds`` (at most ``max_delay``); more
+    than ``max_crashes`` crashes within the window and it is given up on."""
+
+    max_crashes: int = MAX_CRASHES
+    window_seconds: float = CRASH_WINDOW_SECONDS
+    base_delay: float = 0.5
+    max_delay: float = 10.0
+    crashes: list[float] = field(default_factory=list)
+
+    def after_crash(self, now: float) -> float | None:
+        """Record a crash at ``now``; the delay before the restart, or None: give up."""
+        self.crashes = [t for t in self.crashes if now - t < self.window_seconds] + [now]
+        if len(self.crashes) > self.max_crashes:
+            return None
+        return float(min(self.max_delay, self.base_delay * 2 ** (len(self.crashes) - 1)))
 
 
 @dataclass
 class Child:
+    """One process of ``up``: how to start it, the running process, and its restarts."""
+
     name: str
-    process: subprocess.Popen[bytes]
+    argv: list[str]
+    env: dict[str, str]
+    process: subprocess.Popen[bytes] = field(init=False)
+    policy: RestartPolicy = field(default_factory=RestartPolicy)
+    restart_at: float | None = None
+
+    def __post_init__(self) -> None:
+        self.start()
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "ops.cli", *self.argv],
+            env=self.env,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
+        self.restart_at = None
+
+    def tend(self, now: float) -> bool:
+        """Restart the child when it is due; note a new crash. False: give up on it."""
+        if self.restart_at is not None:
+            if now >= self.restart_at:
+                self.start()
+            return True
+        status = self.process.poll()
+        if status is None:
+            return True
+        delay = self.policy.after_crash(now)
+        if delay is None:
+            say(
+                f"{self.name} {_exit_reason(status)} and crashed {len(self.policy.crashes)} "
+                f"times within {self.policy.window_seconds:g} s; stopping everything"
+            )
+            return False
+        say(f"{self.name} {_exit_reason(status)}; restarting it in {delay:g} s")
+        self.restart_at = now + delay
+        return True
+
+
+def _exit_reason(status: int) -> str:
+    if status < 0:
+        try:
+            return f"was killed by {signal.Signals(-status).name}"
+        except ValueError:
+            return f"was killed by signal {-status}"
+    return f"exited with status {status}"
 
 
 def _die_with_parent() -> None:
@@ -110,66 +186,60 @@ def _supervise(
     signal.signal(signal.SIGTERM, request_stop)
     scheduler_port = free_port()
     worker_ports = [free_port() for _ in range(workers)]
-    specs = [("api", ["api", "--host", host, "--port", str(port)])]
-    specs.append(("scheduler", ["scheduler", "--metrics-port", str(scheduler_port)]))
-    for index, metrics_port in enumerate(worker_ports, start=1):
-        specs.append(
-            (
-                f"worker-{index}",
-                ["worker", "--concurrency", str(concurrency), "--metrics-port", str(metrics_port)],
-            )
-        )
-    children = [
-        Child(
-            name,
-            subprocess.Popen(
-                [sys.executable, "-m", "ops.cli", *argv],
-                env=env,
-                start_new_session=True,
-                preexec_fn=_die_with_parent,
-            ),
-        )
-        for name, argv in specs
-    ]
+    specs = _child_specs(host, port, concurrency, scheduler_port, worker_ports)
+    children = [Child(name, argv, env) for name, argv in specs]
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     url = f"http://{shown}:{port}"
     exit_code = 0
-    if _wait_ready(url, children, lambda: stop_requested):
-        say(
-            f"\nOrdinaut is up.\n  API:          {url}   (docs: {url}/docs)\n"
-            f"  Admin token:  {settings.bootstrap_admin_token}\n"
-            f"  Metrics:      scheduler :{scheduler_port}, workers "
-            + ", ".join(f":{p}" for p in worker_ports)
-            + "\nPress Ctrl-C to stop.\n"
-        )
+    announced = False
+    ready_by = time.monotonic() + READY_TIMEOUT_SECONDS
     while not stop_requested:
-        dead = [c for c in children if c.process.poll() is not None]
-        if dead:
-            say(f"{dead[0].name} exited with status {dead[0].process.returncode}; stopping")
+        now = time.monotonic()
+        if not all(child.tend(now) for child in children):
             exit_code = 1
             break
+        if not announced:
+            if _ready(url):
+                announced = True
+                say(_banner(url, settings, scheduler_port, worker_ports))
+            elif now > ready_by:
+                say(f"the API did not become ready within {READY_TIMEOUT_SECONDS:g} s")
+                exit_code = 1
+                break
         time.sleep(0.2)
     _stop_all(children, grace=settings.shutdown_grace_seconds + 5)
     say("Ordinaut stopped.")
     return exit_code
 
 
-def _wait_ready(url: str, children: list[Child], stopping: object) -> bool:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if callable(stopping) and stopping():
-            return False
-        if any(c.process.poll() is not None for c in children):
-            return False
-        try:
-            with urllib.request.urlopen(f"{url}/health/ready", timeout=1) as response:
-                if response.status == 200:
-                    return True
-        except OSError:
-            pass
-        time.sleep(0.2)
-    say("the API did not become ready within 60 s")
-    return False
+def _child_specs(
+    host: str, port: int, concurrency: int, scheduler_port: int, worker_ports: list[int]
+) -> list[tuple[str, list[str]]]:
+    """``(name, ordinaut arguments)`` of each child."""
+    specs = [("api", ["api", "--host", host, "--port", str(port)])]
+    specs.append(("scheduler", ["scheduler", "--metrics-port", str(scheduler_port)]))
+    for index, metrics_port in enumerate(worker_ports, start=1):
+        argv = ["worker", "--concurrency", str(concurrency), "--metrics-port", str(metrics_port)]
+        specs.append((f"worker-{index}", argv))
+    return specs
+
+
+def _banner(url: str, settings: Settings, scheduler_port: int, worker_ports: list[int]) -> str:
+    workers = ", ".join(f":{p}" for p in worker_ports)
+    return (
+        f"\nOrdinaut is up.\n  API:          {url}   (docs: {url}/docs)\n"
+        f"  Admin token:  {settings.bootstrap_admin_token}\n"
+        f"  Metrics:      scheduler :{scheduler_port}, workers {workers}\n"
+        "Press Ctrl-C to stop.\n"
+    )
+
+
+def _ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/health/ready", timeout=1) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
 
 
 def _stop_all(children: list[Child], *, grace: float) -> None:

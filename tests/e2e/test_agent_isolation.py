@@ -59,9 +59,9 @@ async def test_hostile_runs_fail_alone_while_another_agents_runs_keep_time(fresh
                 victim,
                 pipeline_task({"id": "nap", "uses": "debug.sleep", "with": {"seconds": 0.1}}),
             )
-            hostile_runs = []
-            for task in (nan, inf, exp):
-                hostile_runs += await run_now(hostile, task["id"], 5)
+            hostile_runs = await run_now(hostile, nan["id"], 5)
+            hostile_runs += await run_now(hostile, inf["id"], 5)
+            hostile_runs += await run_now(hostile, exp["id"], 3)
             victim_runs = []
             for _ in range(VICTIM_RUNS):
                 victim_runs += await run_now(victim, quick["id"])

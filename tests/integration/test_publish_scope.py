@@ -44,7 +44,7 @@ async def test_publishing_needs_the_scope_when_the_step_runs(fresh_db):
         assert caught.value.type == "forbidden"
         assert "events:publish" in caught.value.message
         cursor = await conn.execute("SELECT count(*) AS n FROM events")
-        assert (await cursor.fetchone())["n"] == 1  # nothing published the second time
+        assert await cursor.fetchone() == {"n": 1}  # nothing published the second time
 
         await agents_store.update_agent(conn, agent["id"], name=None, scopes=["admin"])
         answer = await publish({"topic": "scope.check"}, context(str(agent["id"]), "third"))

@@ -50,7 +50,7 @@ def test_truncating_a_shared_value_does_not_encode_it_whole():
     value = doubled(50)
     started = time.perf_counter()
     marker = truncate_output(value, 65536)
-    assert time.perf_counter() - started < 0.1
+    assert time.perf_counter() - started < 0.5  # 2^50 copies as text: never encoded
     assert marker["_truncated"] is True
     assert marker["original_bytes"] > 2**50
     assert marker["preview"].startswith('{"a":{"a":{"a":')

@@ -8,6 +8,8 @@ through :func:`engine.timezones.get_zone`, which refuses what it cannot load.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from engine.errors import ValidationFailed
@@ -29,5 +31,5 @@ def test_every_listed_zone_loads():
 
 def test_a_schedule_in_localtime_is_a_validation_error():
     with pytest.raises(ValidationFailed) as caught:
-        parse_schedule("cron", "0 9 * * *", "localtime")
+        parse_schedule("cron", "0 9 * * *", "localtime", anchor=datetime.now(UTC))
     assert [p.path for p in caught.value.problems] == ["$.timezone"]
