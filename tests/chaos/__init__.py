@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import statistics
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -98,13 +99,24 @@ class ChaosReport:
             f"{self.pinned_drain:.0f} runs/s with the xmin pinned "
             f"(due_work dead tuples then: {self.dead_tuples_pinned})"
         )
-        out.append("fault                  at (s)  API back (s)  run succeeded (s)")
+        out.append("fault                  at (s)  took (s)  API back (s)  run succeeded (s)")
         for r in self.recoveries:
             api = f"{r.api_seconds:.2f}" if r.api_seconds is not None else "never"
             run = f"{r.run_seconds:.2f}" if r.run_seconds is not None else "never"
-            out.append(f"{r.kind:<22} {r.at:6.1f}  {api:>12}  {run:>17}")
+            out.append(f"{r.kind:<22} {r.at:6.1f}  {r.inject_seconds:8.2f}  {api:>12}  {run:>17}")
+        out += self._recovery_summary()
         out.append(f"requests not acknowledged (by answer): {self.unacknowledged}")
         out += [f"PROBLEM: {problem}" for problem in self.verdict.problems]
+        return out
+
+    def _recovery_summary(self) -> list[str]:
+        out = ["by fault: count, took (median), run succeeded after the fault (median / max)"]
+        for kind in sorted({r.kind for r in self.recoveries}):
+            mine = [r for r in self.recoveries if r.kind == kind]
+            runs = [r.run_seconds for r in mine if r.run_seconds is not None]
+            took = statistics.median(r.inject_seconds for r in mine)
+            shown = f"{statistics.median(runs):.2f} / {max(runs):.2f} s" if runs else "never"
+            out.append(f"  {kind:<22} {len(mine):3d}  {took:5.2f} s  {shown}")
         return out
 
 
@@ -231,7 +243,8 @@ async def _fault(
 ) -> None:
     fault_at = time.time()
     await inject(world, kind, rng)
-    report.recoveries.append(await recover(world, ledger, kind, fault_at, began))
+    injected = time.time()
+    report.recoveries.append(await recover(world, ledger, kind, fault_at, injected, began))
 
 
 async def _drained(world: World, ids: list[str], timeout: float = 300.0) -> None:

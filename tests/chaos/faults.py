@@ -22,11 +22,14 @@ RECOVERY_DEADLINE_SECONDS = 120.0
 
 @dataclass(frozen=True)
 class Recovery:
-    """One fault: when (seconds into the chaos), and seconds until the API acknowledged a
-    run again and until that run had succeeded (None: not within the deadline)."""
+    """One fault: when (seconds into the chaos), how long causing it took (a restart waits
+    for the server to be up again; a killed process is started again after a second), and
+    seconds from the fault until the API acknowledged a run again and until that run had
+    succeeded (None: not within the deadline)."""
 
     kind: str
     at: float
+    inject_seconds: float
     api_seconds: float | None
     run_seconds: float | None
 
@@ -76,10 +79,11 @@ async def terminate_backends(world: World) -> int:
 
 
 async def recover(
-    world: World, ledger: Ledger, kind: str, fault_at: float, start: float
+    world: World, ledger: Ledger, kind: str, fault_at: float, injected: float, start: float
 ) -> Recovery:
     """Send probe runs until one is acknowledged, then wait for it to succeed."""
     assert world.tasks is not None
+    took = injected - fault_at
     give_up = time.time() + RECOVERY_DEADLINE_SECONDS
     run_id = None
     async with world.client() as client:
@@ -88,7 +92,7 @@ async def recover(
             if run_id is None:
                 await asyncio.sleep(0.1)
     if run_id is None:
-        return Recovery(kind, fault_at - start, None, None)
+        return Recovery(kind, fault_at - start, took, None, None)
     ledger.probes.append(run_id)
     api_seconds = time.time() - fault_at
     while time.time() < give_up:
@@ -96,6 +100,7 @@ async def recover(
             "SELECT extract(epoch FROM finished_at) AS at, status FROM runs WHERE id = %s", run_id
         )
         if rows:
-            return Recovery(kind, fault_at - start, api_seconds, float(rows[0]["at"]) - fault_at)
+            finished = float(rows[0]["at"]) - fault_at
+            return Recovery(kind, fault_at - start, took, api_seconds, finished)
         await asyncio.sleep(0.05)
-    return Recovery(kind, fault_at - start, api_seconds, None)
+    return Recovery(kind, fault_at - start, took, api_seconds, None)

@@ -136,7 +136,8 @@ def _check_effects(
 
 @dataclass(frozen=True)
 class Window:
-    """The steady load over an interval: runs finished per second and start delays."""
+    """The steady load over an interval: runs finished per second, and the start delays of
+    the runs due within it (a run that waited behind an earlier burst is not counted)."""
 
     seconds: float
     finished_per_second: float
@@ -145,19 +146,19 @@ class Window:
 
 
 async def window(world: World, since: datetime, until: datetime) -> Window:
-    """The steady load's runs (bursts left out) that finished in ``[since, until)``."""
+    """The steady load's runs (bursts left out) in ``[since, until)``."""
     assert world.tasks is not None
     rows = await world.rows(
         """
-        SELECT extract(epoch FROM started_at - scheduled_for) AS delay, attempt
-          FROM runs WHERE finished_at >= %s AND finished_at < %s AND task_id <> %s
+        SELECT extract(epoch FROM started_at - scheduled_for) AS delay, attempt,
+               scheduled_for >= %(since)s AND scheduled_for < %(until)s AS due_within
+          FROM runs
+         WHERE finished_at >= %(since)s AND finished_at < %(until)s AND task_id <> %(burst)s
         """,
-        since,
-        until,
-        world.tasks.burst,
+        {"since": since, "until": until, "burst": world.tasks.burst},
     )
     seconds = (until - since).total_seconds()
-    delays = sorted(float(r["delay"]) for r in rows if r["attempt"] == 1)
+    delays = sorted(float(r["delay"]) for r in rows if r["attempt"] == 1 and r["due_within"])
     return Window(
         seconds=seconds,
         finished_per_second=len(rows) / seconds if seconds > 0 else 0.0,

@@ -58,11 +58,13 @@ class World:
         return client
 
     async def rows(self, sql: str, *params: Any, deadline: float = 120.0) -> list[dict[str, Any]]:
-        """Run one statement, retrying while the server is away."""
+        """Run one statement, retrying while the server is away; ``params`` are positional,
+        or one dict of named ones."""
         give_up = time.monotonic() + deadline
+        bound: Any = params[0] if len(params) == 1 and isinstance(params[0], dict) else params
         while True:
             try:
-                return await asyncio.to_thread(_query, self.url, sql, params)
+                return await asyncio.to_thread(_query, self.url, sql, bound)
             except psycopg.OperationalError:
                 if time.monotonic() > give_up:
                     raise
@@ -78,7 +80,7 @@ class World:
         return self.scheduler
 
 
-def _query(url: str, sql: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
+def _query(url: str, sql: str, params: Any) -> list[dict[str, Any]]:
     with psycopg.connect(url, autocommit=True, row_factory=dict_row, connect_timeout=5) as conn:
         cursor = conn.execute(sql, params)
         return cursor.fetchall() if cursor.description else []
