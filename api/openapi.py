@@ -150,9 +150,13 @@ def _error_statuses(
         statuses.append(404)
     if method in ("POST", "PUT", "PATCH"):
         statuses.append(413)
-    # Parameters are validated (422 naming `query.x`, `path.x`); a body is a 422 only where
-    # the route says so (FastAPI adds it for model bodies; raw-JSON routes declare it).
-    if operation.get("parameters") or "422" in operation.get("responses", {}):
+    # Parameters are validated (422 naming `query.x`, `path.x`), and so is every body (the
+    # one body reader, api/body.py, refuses what is not JSON, non-finite numbers …).
+    if (
+        operation.get("parameters")
+        or "requestBody" in operation
+        or "422" in operation.get("responses", {})
+    ):
         statuses.append(422)
     return statuses
 
