@@ -54,7 +54,12 @@ def create_app(settings: Settings) -> FastAPI:
     """The API for ``settings`` (``settings.database_url`` must be set)."""
     if not settings.database_url:
         raise ValueError("create_app needs settings.database_url")
-    pool = create_pool(settings.database_url, max_size=settings.pool_max_size, name="ordinaut-api")
+    pool = create_pool(
+        settings.database_url,
+        max_size=settings.pool_max_size,
+        name="ordinaut-api",
+        timeout=settings.pool_timeout_seconds,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -56,7 +56,7 @@ async def insert_occurrences(conn: Connection, occurrences: Sequence[Occurrence]
               FROM unnest(%s::uuid[], %s::uuid[], %s::timestamptz[], %s::smallint[],
                           %s::text[]) AS o(id, task_id, scheduled_for, priority,
                                            concurrency_key)
-            ON CONFLICT ON CONSTRAINT due_work_one_per_occurrence DO NOTHING
+            ON CONFLICT (task_id, scheduled_for, due_work_occurrence(trigger, id)) DO NOTHING
             RETURNING 1
         )
         SELECT count(*) AS inserted, pg_notify(%s, '') FROM inserted
@@ -85,8 +85,9 @@ async def insert_manual_run(
 ) -> Row:
     """Queue a run now (run_now, an event, a retry of a dead run) and wake the workers.
 
-    ``scheduled_for`` is the statement's clock time, so it is distinct per call and the
-    (task, occurrence) uniqueness holds.
+    ``scheduled_for`` is the statement's clock time. Two requests may draw the same one:
+    that is fine, a requested run is identified by its id (the (task, occurrence)
+    uniqueness covers scheduled occurrences only, see migration 0010).
     """
     cursor = await conn.execute(
         """
@@ -122,7 +123,10 @@ async def insert_manual_run(
 # future row the scheduler materialised ahead (0.67 ms → 0.04 ms with 50 000 of them). The
 # redundant ``r.concurrency_key IS NOT NULL`` lets the key check use the partial unique
 # index even when the planner hashes the subquery. Rows locked but not picked (a second row
-# of one key) are released when the statement's transaction ends.
+# of one key) are released when the statement's transaction ends. A run whose task was
+# canceled meanwhile is leased like any other but marked ``task_canceled``: the worker
+# records it as canceled without starting it (filtering it out here would leave it queued,
+# to be locked and skipped by every lease; the join with tasks is there anyway).
 _LEASE = """
 WITH locked AS (
     SELECT d.id, d.concurrency_key, d.priority, d.run_at
@@ -153,7 +157,8 @@ UPDATE due_work d
 RETURNING d.id::text AS id, d.task_id::text AS task_id, d.scheduled_for, d.trigger,
           d.attempt, d.event, d.started_at, d.created_at AS queued_at,
           t.created_by::text AS agent_id,
-          t.payload::text AS payload, t.timeout_seconds, t.max_retries, t.backoff_strategy
+          t.payload::text AS payload, t.timeout_seconds, t.max_retries, t.backoff_strategy,
+          t.status = 'canceled' AS task_canceled
 """
 
 
@@ -472,26 +477,73 @@ async def reap_expired_leases(conn: Connection, *, limit: int = 1000) -> tuple[i
     return int(row["requeued"]), list(row["finished"])
 
 
-async def release_leases(conn: Connection, *, worker_id: str, run_ids: Sequence[str]) -> int:
-    """Give unfinished runs back (graceful shutdown): queued again at once, and the attempt
-    that was cut short does not count."""
+# Graceful shutdown gives unfinished runs back: queued again at once, the attempt that was
+# cut short not counted — unless the run's task was canceled (its running runs were to
+# finish, not to run again) or its own cancel was requested: those go to the history as
+# canceled, in the same statement.
+_RELEASE = """
+WITH mine AS (
+    SELECT d.id, t.created_by AS agent_id,
+           d.cancel_requested OR t.status = 'canceled' AS canceled
+      FROM due_work d JOIN tasks t ON t.id = d.task_id
+     WHERE d.id = ANY(%(ids)s::uuid[]) AND d.leased_by = %(worker)s AND d.state = 'running'
+       FOR UPDATE OF d
+), requeued AS (
+    UPDATE due_work d
+       SET state = 'queued', leased_by = NULL, lease_expires_at = NULL, run_at = now(),
+           attempt = d.attempt - 1
+      FROM mine m
+     WHERE d.id = m.id AND NOT m.canceled
+    RETURNING d.id
+), removed AS (
+    DELETE FROM due_work d USING mine m
+     WHERE d.id = m.id AND m.canceled
+    RETURNING d.id, d.task_id, d.trigger, d.scheduled_for, d.created_at, d.attempt,
+              d.started_at, d.event, d.retry_of, d.steps, m.agent_id
+), buried AS (
+    INSERT INTO runs (id, task_id, agent_id, trigger, status, scheduled_for, queued_at,
+                      attempt, started_at, finished_at, duration_ms, worker_id, steps, error,
+                      event, retry_of)
+    SELECT id, task_id, agent_id, trigger, 'canceled', scheduled_for, created_at, attempt,
+           started_at, now(), (extract(epoch FROM now() - started_at) * 1000)::integer,
+           %(worker)s, COALESCE(steps, '[]'::jsonb), %(error)s, event, retry_of
+      FROM removed
+    RETURNING id, task_id, status, trigger
+)
+SELECT (SELECT count(*) FROM requeued) AS released,
+       (SELECT coalesce(jsonb_agg(jsonb_build_object('id', id, 'task_id', task_id,
+                                                     'status', status, 'trigger', trigger)),
+                        '[]'::jsonb) FROM buried) AS finished,
+       pg_notify(%(channel)s, '')
+"""
+
+CANCELED_AT_SHUTDOWN_ERROR = {
+    "step_id": None,
+    "type": "canceled",
+    "message": "task canceled: its run was stopped by a worker shutting down",
+    "retryable": False,
+}
+
+
+async def release_leases(
+    conn: Connection, *, worker_id: str, run_ids: Sequence[str]
+) -> tuple[int, list[Row]]:
+    """Give unfinished runs back at shutdown (see ``_RELEASE``). Returns ``(released,
+    finished)``: how many were queued again, and the runs recorded as canceled."""
     if not run_ids:
-        return 0
+        return 0, []
     cursor = await conn.execute(
-        """
-        WITH released AS (
-            UPDATE due_work
-               SET state = 'queued', leased_by = NULL, lease_expires_at = NULL,
-                   run_at = now(), attempt = attempt - 1
-             WHERE id = ANY(%s::uuid[]) AND leased_by = %s AND state = 'running'
-            RETURNING 1
-        )
-        SELECT count(*) AS released, pg_notify(%s, '') FROM released
-        """,
-        (list(run_ids), worker_id, WAKE_CHANNEL),
+        _RELEASE,
+        {
+            "ids": list(run_ids),
+            "worker": worker_id,
+            "error": Jsonb(CANCELED_AT_SHUTDOWN_ERROR),
+            "channel": WAKE_CHANNEL,
+        },
     )
     row = await cursor.fetchone()
-    return int(row["released"]) if row else 0
+    assert row is not None
+    return int(row["released"]), list(row["finished"])
 
 
 async def cancel_waiting_run(

@@ -19,7 +19,9 @@ Cooperating asyncio tasks share one process:
 The worker owns its slots: both loops reserve them before a lease and start what came back.
 
 On stop (SIGTERM): no new leases; in-flight runs get ``shutdown_grace_seconds`` to finish;
-the rest are stopped and their leases released so another worker takes them at once.
+the rest are stopped and their leases released so another worker takes them at once —
+except runs of tasks canceled meanwhile, which are recorded as canceled. A leased run whose
+task is canceled is never started: it is recorded as canceled at once.
 """
 
 from __future__ import annotations
@@ -179,10 +181,17 @@ class Worker:
         if released:
             with contextlib.suppress(StoreError):
                 async with self.pool.connection(timeout=5) as conn:
-                    count = await due_work_store.release_leases(
+                    count, canceled = await due_work_store.release_leases(
                         conn, worker_id=self.worker_id, run_ids=released
                     )
-                log.info("released %d runs at shutdown", count, extra={"worker_id": self.worker_id})
+                for run in canceled:
+                    metrics.child(metrics.RUNS, run["status"], run["trigger"]).inc()
+                log.info(
+                    "released %d runs at shutdown (%d of canceled tasks recorded as canceled)",
+                    count,
+                    len(canceled),
+                    extra={"worker_id": self.worker_id},
+                )
             for run_id in released:
                 self._inflight.pop(run_id, None)
 
@@ -287,6 +296,9 @@ class Worker:
         self._start_leased(flushed.leased, claimed)
 
     def _start(self, row: Row) -> None:
+        if row["task_canceled"]:
+            self._skip_canceled(row)
+            return
         if row["attempt"] == 1:
             self._observe_start_delay(row)
         entry = _Inflight(row)
@@ -313,6 +325,14 @@ class Worker:
         late = queued_late > self.settings.catch_up_grace_seconds
         histogram = metrics.RUN_LATE_START if late else metrics.RUN_START_DELAY
         metrics.child(histogram, row["trigger"]).observe(delay)
+
+    def _skip_canceled(self, row: Row) -> None:
+        """A leased run whose task was canceled: record it as canceled without running it
+        (it holds no slot; its outcome is written with the next batch)."""
+        self._inflight[row["id"]] = _Inflight(row)
+        error = RunError(step_id=None, type="canceled", message="task canceled", retryable=False)
+        self._outcomes.append(Outcome(row, PipelineOutcome(error=error), 0.0))
+        self._outcome_ready.set()
 
     async def _execute(self, entry: _Inflight) -> None:
         # This task runs in its own copy of the logging context: tool logs carry the run.
@@ -376,6 +396,7 @@ class Worker:
                 observe_step=_observe_step,
                 observe_retry=_log_step_retry,
                 max_output_bytes=self.settings.max_output_bytes,
+                max_value_bytes=self.settings.max_value_bytes,
             )
         return self._executor_cache
 

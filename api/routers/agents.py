@@ -13,8 +13,10 @@ from collections.abc import Sequence
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 
+from api.body import json_body_openapi, model_body
+from api.components import ref
 from api.deps import Admin, Caller, Conn
 from api.pagination import DEFAULT_LIMIT, CursorParam, Limit, list_page
 from api.responses import AGENT_NOT_FOUND, error
@@ -86,8 +88,10 @@ async def me(principal: Caller, conn: Conn) -> Any:
     summary="Create an agent and its first token",
     description="Answers the agent's fields plus `token`, shown this once.",
     responses=CONFLICT,
+    openapi_extra=json_body_openapi(ref("AgentCreate")),
 )
-async def create_agent(body: AgentCreate, principal: Admin, conn: Conn) -> Any:
+async def create_agent(request: Request, principal: Admin, conn: Conn) -> Any:
+    body = await model_body(request, AgentCreate)
     async with conn.transaction():
         row = await agents_store.insert_agent(conn, name=body.name, scopes=_ordered(body.scopes))
         token = await _issue_token(conn, row["id"])
@@ -138,8 +142,10 @@ async def get_agent(agent_id: UUID, principal: Admin, conn: Conn) -> Any:
     summary="Rename an agent or replace its scopes",
     description="Scope changes apply to the agent's very next request.",
     responses={**AGENT_NOT_FOUND, **CONFLICT},
+    openapi_extra=json_body_openapi(ref("AgentUpdate")),
 )
-async def update_agent(agent_id: UUID, body: AgentUpdate, principal: Admin, conn: Conn) -> Any:
+async def update_agent(agent_id: UUID, request: Request, principal: Admin, conn: Conn) -> Any:
+    body = await model_body(request, AgentUpdate)
     scopes = _ordered(body.scopes) if body.scopes is not None else None
     async with conn.transaction():
         if scopes is not None and "admin" not in scopes:

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from api.body import json_body, json_body_openapi
 from api.components import TASK_ANSWER, json_response, ref
-from api.creation import create_task_once, resolve_owner
+from api.creation import create_task_once, owner_scopes, resolve_owner
 from api.deps import AppCatalog, AppSettings, Conn, TasksRead, TasksWrite
 from api.idempotency import IdempotencyKey
 from api.pagination import DEFAULT_LIMIT, CursorParam, Limit, list_page
@@ -57,7 +57,13 @@ async def create_task(
 ) -> Any:
     document = await json_body(request)
     now = now_utc()
-    spec = validate_task(document, catalog, default_timezone=settings.default_timezone, now=now)
+    spec = validate_task(
+        document,
+        catalog,
+        default_timezone=settings.default_timezone,
+        now=now,
+        owner_scopes=await owner_scopes(conn, document, principal),
+    )
     owner = await resolve_owner(conn, spec.created_by, principal)
     start = expansion_start(spec.schedule, now)
 
@@ -95,14 +101,22 @@ class TaskValidation(BaseModel):
     openapi_extra=json_body_openapi(ref("TaskCreate"), QUICK_START_TASK),
 )
 async def validate_task_document(
-    request: Request, principal: TasksRead, settings: AppSettings, catalog: AppCatalog
+    request: Request,
+    principal: TasksRead,
+    conn: Conn,
+    settings: AppSettings,
+    catalog: AppCatalog,
 ) -> Any:
     try:
         document = await json_body(request)
     except ValidationFailed as exc:
         return {"valid": False, "problems": [p.as_dict() for p in exc.problems]}
     problems = task_problems(
-        document, catalog, default_timezone=settings.default_timezone, now=now_utc()
+        document,
+        catalog,
+        default_timezone=settings.default_timezone,
+        now=now_utc(),
+        owner_scopes=await owner_scopes(conn, document, principal),
     )
     return {"valid": not problems, "problems": [p.as_dict() for p in problems]}
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
-from engine.jsondepth import nests_deeper_than
+from engine.jsonshape import nests_deeper_than
 
 
 def nested(depth: int) -> Any:
