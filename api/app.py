@@ -6,13 +6,16 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from api.audit import AuditMiddleware
+from api.docs import install_docs
 from api.errors import install_error_handlers
 from api.live import RunFeed
+from api.mcp.http import McpEndpoint
 from api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from api.openapi import install_openapi
+from api.query import reject_unknown_query
 from api.ratelimit import RateLimiter
 from api.routers import (
     agents,
@@ -25,6 +28,7 @@ from api.routers import (
     tasks,
     tools,
     webhooks,
+    workers,
 )
 from engine.catalog import Catalog, file_catalog
 from engine.settings import Settings
@@ -52,7 +56,12 @@ def create_app(settings: Settings) -> FastAPI:
     """The API for ``settings`` (``settings.database_url`` must be set)."""
     if not settings.database_url:
         raise ValueError("create_app needs settings.database_url")
-    pool = create_pool(settings.database_url, max_size=settings.pool_max_size, name="ordinaut-api")
+    pool = create_pool(
+        settings.database_url,
+        max_size=settings.pool_max_size,
+        name="ordinaut-api",
+        timeout=settings.pool_timeout_seconds,
+    )
     # One LISTEN connection per process for every waiting request and open stream.
     feed = RunFeed(settings, pool)
 
@@ -62,7 +71,8 @@ def create_app(settings: Settings) -> FastAPI:
         await _bootstrap_admin(pool, settings)
         await feed.start()
         try:
-            yield
+            async with mcp_endpoint.running():
+                yield
         finally:
             await feed.close()
             await pool.close()
@@ -72,6 +82,9 @@ def create_app(settings: Settings) -> FastAPI:
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        dependencies=[Depends(reject_unknown_query)],
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.pool = pool
@@ -86,6 +99,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
     install_openapi(app)
+    install_docs(app)
     for module in (
         health,
         tasks,
@@ -97,8 +111,11 @@ def create_app(settings: Settings) -> FastAPI:
         tools,
         webhooks,
         audit,
+        workers,
     ):
         app.include_router(module.router)
+    mcp_endpoint = McpEndpoint(app, pool, settings)
+    app.router.routes.extend(mcp_endpoint.routes())
     return app
 
 

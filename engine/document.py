@@ -10,6 +10,7 @@ sees a task's payload), into a frozen :class:`Step` that the executor reads by a
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
@@ -165,6 +166,9 @@ class Step:
         """A step from its (schema-valid) document form."""
         condition = step.get("if")
         timeout = step.get("timeout_seconds")
+        if timeout is not None and not (math.isfinite(timeout) and timeout > 0):
+            # Validation refuses these first; a step can never carry a non-finite deadline.
+            raise ValueError(f"step {step['id']!r}: timeout_seconds must be a finite number > 0")
         return cls(
             id=step["id"],
             uses=step["uses"],

@@ -19,6 +19,7 @@
         ├── ToolInputInvalid      arguments violate the tool's input schema
         ├── ToolOutputInvalid     the result violates the tool's output schema
         ├── ToolFailed            the tool reported an error (4xx: not retryable; 5xx: retryable)
+        ├── ToolForbidden         the task's owner lacks the scope the tool needs (not retryable)
         ├── StepTimeout           the step exceeded its timeout (retryable)
         └── CircuitOpen           the endpoint's circuit breaker is open (retryable)
 """
@@ -27,6 +28,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+
+from engine.redaction import mask_passwords
 
 
 @dataclass(frozen=True)
@@ -147,6 +150,11 @@ class ToolFailed(StepError):
     type = "tool_error"
 
 
+class ToolForbidden(StepError):
+    type = "forbidden"
+    retryable = False
+
+
 class StepTimeout(StepError):
     type = "timeout"
     retryable = True
@@ -159,6 +167,7 @@ class CircuitOpen(StepError):
 
 def first_line(exc: BaseException) -> str:
     """The first line of an exception's message (driver and library errors add detail lines
-    that do not belong in a one-line error), or its type's name when it has none."""
+    that do not belong in a one-line error), or its type's name when it has none; passwords
+    masked (a driver may echo the connection string it could not parse)."""
     text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    return mask_passwords(text.splitlines()[0]) if text else type(exc).__name__

@@ -9,12 +9,15 @@ variable and the reason; the CLI prints it and exits non-zero.
 from __future__ import annotations
 
 import ipaddress
+import re
 import zoneinfo
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
+
+from engine.redaction import mask_passwords
 
 T = TypeVar("T")
 
@@ -48,15 +51,21 @@ class Settings:
     scheduler_horizon_seconds: float = 30.0
     catch_up_grace_seconds: float = 60.0
     max_output_bytes: int = 64 * 1024
+    max_value_bytes: int = 8 * 1024 * 1024
     http_max_response_bytes: int = 1024 * 1024
     breaker_failures: int = 5
     breaker_cooldown_seconds: float = 30.0
     rate_limit_per_minute: int = 600
     pool_max_size: int = 10
+    pool_timeout_seconds: float = 5.0
     audit_retention_days: int = 90
     webhook_timeout_seconds: float = 10.0
     webhook_concurrency: int = 8
     webhook_retry_base_seconds: float = 5.0
+    public_url: str | None = None
+    mcp_allowed_hosts: tuple[str, ...] = ()
+    mcp_read_only: bool = False
+    instance_id: str | None = None
 
     def with_database_url(self, url: str) -> Settings:
         """A copy pointing at ``url`` (used once the embedded Postgres is up)."""
@@ -91,6 +100,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
             "ORDINAUT_CATCH_UP_GRACE_SECONDS", _non_negative_float, 60.0
         ),
         max_output_bytes=reader.get("ORDINAUT_MAX_OUTPUT_BYTES", _positive_int, 64 * 1024),
+        max_value_bytes=reader.get("ORDINAUT_MAX_VALUE_BYTES", _positive_int, 8 * 1024 * 1024),
         http_max_response_bytes=reader.get(
             "ORDINAUT_HTTP_MAX_RESPONSE_BYTES", _positive_int, 1024 * 1024
         ),
@@ -100,6 +110,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         ),
         rate_limit_per_minute=reader.get("ORDINAUT_RATE_LIMIT_PER_MINUTE", _non_negative_int, 600),
         pool_max_size=reader.get("ORDINAUT_POOL_MAX_SIZE", _positive_int, 10),
+        pool_timeout_seconds=reader.get("ORDINAUT_POOL_TIMEOUT_SECONDS", _positive_float, 5.0),
         audit_retention_days=reader.get("ORDINAUT_AUDIT_RETENTION_DAYS", _days, 90),
         webhook_timeout_seconds=reader.get(
             "ORDINAUT_WEBHOOK_TIMEOUT_SECONDS", _positive_float, 10.0
@@ -108,6 +119,10 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         webhook_retry_base_seconds=reader.get(
             "ORDINAUT_WEBHOOK_RETRY_BASE_SECONDS", _positive_float, 5.0
         ),
+        public_url=reader.get("ORDINAUT_PUBLIC_URL", _public_url, None),
+        mcp_allowed_hosts=reader.get("ORDINAUT_MCP_ALLOWED_HOSTS", _allowed_hosts, ()),
+        mcp_read_only=reader.get("ORDINAUT_MCP_READ_ONLY", _boolean, False),
+        instance_id=reader.get("ORDINAUT_INSTANCE_ID", _instance_id, None),
     )
     return settings
 
@@ -125,8 +140,8 @@ class _Reader:
         try:
             return parse(raw.strip())
         except (ValueError, zoneinfo.ZoneInfoNotFoundError) as exc:
-            shown = "<hidden>" if "TOKEN" in name else repr(raw)
-            raise SettingsError(f"invalid {name}={shown}: {exc}") from None
+            shown = "<hidden>" if "TOKEN" in name else mask_passwords(repr(raw))
+            raise SettingsError(f"invalid {name}={shown}: {mask_passwords(str(exc))}") from None
 
 
 def _database_url(raw: str) -> str:
@@ -139,6 +154,15 @@ def _database_url(raw: str) -> str:
         raise ValueError(f"malformed port ({exc})") from None
     if not (parts.hostname or parts.path.strip("/") or "host=" in parts.query):
         raise ValueError("names neither a host nor a database")
+    return raw
+
+
+_INSTANCE_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+def _instance_id(raw: str) -> str:
+    if not _INSTANCE_ID.fullmatch(raw):
+        raise ValueError("must be 1 to 64 of A-Z a-z 0-9 _ . -")
     return raw
 
 
@@ -216,4 +240,45 @@ def _host_list(raw: str) -> tuple[str, ...]:
     for entry in entries:
         if any(ch.isdigit() for ch in entry) and ("/" in entry or ":" in entry):
             ipaddress.ip_network(entry, strict=False)
+    return entries
+
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+def _boolean(raw: str) -> bool:
+    value = raw.lower()
+    if value not in _TRUE + _FALSE:
+        raise ValueError(f"must be one of {', '.join(_TRUE + _FALSE)}")
+    return value in _TRUE
+
+
+def _public_url(raw: str) -> str:
+    """The origin clients reach the API at: ``http(s)://host[:port]``, nothing after it."""
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL with a host")
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError as exc:
+        raise ValueError(f"malformed port ({exc})") from None
+    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
+        raise ValueError("must be an origin only (scheme, host and port; no path or query)")
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+# A host as a Host header carries it: a name, an IPv4 address or a bracketed IPv6 address,
+# optionally with ``:port`` or ``:*`` (any port).
+_HOST_PATTERN = re.compile(
+    r"^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::(?:\d{1,5}|\*))?$"
+)
+
+
+def _allowed_hosts(raw: str) -> tuple[str, ...]:
+    """Comma-separated ``host``, ``host:port`` or ``host:*`` entries, or ``*`` (any host)."""
+    entries = tuple(part.strip().lower() for part in raw.split(",") if part.strip())
+    for entry in entries:
+        if entry != "*" and not _HOST_PATTERN.match(entry):
+            raise ValueError(f"{entry!r} is not a host, host:port or host:* entry")
     return entries

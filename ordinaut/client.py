@@ -24,6 +24,7 @@ from ordinaut.models import (
     Task,
     TaskValidation,
     Tool,
+    Worker,
 )
 
 P = ParamSpec("P")
@@ -212,9 +213,21 @@ class Tools(_Namespace):
         """Every tool, by address."""
         return self._iterate(ops.tool_page)
 
+    def page(self, *, limit: int | None = None, cursor: str | None = None) -> Page[Tool]:
+        """One page of tools; pass its ``next_cursor`` as ``cursor`` for the next."""
+        return self._run(ops.tool_page, limit=limit, cursor=cursor)
+
     def get(self, address: str) -> Tool:
         """One tool with its schemas."""
         return self._run(ops.get_tool, address)
+
+
+class Workers(_Namespace):
+    """``/workers``: the worker registry (admin)."""
+
+    def list(self) -> Iterator[Worker]:
+        """Every registered worker, oldest first, live or not."""
+        return self._iterate(ops.worker_page)
 
 
 class Agents(_Namespace):
@@ -282,6 +295,7 @@ class Client:
         self.schedules = Schedules(self._driver)
         self.tools = Tools(self._driver)
         self.agents = Agents(self._driver)
+        self.workers = Workers(self._driver)
 
     def close(self) -> None:
         """Close the connections."""

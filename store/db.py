@@ -20,13 +20,17 @@ any other psycopg.Error                     :class:`~engine.errors.StoreError`
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import psycopg
 from psycopg.rows import DictRow, dict_row
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from engine.errors import (
     ConstraintViolated,
@@ -38,6 +42,12 @@ from engine.errors import (
 
 Connection = psycopg.AsyncConnection[DictRow]
 Row = dict[str, Any]
+
+log = logging.getLogger("ordinaut.store")
+
+# Backoff between attempts to reach a database that is not there yet.
+FIRST_RETRY_SECONDS = 0.25
+MAX_RETRY_SECONDS = 5.0
 
 
 def translate(exc: BaseException) -> StoreError | None:
@@ -65,16 +75,55 @@ async def translated_errors() -> AsyncIterator[None]:
         raise translated from exc
 
 
+# A checkout waits for a connection in slices this long; between slices it gives up as
+# soon as the pool's last attempt to connect failed (the database is away): requests then
+# answer 503 within a fraction of a second instead of each waiting the whole pool timeout.
+CHECKOUT_SLICE_SECONDS = 0.2
+# The pool retries a lost connection with a doubling delay until this many seconds have
+# passed, then gives that attempt up (a waiting checkout starts a new one at once): attempts
+# are never far apart, so the pool is back within seconds of the database.
+RECONNECT_SECONDS = 5.0
+
+
 class Pool(AsyncConnectionPool[Connection]):
-    """A pool whose ``connection()`` blocks raise the engine's errors, never psycopg's."""
+    """A pool whose ``connection()`` blocks raise the engine's errors, never psycopg's, and
+    that fails fast while the database is away (see :data:`CHECKOUT_SLICE_SECONDS`)."""
+
+    _reachable = True  # did the last attempt to open a connection succeed?
 
     @asynccontextmanager
     async def connection(
         self,
         timeout: float | None = None,  # noqa: ASYNC109 - the signature of the overridden method
     ) -> AsyncIterator[Connection]:
-        async with translated_errors(), super().connection(timeout) as conn:
-            yield conn
+        async with translated_errors():
+            wait = self.timeout if timeout is None else timeout
+            conn = await self._checkout(time.monotonic() + wait)
+            try:
+                async with conn:  # as the base class does: commit, or roll back on an error
+                    yield conn
+            finally:
+                await self.putconn(conn)
+
+    async def _checkout(self, deadline: float) -> Connection:
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                return await self.getconn(max(0.001, min(CHECKOUT_SLICE_SECONDS, left)))
+            except PoolTimeout:
+                if not self._reachable or time.monotonic() >= deadline:
+                    raise
+
+    async def _connect(self, timeout: float | None = None) -> Connection:  # noqa: ASYNC109
+        # psycopg_pool (pinned) opens every connection here, in the background or for a
+        # growing pool: whether the last attempt worked tells a checkout not to wait.
+        try:
+            conn = await super()._connect(timeout)
+        except BaseException:
+            self._reachable = False
+            raise
+        self._reachable = True
+        return conn
 
 
 async def _configure(conn: Connection) -> None:
@@ -110,7 +159,7 @@ def create_pool(
         kwargs={"row_factory": dict_row, "application_name": name, "options": "-c TimeZone=UTC"},
         connection_class=psycopg.AsyncConnection[DictRow],
         check=AsyncConnectionPool.check_connection if check_on_checkout else None,
-        reconnect_timeout=300,
+        reconnect_timeout=RECONNECT_SECONDS,
         timeout=timeout,
     )
 
@@ -136,3 +185,45 @@ async def session(url: str, *, name: str = "ordinaut") -> AsyncIterator[Connecti
     conn = await connect(url, name=name)
     async with translated_errors(), conn:
         yield conn
+
+
+async def wait_for_database(url: str, stop: asyncio.Event, *, name: str = "ordinaut") -> bool:
+    """Connect until the database answers (True) or ``stop`` is set (False, at once: an
+    attempt in progress is abandoned). Says "waiting for the database" once, then retries
+    quietly with backoff (0.25 s doubling to 5 s)."""
+    delay = FIRST_RETRY_SECONDS
+    waited = False
+    while not stop.is_set():
+        try:
+            conn = await _unless_stopped(connect(url, name=name), stop)
+        except StoreUnavailable as exc:
+            if not waited:
+                log.warning("waiting for the database (%s); retrying with backoff", exc.message)
+                waited = True
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await stop.wait()
+            delay = min(2 * delay, MAX_RETRY_SECONDS)
+            continue
+        if conn is None:
+            break
+        await conn.close()
+        if waited:
+            log.info("the database is reachable")
+        return True
+    return False
+
+
+async def _unless_stopped(attempt: Any, stop: asyncio.Event) -> Connection | None:
+    """``await attempt`` (a connection), or None as soon as ``stop`` is set."""
+    connecting = asyncio.ensure_future(attempt)
+    stopping = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({connecting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    if connecting.done():
+        result: Connection = connecting.result()
+        return result
+    connecting.cancel()
+    with contextlib.suppress(asyncio.CancelledError, StoreUnavailable):
+        await connecting
+    return None

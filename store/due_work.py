@@ -58,7 +58,7 @@ async def insert_occurrences(conn: Connection, occurrences: Sequence[Occurrence]
               FROM unnest(%s::uuid[], %s::uuid[], %s::timestamptz[], %s::smallint[],
                           %s::text[]) AS o(id, task_id, scheduled_for, priority,
                                            concurrency_key)
-            ON CONFLICT ON CONSTRAINT due_work_one_per_occurrence DO NOTHING
+            ON CONFLICT (task_id, scheduled_for, due_work_occurrence(trigger, id)) DO NOTHING
             RETURNING id, attempt
         )
         SELECT count(*) AS inserted, pg_notify(%s, ''),
@@ -89,8 +89,9 @@ async def insert_manual_run(
 ) -> Row:
     """Queue a run now (run_now, an event, a retry of a dead run) and wake the workers.
 
-    ``scheduled_for`` is the statement's clock time, so it is distinct per call and the
-    (task, occurrence) uniqueness holds.
+    ``scheduled_for`` is the statement's clock time. Two requests may draw the same one:
+    that is fine, a requested run is identified by its id (the (task, occurrence)
+    uniqueness covers scheduled occurrences only, see migration 0010).
     """
     cursor = await conn.execute(
         """
@@ -129,7 +130,10 @@ async def insert_manual_run(
 # redundant ``r.concurrency_key IS NOT NULL`` lets the key check use the partial unique
 # index even when the planner hashes the subquery. Rows locked but not picked (a second row
 # of one key) are released when the statement's transaction ends. A new attempt starts with
-# no steps (a running run shows the steps this attempt finished).
+# no steps (a running run shows the steps this attempt finished). A run whose task was
+# canceled meanwhile is leased like any other but marked ``task_canceled``: the worker
+# records it as canceled without starting it (filtering it out here would leave it queued,
+# to be locked and skipped by every lease; the join with tasks is there anyway).
 _LEASE = """
 WITH locked AS (
     SELECT d.id, d.concurrency_key, d.priority, d.run_at
@@ -158,11 +162,12 @@ WITH locked AS (
       FROM picked p, tasks t
      WHERE d.id = p.id AND t.id = d.task_id
     RETURNING d.id, d.task_id, d.scheduled_for, d.trigger, d.attempt, d.event, d.started_at,
-              t.created_by, t.payload, t.timeout_seconds, t.max_retries, t.backoff_strategy
+              d.created_at AS queued_at, t.created_by, t.payload, t.timeout_seconds,
+              t.max_retries, t.backoff_strategy, t.status = 'canceled' AS task_canceled
 )
 SELECT id::text AS id, task_id::text AS task_id, scheduled_for, trigger, attempt, event,
-       started_at, created_by::text AS agent_id, payload::text AS payload, timeout_seconds,
-       max_retries, backoff_strategy,
+       started_at, queued_at, created_by::text AS agent_id, payload::text AS payload,
+       timeout_seconds, max_retries, backoff_strategy, task_canceled,
        (SELECT notify_run_changes(string_agg(run_change('r', id, attempt), ' '))
           FROM leased) AS notified
   FROM leased
@@ -562,28 +567,79 @@ async def reap_expired_leases(conn: Connection, *, limit: int = 1000) -> tuple[i
     return int(row["requeued"]), list(row["finished"])
 
 
-async def release_leases(conn: Connection, *, worker_id: str, run_ids: Sequence[str]) -> int:
-    """Give unfinished runs back (graceful shutdown): queued again at once, and the attempt
-    that was cut short does not count."""
+# Graceful shutdown gives unfinished runs back: queued again at once, the attempt that was
+# cut short not counted — unless the run's task was canceled (its running runs were to
+# finish, not to run again) or its own cancel was requested: those go to the history as
+# canceled, in the same statement.
+_RELEASE = """
+WITH mine AS (
+    SELECT d.id, t.created_by AS agent_id,
+           d.cancel_requested OR t.status = 'canceled' AS canceled
+      FROM due_work d JOIN tasks t ON t.id = d.task_id
+     WHERE d.id = ANY(%(ids)s::uuid[]) AND d.leased_by = %(worker)s AND d.state = 'running'
+       FOR UPDATE OF d
+), requeued AS (
+    UPDATE due_work d
+       SET state = 'queued', leased_by = NULL, lease_expires_at = NULL, run_at = now(),
+           attempt = d.attempt - 1
+      FROM mine m
+     WHERE d.id = m.id AND NOT m.canceled
+    RETURNING d.id, d.attempt
+), removed AS (
+    DELETE FROM due_work d USING mine m
+     WHERE d.id = m.id AND m.canceled
+    RETURNING d.id, d.task_id, d.trigger, d.scheduled_for, d.created_at, d.attempt,
+              d.started_at, d.event, d.retry_of, d.steps, d.attempts, m.agent_id
+), buried AS (
+    INSERT INTO runs (id, task_id, agent_id, trigger, status, scheduled_for, queued_at,
+                      attempt, started_at, finished_at, duration_ms, worker_id, steps, error,
+                      event, retry_of, attempts)
+    SELECT id, task_id, agent_id, trigger, 'canceled', scheduled_for, created_at, attempt,
+           started_at, now(), (extract(epoch FROM now() - started_at) * 1000)::integer,
+           %(worker)s, COALESCE(steps, '[]'::jsonb), %(error)s, event, retry_of, attempts
+      FROM removed
+    RETURNING id, task_id, agent_id, status, trigger, attempt
+)
+SELECT (SELECT count(*) FROM requeued) AS released,
+       (SELECT coalesce(jsonb_agg(jsonb_build_object('id', id, 'task_id', task_id,
+                                                     'status', status, 'trigger', trigger)),
+                        '[]'::jsonb) FROM buried) AS finished,
+       (SELECT queue_run_webhooks(array_agg(id), array_agg(task_id), array_agg(agent_id))
+          FROM buried) AS hooked,
+       pg_notify(%(channel)s, ''),
+       (SELECT notify_run_changes(string_agg(run_change('q', id, attempt), ' '))
+          FROM requeued) AS requeued_notified,
+       (SELECT notify_run_changes(string_agg(run_change('c', id, attempt), ' '))
+          FROM buried) AS buried_notified
+"""
+
+CANCELED_AT_SHUTDOWN_ERROR = {
+    "step_id": None,
+    "type": "canceled",
+    "message": "task canceled: its run was stopped by a worker shutting down",
+    "retryable": False,
+}
+
+
+async def release_leases(
+    conn: Connection, *, worker_id: str, run_ids: Sequence[str]
+) -> tuple[int, list[Row]]:
+    """Give unfinished runs back at shutdown (see ``_RELEASE``). Returns ``(released,
+    finished)``: how many were queued again, and the runs recorded as canceled."""
     if not run_ids:
-        return 0
+        return 0, []
     cursor = await conn.execute(
-        """
-        WITH released AS (
-            UPDATE due_work
-               SET state = 'queued', leased_by = NULL, lease_expires_at = NULL,
-                   run_at = now(), attempt = attempt - 1
-             WHERE id = ANY(%s::uuid[]) AND leased_by = %s AND state = 'running'
-            RETURNING id, attempt
-        )
-        SELECT count(*) AS released, pg_notify(%s, ''),
-               notify_run_changes(string_agg(run_change('q', id, attempt), ' '))
-          FROM released
-        """,
-        (list(run_ids), worker_id, WAKE_CHANNEL),
+        _RELEASE,
+        {
+            "ids": list(run_ids),
+            "worker": worker_id,
+            "error": Jsonb(CANCELED_AT_SHUTDOWN_ERROR),
+            "channel": WAKE_CHANNEL,
+        },
     )
     row = await cursor.fetchone()
-    return int(row["released"]) if row else 0
+    assert row is not None
+    return int(row["released"]), list(row["finished"])
 
 
 async def cancel_waiting_run(

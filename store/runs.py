@@ -7,7 +7,7 @@ from datetime import datetime
 from uuid import UUID
 
 from store.db import Connection, Row
-from store.paging import newest_first, page_params
+from store.paging import any_of, newest_first, page_params
 
 _SELECT_RUN = """
 SELECT id, task_id, agent_id, trigger, status, scheduled_for, queued_at, attempt,
@@ -44,20 +44,23 @@ async def list_runs(
     *,
     owner: UUID | None,
     task_id: UUID | None,
-    status: str | None,
+    statuses: Sequence[str] | None = None,
+    triggers: Sequence[str] | None = None,
     since: datetime | None,
     until: datetime | None,
     limit: int,
     after: tuple[datetime, UUID] | None,
 ) -> list[Row]:
     """Runs newest first (by queue time); ``after`` is the previous page's last
-    ``(queued_at, id)``. ``since``/``until`` bound the queue time."""
+    ``(queued_at, id)``. ``statuses``/``triggers``: any of these (None or empty: all);
+    ``since``/``until`` bound the queue time."""
     cursor = await conn.execute(
         _SELECT_RUN
         + """
          WHERE (%(owner)s::uuid IS NULL OR agent_id = %(owner)s::uuid)
            AND (%(task_id)s::uuid IS NULL OR task_id = %(task_id)s::uuid)
-           AND (%(status)s::text IS NULL OR status = %(status)s::text)
+           AND (%(statuses)s::text[] IS NULL OR status = ANY(%(statuses)s::text[]))
+           AND (%(triggers)s::text[] IS NULL OR trigger = ANY(%(triggers)s::text[]))
            AND (%(since)s::timestamptz IS NULL OR queued_at >= %(since)s::timestamptz)
            AND (%(until)s::timestamptz IS NULL OR queued_at < %(until)s::timestamptz)
         """
@@ -65,7 +68,8 @@ async def list_runs(
         {
             "owner": owner,
             "task_id": task_id,
-            "status": status,
+            "statuses": any_of(statuses),
+            "triggers": any_of(triggers),
             "since": since,
             "until": until,
             **page_params(after, limit),

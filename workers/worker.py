@@ -23,7 +23,9 @@ Cooperating asyncio tasks share one process:
 The worker owns its slots: both loops reserve them before a lease and start what came back.
 
 On stop (SIGTERM): no new leases; in-flight runs get ``shutdown_grace_seconds`` to finish;
-the rest are stopped and their leases released so another worker takes them at once.
+the rest are stopped and their leases released so another worker takes them at once —
+except runs of tasks canceled meanwhile, which are recorded as canceled. A leased run whose
+task is canceled is never started: it is recorded as canceled at once.
 """
 
 from __future__ import annotations
@@ -211,10 +213,17 @@ class Worker:
         if released:
             with contextlib.suppress(StoreError):
                 async with self.pool.connection(timeout=5) as conn:
-                    count = await due_work_store.release_leases(
+                    count, canceled = await due_work_store.release_leases(
                         conn, worker_id=self.worker_id, run_ids=released
                     )
-                log.info("released %d runs at shutdown", count, extra={"worker_id": self.worker_id})
+                for run in canceled:
+                    metrics.child(metrics.RUNS, run["status"], run["trigger"]).inc()
+                log.info(
+                    "released %d runs at shutdown (%d of canceled tasks recorded as canceled)",
+                    count,
+                    len(canceled),
+                    extra={"worker_id": self.worker_id},
+                )
             for run_id in released:
                 self._inflight.pop(run_id, None)
 
@@ -321,9 +330,11 @@ class Worker:
             self._webhooks.wake()
 
     def _start(self, row: Row) -> None:
+        if row["task_canceled"]:
+            self._skip_canceled(row)
+            return
         if row["attempt"] == 1:
-            delay = (row["started_at"] - row["scheduled_for"]).total_seconds()
-            metrics.child(metrics.RUN_START_DELAY, row["trigger"]).observe(max(0.0, delay))
+            self._observe_start_delay(row)
         entry = _Inflight(row)
         self._inflight[row["id"]] = entry
         self._executing += 1
@@ -338,6 +349,24 @@ class Worker:
                 "attempt": row["attempt"],
             },
         )
+
+    def _observe_start_delay(self, row: Row) -> None:
+        """started - scheduled_for; a run queued when it was already late (a ``once`` task
+        created with a past time, a caught-up occurrence) goes to its own histogram, so the
+        start delay keeps measuring how fast queued runs start."""
+        delay = max(0.0, (row["started_at"] - row["scheduled_for"]).total_seconds())
+        queued_late = (row["queued_at"] - row["scheduled_for"]).total_seconds()
+        late = queued_late > self.settings.catch_up_grace_seconds
+        histogram = metrics.RUN_LATE_START if late else metrics.RUN_START_DELAY
+        metrics.child(histogram, row["trigger"]).observe(delay)
+
+    def _skip_canceled(self, row: Row) -> None:
+        """A leased run whose task was canceled: record it as canceled without running it
+        (it holds no slot; its outcome is written with the next batch)."""
+        self._inflight[row["id"]] = _Inflight(row)
+        error = RunError(step_id=None, type="canceled", message="task canceled", retryable=False)
+        self._outcomes.append(Outcome(row, PipelineOutcome(error=error), 0.0))
+        self._outcome_ready.set()
 
     async def _execute(self, entry: _Inflight) -> None:
         # This task runs in its own copy of the logging context: tool logs carry the run.
@@ -399,7 +428,9 @@ class Worker:
                 call_tool=self._call_tool,
                 retry_base_seconds=self.settings.retry_base_seconds,
                 observe_step=_observe_step,
+                observe_retry=_log_step_retry,
                 max_output_bytes=self.settings.max_output_bytes,
+                max_value_bytes=self.settings.max_value_bytes,
             )
         return self._executor_cache
 
@@ -452,6 +483,7 @@ class Worker:
         interval = max(self.settings.lease_seconds / 3, 0.05)
         while True:
             await asyncio.sleep(interval)
+            self._completer.run_log.flush()  # the sum of a busy second, when all went quiet
             # Every lease we hold, including runs that ended but are not written yet, and
             # the finished steps of the runs still executing.
             running = list(self._inflight)
@@ -516,6 +548,20 @@ def _parse_payload(text: str) -> Payload:
     The result is shared between runs, so nothing may modify it: the executor renders new
     values from it and tools receive those."""
     return Payload.parse(json.loads(text))
+
+
+def _log_step_retry(result: StepResult, delay: float) -> None:
+    """One line per step try that failed and is tried again (the run's ids are bound)."""
+    error = result.error or {}
+    log.info(
+        "step %s try %d failed, retrying in %.1f s: %s: %s",
+        result.id,
+        result.attempt,
+        delay,
+        error.get("type"),
+        error.get("message"),
+        extra={"step_id": result.id, "tool": result.uses, "error_type": error.get("type")},
+    )
 
 
 def _observe_step(result: StepResult) -> None:

@@ -17,8 +17,10 @@ from collections.abc import Sequence
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 
+from api.body import json_body_openapi, model_body
+from api.components import ref
 from api.deps import Admin, Caller, Conn
 from api.pagination import DEFAULT_LIMIT, CursorParam, Limit, list_page
 from api.responses import AGENT_NOT_FOUND, error
@@ -85,6 +87,7 @@ async def _issue_token(conn: Connection, agent_id: UUID) -> str:
 
 @router.get(
     "/me",
+    operation_id="agents_me",
     response_model=Agent,
     summary="The calling agent and its scopes",
     description="Any valid token may call this, whatever its scopes.",
@@ -98,13 +101,16 @@ async def me(principal: Caller, conn: Conn) -> Any:
 
 @router.patch(
     "/me",
+    operation_id="agents_update_me",
     response_model=Agent,
     summary="Set where the completion webhooks of your runs go",
     description="`webhook_url` receives a signed `run.finished` POST whenever one of your "
     "runs ends (a task's own `webhook_url` overrides it); null stops them. Deliveries are "
     "signed with your secret (`POST /agents/me/webhook-secret`). Any valid token.",
+    openapi_extra=json_body_openapi(ref("WebhookSettings")),
 )
-async def update_me(body: WebhookSettings, principal: Caller, conn: Conn) -> Any:
+async def update_me(request: Request, principal: Caller, conn: Conn) -> Any:
+    body = await model_body(request, WebhookSettings)
     row = await agents_store.update_agent(
         conn, principal.agent_id, set_webhook_url=True, webhook_url=body.webhook_url
     )
@@ -115,6 +121,7 @@ async def update_me(body: WebhookSettings, principal: Caller, conn: Conn) -> Any
 
 @router.post(
     "/me/webhook-secret",
+    operation_id="agents_create_my_webhook_secret",
     status_code=status.HTTP_201_CREATED,
     response_model=WebhookSecret,
     summary="Make your webhook signing secret (shown once; replaces the previous one)",
@@ -128,20 +135,25 @@ async def create_my_secret(principal: Caller, conn: Conn) -> Any:
 
 @router.post(
     "",
+    operation_id="agents_create",
     status_code=status.HTTP_201_CREATED,
     response_model=AgentWithToken,
     summary="Create an agent and its first token",
     description="Answers the agent's fields plus `token`, shown this once.",
     responses=CONFLICT,
+    openapi_extra=json_body_openapi(ref("AgentCreate")),
 )
-async def create_agent(body: AgentCreate, principal: Admin, conn: Conn) -> Any:
+async def create_agent(request: Request, principal: Admin, conn: Conn) -> Any:
+    body = await model_body(request, AgentCreate)
     async with conn.transaction():
         row = await agents_store.insert_agent(conn, name=body.name, scopes=_ordered(body.scopes))
         token = await _issue_token(conn, row["id"])
     return {**_agent(row), "token": token}
 
 
-@router.get("", response_model=AgentPage, summary="List agents, newest first")
+@router.get(
+    "", operation_id="agents_list", response_model=AgentPage, summary="List agents, newest first"
+)
 async def list_agents(
     principal: Admin,
     conn: Conn,
@@ -163,6 +175,7 @@ async def list_agents(
 
 @router.get(
     "/{agent_id:uuid}",
+    operation_id="agents_get",
     response_model=AgentDetail,
     summary="One agent (deleted ones too) with its tokens (prefixes only)",
     responses=AGENT_NOT_FOUND,
@@ -177,12 +190,15 @@ async def get_agent(agent_id: UUID, principal: Admin, conn: Conn) -> Any:
 
 @router.patch(
     "/{agent_id:uuid}",
+    operation_id="agents_update",
     response_model=Agent,
     summary="Rename an agent or replace its scopes",
     description="Scope changes apply to the agent's very next request.",
     responses={**AGENT_NOT_FOUND, **CONFLICT},
+    openapi_extra=json_body_openapi(ref("AgentUpdate")),
 )
-async def update_agent(agent_id: UUID, body: AgentUpdate, principal: Admin, conn: Conn) -> Any:
+async def update_agent(agent_id: UUID, request: Request, principal: Admin, conn: Conn) -> Any:
+    body = await model_body(request, AgentUpdate)
     scopes = _ordered(body.scopes) if body.scopes is not None else None
     async with conn.transaction():
         if scopes is not None and "admin" not in scopes:
@@ -202,6 +218,7 @@ async def update_agent(agent_id: UUID, body: AgentUpdate, principal: Admin, conn
 
 @router.delete(
     "/{agent_id:uuid}",
+    operation_id="agents_delete",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
     summary="Delete an agent; its tokens stop working at once",
@@ -220,6 +237,7 @@ async def delete_agent(agent_id: UUID, principal: Admin, conn: Conn) -> Response
 
 @router.post(
     "/{agent_id:uuid}/tokens",
+    operation_id="agents_create_token",
     status_code=status.HTTP_201_CREATED,
     response_model=AgentWithToken,
     summary="Issue a new token (rotation: the agent's other tokens are revoked)",
@@ -249,6 +267,7 @@ async def create_token(
 
 @router.post(
     "/{agent_id:uuid}/webhook-secret",
+    operation_id="agents_create_webhook_secret",
     status_code=status.HTTP_201_CREATED,
     response_model=WebhookSecret,
     summary="Make an agent's webhook signing secret (shown once; replaces the previous one)",

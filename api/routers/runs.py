@@ -6,7 +6,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Request, status
@@ -16,7 +16,7 @@ from api.deps import Conn, Principal, RunsRead, RunsWrite, release_connection
 from api.live import KEEPALIVE_SECONDS, RunFeed
 from api.pagination import DEFAULT_LIMIT, CursorParam, Limit, list_page
 from api.responses import RUN_NOT_FOUND, STATE_CONFLICT
-from api.schemas import Run, RunPage
+from api.schemas import Run, RunPage, RunStatus, RunTrigger
 from engine.errors import Conflict, NotFound
 from engine.runs import FINAL_STATUSES, present_run
 from store import due_work as due_work_store
@@ -27,7 +27,6 @@ from store.db import Connection, Row
 
 router = APIRouter(prefix="/runs", tags=["runs"])
 
-RunStatus = Literal["queued", "running", "failed", "succeeded", "dead", "canceled"]
 MAX_WAIT_SECONDS = 60
 Wait = Annotated[
     float | None,
@@ -96,6 +95,7 @@ async def _reread(request: Request, run_id: UUID, owner: UUID | None) -> dict[st
 
 @router.get(
     "",
+    operation_id="runs_list",
     response_model=RunPage,
     summary="List runs, newest first (scope runs:read; your tasks' runs, admin: all)",
 )
@@ -104,7 +104,10 @@ async def list_runs(
     conn: Conn,
     task_id: UUID | None = None,
     status: Annotated[
-        str | None, Query(pattern="^(queued|running|failed|succeeded|dead|canceled)$")
+        list[RunStatus] | None, Query(description="Any of these statuses (repeat the name).")
+    ] = None,
+    trigger: Annotated[
+        list[RunTrigger] | None, Query(description="Any of these triggers (repeat the name).")
     ] = None,
     since: Annotated[datetime | None, Query(description="Queued at or after (ISO 8601).")] = None,
     until: Annotated[datetime | None, Query(description="Queued before (ISO 8601).")] = None,
@@ -116,7 +119,8 @@ async def list_runs(
             conn,
             owner=principal.owner_filter,
             task_id=task_id,
-            status=status,
+            statuses=status,
+            triggers=trigger,
             since=since,
             until=until,
             limit=n,
@@ -149,6 +153,7 @@ Nothing is replayed: on reconnecting, read `GET /runs` for what happened meanwhi
 
 @router.get(
     "/stream",
+    operation_id="runs_stream",
     response_class=StreamingResponse,
     summary="Follow runs live: server-sent events (scope runs:read)",
     description=STREAM_DESCRIPTION,
@@ -192,6 +197,7 @@ async def stream_runs(
 
 @router.get(
     "/{run_id}",
+    operation_id="runs_get",
     response_model=Run,
     summary="One run with its per-step results and structured error (scope runs:read)",
     description="With `wait=N` (at most 60 seconds) the answer comes as soon as the run has "
@@ -206,6 +212,7 @@ async def get_run(
 
 @router.post(
     "/{run_id}/cancel",
+    operation_id="runs_cancel",
     response_model=Run,
     summary="Cancel a queued, waiting or running run (scope runs:write)",
     description=(
@@ -237,6 +244,7 @@ async def cancel_run(run_id: UUID, principal: RunsWrite, conn: Conn) -> Any:
 
 @router.post(
     "/{run_id}/retry",
+    operation_id="runs_retry",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=Run,
     summary="Re-queue a failed or dead run (scope runs:write)",

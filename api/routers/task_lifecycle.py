@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 
 from api.body import json_body, json_body_openapi
 from api.components import TASK_ANSWER, ref
+from api.creation import scopes_of
 from api.deps import AppCatalog, AppSettings, Conn, TasksRead, TasksWrite
 from api.responses import INVALID, TASK_NOT_FOUND, error
 from engine.catalog import schema_problems
@@ -78,6 +79,7 @@ def _schedule_of(task: Row) -> Schedule | None:
 
 @router.patch(
     "/{task_id}",
+    operation_id="tasks_update",
     response_model=None,
     summary="Update some fields of a task (scope tasks:write)",
     description="The body holds any subset of the task document's fields; it is merged with "
@@ -110,7 +112,12 @@ async def update_task(
         # is still pending may not fire "after now", and its title can still change.
         since = now if rescheduled else task["anchor_at"]
         spec = validate_task(
-            merged, catalog, default_timezone=settings.default_timezone, now=since, anchor=since
+            merged,
+            catalog,
+            default_timezone=settings.default_timezone,
+            now=since,
+            anchor=since,
+            owner_scopes=await scopes_of(conn, task["created_by"], principal),
         )
         document = spec.document()
         restart = None
@@ -130,6 +137,7 @@ async def update_task(
 
 @router.delete(
     "/{task_id}",
+    operation_id="tasks_delete",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
     summary="Cancel and hide a task (scope tasks:write)",
@@ -147,6 +155,7 @@ async def delete_task(task_id: UUID, principal: TasksWrite, conn: Conn) -> Respo
 
 @router.post(
     "/{task_id}/pause",
+    operation_id="tasks_pause",
     response_model=None,
     summary="Pause a task (scope tasks:write)",
     description="No new occurrences; scheduled runs that are waiting are removed (runs "
@@ -166,6 +175,7 @@ async def pause_task(task_id: UUID, principal: TasksWrite, conn: Conn) -> Any:
 
 @router.post(
     "/{task_id}/resume",
+    operation_id="tasks_resume",
     response_model=None,
     summary="Resume a paused task from now on (scope tasks:write)",
     description="Occurrences that fell in the pause are skipped; the schedule continues with "
@@ -201,6 +211,7 @@ async def _restart_expansion(conn: Connection, task: Row, now: datetime) -> None
 
 @router.post(
     "/{task_id}/cancel",
+    operation_id="tasks_cancel",
     response_model=None,
     summary="Cancel a task for good (scope tasks:write)",
     description="Status `canceled`; every waiting run is removed (runs already running "
@@ -220,6 +231,7 @@ async def cancel_task(task_id: UUID, principal: TasksWrite, conn: Conn) -> Any:
 
 @router.post(
     "/{task_id}/snooze",
+    operation_id="tasks_snooze",
     response_model=None,
     summary="Delay the next pending occurrence (scope tasks:write)",
     description="Delays what `next_run_at` shows: the earliest waiting run of the task, whose "
@@ -227,7 +239,7 @@ async def cancel_task(task_id: UUID, principal: TasksWrite, conn: Conn) -> Any:
     "When the next occurrence is not materialised yet, it is materialised now and delayed. "
     "Later occurrences keep their times. Only active tasks; 409 when nothing is pending.",
     responses={**TASK_ANSWER, **TASK_NOT_FOUND, **CONFLICT, **INVALID},
-    openapi_extra=json_body_openapi(SNOOZE_SCHEMA, {"delay_seconds": 600}),
+    openapi_extra=json_body_openapi(SNOOZE_SCHEMA, {"delay_seconds": 600}, name="TaskSnooze"),
 )
 async def snooze_task(task_id: UUID, request: Request, principal: TasksWrite, conn: Conn) -> Any:
     body = await json_body(request)
@@ -262,6 +274,7 @@ async def _materialise(conn: Connection, task: Row, occurrence: datetime) -> Non
 
 @router.get(
     "/{task_id}/preview",
+    operation_id="tasks_preview",
     response_model=Preview,
     summary="The task's next occurrences (scope tasks:read)",
     description="The schedule's next `count` occurrences strictly after `after` (default "

@@ -11,13 +11,13 @@ from pydantic import BaseModel, Field
 
 from api.body import json_body, json_body_openapi
 from api.components import TASK_ANSWER, json_response, ref
-from api.creation import create_task_once, resolve_owner
+from api.creation import create_task_once, owner_scopes, resolve_owner
 from api.deps import AppCatalog, AppSettings, Conn, TasksRead, TasksWrite
 from api.idempotency import IdempotencyKey
 from api.pagination import DEFAULT_LIMIT, CursorParam, Limit, list_page
 from api.responses import IDEMPOTENCY_CONFLICT, INVALID, TASK_NOT_FOUND, error
 from api.routers.runs import Wait, wait_for_run
-from api.schemas import ErrorDetail, Run
+from api.schemas import ErrorDetail, Run, ScheduleKind, TaskStatus
 from engine.clock import now_utc
 from engine.errors import Conflict, NotFound, ValidationFailed
 from engine.examples import QUICK_START_TASK
@@ -31,6 +31,7 @@ router = APIRouter(prefix="/tasks", tags=["tasks"])
 
 @router.post(
     "",
+    operation_id="tasks_create",
     response_model=None,
     status_code=status.HTTP_201_CREATED,
     summary="Create a task (scope tasks:write)",
@@ -56,7 +57,13 @@ async def create_task(
 ) -> Any:
     document = await json_body(request)
     now = now_utc()
-    spec = validate_task(document, catalog, default_timezone=settings.default_timezone, now=now)
+    spec = validate_task(
+        document,
+        catalog,
+        default_timezone=settings.default_timezone,
+        now=now,
+        owner_scopes=await owner_scopes(conn, document, principal),
+    )
     owner = await resolve_owner(conn, spec.created_by, principal)
     start = expansion_start(spec.schedule, now)
 
@@ -86,6 +93,7 @@ class TaskValidation(BaseModel):
 
 @router.post(
     "/validate",
+    operation_id="tasks_validate",
     response_model=TaskValidation,
     summary="Validate a task document without saving it (scope tasks:read)",
     description="The same checks as `POST /tasks` (schedule, timezone, pipeline, templates, "
@@ -93,20 +101,29 @@ class TaskValidation(BaseModel):
     openapi_extra=json_body_openapi(ref("TaskCreate"), QUICK_START_TASK),
 )
 async def validate_task_document(
-    request: Request, principal: TasksRead, settings: AppSettings, catalog: AppCatalog
+    request: Request,
+    principal: TasksRead,
+    conn: Conn,
+    settings: AppSettings,
+    catalog: AppCatalog,
 ) -> Any:
     try:
         document = await json_body(request)
     except ValidationFailed as exc:
         return {"valid": False, "problems": [p.as_dict() for p in exc.problems]}
     problems = task_problems(
-        document, catalog, default_timezone=settings.default_timezone, now=now_utc()
+        document,
+        catalog,
+        default_timezone=settings.default_timezone,
+        now=now_utc(),
+        owner_scopes=await owner_scopes(conn, document, principal),
     )
     return {"valid": not problems, "problems": [p.as_dict() for p in problems]}
 
 
 @router.get(
     "",
+    operation_id="tasks_list",
     response_model=None,
     responses={200: json_response("TaskPage", "One page of tasks, newest first.")},
     summary="List your tasks, newest first (scope tasks:read; admin: all)",
@@ -115,10 +132,12 @@ async def list_tasks(
     principal: TasksRead,
     conn: Conn,
     status_: Annotated[
-        str | None,
-        Query(alias="status", pattern="^(active|paused|canceled|completed)$"),
+        list[TaskStatus] | None,
+        Query(alias="status", description="Any of these statuses (repeat the name)."),
     ] = None,
-    schedule_kind: Annotated[str | None, Query(pattern="^(once|cron|rrule|event)$")] = None,
+    schedule_kind: Annotated[
+        list[ScheduleKind] | None, Query(description="Any of these kinds (repeat the name).")
+    ] = None,
     limit: Limit = DEFAULT_LIMIT,
     cursor: CursorParam = None,
 ) -> Any:
@@ -126,8 +145,8 @@ async def list_tasks(
         lambda n, after: tasks_store.list_tasks(
             conn,
             owner=principal.owner_filter,
-            status=status_,
-            schedule_kind=schedule_kind,
+            statuses=status_,
+            schedule_kinds=schedule_kind,
             limit=n,
             after=after,
         ),
@@ -139,6 +158,7 @@ async def list_tasks(
 
 @router.get(
     "/{task_id}",
+    operation_id="tasks_get",
     response_model=None,
     summary="One task, including next_run_at (scope tasks:read)",
     responses={**TASK_ANSWER, **TASK_NOT_FOUND},
@@ -157,6 +177,7 @@ async def visible_task(conn: Conn, task_id: UUID, owner: UUID | None) -> dict[st
 
 @router.post(
     "/{task_id}/run_now",
+    operation_id="tasks_run_now",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=Run,
     summary="Queue a run of the task now (scope tasks:write)",

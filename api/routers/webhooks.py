@@ -19,6 +19,7 @@ DeliveryStatus = Literal["pending", "delivered", "failed"]
 
 @router.get(
     "",
+    operation_id="webhook_deliveries_list",
     response_model=WebhookDeliveryPage,
     summary="Completion webhooks still pending or given up, newest first (scope runs:read)",
     description="Your runs' deliveries (an admin's: everyone's). `status` (repeatable) "

@@ -2,9 +2,10 @@
 
 The loop asks ``GET /runs/{id}?wait=N`` (N ≤ 60, the seconds left to the millisecond).
 Against a fake server on a fake clock: a server that long-polls is asked in 60-second
-slices without pauses; one that answers at once (an older server that ignores ``wait``) is
-asked again only after growing pauses. Against the real server, which holds the request
-until the run ends or N runs out: one request per wait, no pause, no busy loop.
+slices without pauses; one that answers at once (it does not hold requests) is asked again
+only after growing pauses; one that refuses ``wait`` (422 naming ``query.wait``) is polled
+without it. Against the real server, which holds the request until the run ends or N runs
+out: one request per wait, no pause, no busy loop.
 """
 
 from __future__ import annotations
@@ -137,3 +138,25 @@ async def test_a_run_that_outlasts_the_wait_on_the_real_server(live, open_client
         assert run.status == "succeeded" and run.step("nap").status == "succeeded"
         # One GET, answered the moment the run ended (about 3 s after it started).
         assert len(counted) == 1 and time.monotonic() - started < 3.0
+
+
+async def test_a_server_that_refuses_wait_is_polled_without_it(open_client):
+    refused = {
+        "error": {
+            "code": "validation_error",
+            "message": "query.wait: unknown query parameter",
+            "details": [{"path": "query.wait", "message": "unknown", "type": "unknown_parameter"}],
+            "request_id": "r1",
+        }
+    }
+    script = Script(
+        answer(422, refused),
+        answer(200, run_document("running")),
+        answer(200, run_document("succeeded")),
+    )
+    async with open_client(URL, "t", transport=script.transport()) as c:
+        clock = FakeTime().install(c)
+        run = await resolve(c.runs.wait(RUN_ID, timeout=30))
+    assert run.status == "succeeded"
+    assert waits(script) == ["30", None, None]  # refused once, then never sent again
+    assert clock.sleeps == [0.25]

@@ -229,7 +229,7 @@ async def test_released_leases_are_ready_again_without_using_an_attempt(conn):
     _, task = await owner_and_task(conn)
     await queue(conn, task)
     (row,) = await q.lease_batch(conn, worker_id="w1", limit=1, lease_seconds=30)
-    assert await q.release_leases(conn, worker_id="w1", run_ids=[row["id"]]) == 1
+    assert await q.release_leases(conn, worker_id="w1", run_ids=[row["id"]]) == (1, [])
     (again,) = await q.lease_batch(conn, worker_id="w2", limit=1, lease_seconds=30)
     assert again["attempt"] == 1
 

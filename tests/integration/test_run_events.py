@@ -176,7 +176,7 @@ async def test_the_reaper_and_the_release_are_heard(db, listener):
     assert expired["error"]["type"] == "lease_expired" and expired["worker_id"] == "w1"
     assert expired["duration_ms"] is None
 
-    assert await q.release_leases(db, worker_id="w1", run_ids=[released]) == 1
+    assert await q.release_leases(db, worker_id="w1", run_ids=[released]) == (1, [])
     assert await changes(listener) == [("q", released, 0)]
 
 
