@@ -88,7 +88,7 @@ async def connection(request: Request) -> AsyncIterator[Connection]:
     """
     pool: Pool = request.app.state.pool
     async with translated_errors():
-        held = _Held(pool, await pool.getconn())
+        held = _Held(pool, await pool.checkout())
         request.state.held_connection = held
         try:
             assert held.conn is not None

@@ -28,9 +28,9 @@ import contextlib
 import itertools
 import json
 import logging
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 from engine.errors import StoreError
@@ -41,6 +41,8 @@ from store import runs as runs_store
 from store.db import Pool, Row
 from store.notify import Notification, hold_listening
 from store.run_events import RUNS_CHANNEL, RunChange, parse_changes
+
+T = TypeVar("T")
 
 log = logging.getLogger("ordinaut.api.live")
 
@@ -106,6 +108,8 @@ class RunFeed:
         self._steps_sent: dict[str, tuple[int, int]] = {}
         self._ids = itertools.count(1)
         self._tasks: list[asyncio.Task[None]] = []
+        # run id -> the read of it in flight, shared by every waiter that woke for it
+        self._reads: dict[str, asyncio.Future[Any]] = {}
 
     async def start(self) -> None:
         assert self.settings.database_url
@@ -146,6 +150,19 @@ class RunFeed:
                 waiting.discard(woken)
                 if not waiting:
                     del self._waiters[key]
+
+    async def shared_read(self, run_id: UUID | str, read: Callable[[], Awaitable[T]]) -> T:
+        """``read()``, once for all the waiters of ``run_id`` that ask while it is in flight:
+        a thousand requests woken by one run's end cost one query, not a thousand
+        checkouts from a pool of ten (which would time some of them out)."""
+        key = str(run_id)
+        pending = self._reads.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(read())
+            self._reads[key] = pending
+            pending.add_done_callback(lambda _: self._reads.pop(key, None))
+        result: T = await asyncio.shield(pending)
+        return result
 
     @contextlib.asynccontextmanager
     async def subscription(

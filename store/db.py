@@ -105,6 +105,12 @@ class Pool(AsyncConnectionPool[Connection]):
             finally:
                 await self.putconn(conn)
 
+    async def checkout(self, timeout: float | None = None) -> Connection:  # noqa: ASYNC109
+        """``getconn`` that fails fast like :meth:`connection` (give it back with
+        ``putconn``), for a holder that releases its connection before it ends."""
+        wait = self.timeout if timeout is None else timeout
+        return await self._checkout(time.monotonic() + wait)
+
     async def _checkout(self, deadline: float) -> Connection:
         while True:
             left = deadline - time.monotonic()

@@ -82,15 +82,21 @@ async def wait_for_run(
             except TimeoutError:
                 break
             woken.clear()
-            run = await _reread(request, run_id, owner)
+            run = await _reread(feed, run_id)
             if run["status"] in FINAL_STATUSES:
                 return run
-    return await _reread(request, run_id, owner)
+    return await _reread(feed, run_id)
 
 
-async def _reread(request: Request, run_id: UUID, owner: UUID | None) -> dict[str, Any]:
-    async with request.app.state.pool.connection() as conn:
-        return await read_run(conn, run_id, owner)
+async def _reread(feed: RunFeed, run_id: UUID) -> dict[str, Any]:
+    """The run again, read once for every waiter that asks at the same time (the first
+    read checked that the caller may see it; a run's owner never changes)."""
+
+    async def read() -> dict[str, Any]:
+        async with feed.pool.connection() as conn:
+            return await read_run(conn, run_id, None)
+
+    return await feed.shared_read(run_id, read)
 
 
 @router.get(

@@ -80,7 +80,7 @@ def test_the_generated_client_type_checks_and_drives_the_core_flow(
         url = f"http://127.0.0.1:{api.port}"
         package = generate(url, tmp_path)
         names = sorted(p.stem for p in (package / "api" / "runs").glob("runs_*.py"))
-        assert names == ["runs_cancel", "runs_get", "runs_list", "runs_retry"]
+        assert names == ["runs_cancel", "runs_get", "runs_list", "runs_retry", "runs_stream"]
         checked = strict_mypy(package)
         assert checked.returncode == 0, checked.stdout + checked.stderr
         sys.path.insert(0, str(tmp_path))
