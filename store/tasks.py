@@ -13,6 +13,7 @@ from psycopg.types.json import Jsonb
 from engine.expansion import ExpansionStart
 from store.db import Connection, Row
 from store.paging import newest_first, page_params
+from store.stats import TASK_STATUSES
 
 # ``next_run_at`` is derived, never stored: the earliest pending run of the task, or its
 # next not-yet-materialised occurrence. Paused, canceled and completed tasks have none.
@@ -80,6 +81,11 @@ async def get_task(conn: Connection, task_id: UUID, *, owner: UUID | None) -> Ro
 _NEWEST_FIRST = newest_first("t.created_at", "t.id")
 
 
+# List statements are sent unprepared (``prepare=False``): their optional filters ("x IS
+# NULL OR col = x") would make a cached generic plan walk the wrong index, while a plan made
+# for the values at hand folds the unused filters away and picks the index that matches.
+
+
 async def list_tasks(
     conn: Connection,
     *,
@@ -88,26 +94,99 @@ async def list_tasks(
     schedule_kind: str | None,
     limit: int,
     after: tuple[datetime, UUID] | None,
+    created_by: UUID | None = None,
+    text: str | None = None,
 ) -> list[Row]:
     """Visible tasks, newest first; ``after`` is the (created_at, id) of the previous page's
-    last row."""
+    last row. ``created_by`` narrows to one agent's tasks (within ``owner``'s reach);
+    ``text`` matches a task id exactly or a part of the title (case-insensitive)."""
     cursor = await conn.execute(
         _SELECT_TASK
         + """
          WHERE t.deleted_at IS NULL
            AND (%(owner)s::uuid IS NULL OR t.created_by = %(owner)s::uuid)
+           AND (%(created_by)s::uuid IS NULL OR t.created_by = %(created_by)s::uuid)
            AND (%(status)s::text IS NULL OR t.status = %(status)s::text)
            AND (%(kind)s::text IS NULL OR t.schedule_kind = %(kind)s::text)
+           AND (%(id)s::uuid IS NULL OR t.id = %(id)s::uuid)
+           AND (%(pattern)s::text IS NULL OR t.title ILIKE %(pattern)s::text)
         """
         + _NEWEST_FIRST,
         {
             "owner": owner,
+            "created_by": created_by,
             "status": status,
             "kind": schedule_kind,
+            **_text_filter(text),
             **page_params(after, limit),
         },
+        prepare=False,
     )
     return await cursor.fetchall()
+
+
+def _text_filter(text: str | None) -> dict[str, Any]:
+    """``text``: a task id (exact match) or a piece of the title (ILIKE, wildcards escaped)."""
+    if not text:
+        return {"id": None, "pattern": None}
+    try:
+        return {"id": UUID(text.strip()), "pattern": None}
+    except ValueError:
+        escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return {"id": None, "pattern": f"%{escaped}%"}
+
+
+async def count_tasks_by_status(
+    conn: Connection, *, owner: UUID | None, created_by: UUID | None, cap: int
+) -> dict[str, int]:
+    """Visible tasks per status, each count stopping at ``cap`` (River UI's way of keeping
+    counts cheap on big tables: ``cap`` means "at least this many")."""
+    counts: dict[str, int] = {}
+    for status in TASK_STATUSES:  # one statement per status: each walks tasks_status_recent
+        cursor = await conn.execute(
+            """
+            SELECT count(*) AS n FROM (
+                SELECT 1 FROM tasks t
+                 WHERE t.deleted_at IS NULL AND t.status = %(status)s
+                   AND (%(owner)s::uuid IS NULL OR t.created_by = %(owner)s::uuid)
+                   AND (%(created_by)s::uuid IS NULL OR t.created_by = %(created_by)s::uuid)
+                 LIMIT %(cap)s) capped
+            """,
+            {"status": status, "owner": owner, "created_by": created_by, "cap": cap},
+            prepare=False,
+        )
+        row = await cursor.fetchone()
+        counts[status] = int(row["n"]) if row else 0
+    return counts
+
+
+async def last_finished_runs(conn: Connection, task_ids: Sequence[UUID]) -> dict[UUID, Row]:
+    """The newest finished run (``status, finished_at, id``) of each task that has one."""
+    if not task_ids:
+        return {}
+    cursor = await conn.execute(
+        """
+        SELECT t.id AS task_id, r.id, r.status, r.finished_at
+          FROM unnest(%s::uuid[]) AS t(id)
+          CROSS JOIN LATERAL (
+              SELECT r.id, r.status, r.finished_at FROM runs r
+               WHERE r.task_id = t.id
+               ORDER BY r.queued_at DESC, r.id DESC
+               LIMIT 1) r
+        """,
+        (list(task_ids),),
+    )
+    return {row.pop("task_id"): row for row in await cursor.fetchall()}
+
+
+async def task_titles(conn: Connection, task_ids: Sequence[UUID]) -> dict[UUID, str]:
+    """Titles of tasks by id (deleted tasks too: their runs are still shown)."""
+    if not task_ids:
+        return {}
+    cursor = await conn.execute(
+        "SELECT id, title FROM tasks WHERE id = ANY(%s::uuid[])", (list(set(task_ids)),)
+    )
+    return {row["id"]: row["title"] for row in await cursor.fetchall()}
 
 
 # The scheduler's batch: active tasks whose next occurrence falls within the horizon, in

@@ -9,13 +9,14 @@ The last live agent holding ``admin`` can be neither deleted nor stripped of ``a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Response, status
 
 from api.deps import Admin, Caller, Conn
+from api.operations import agents as operations
+from api.operations.agents import agent_view, keep_an_admin, ordered_scopes
 from api.pagination import DEFAULT_LIMIT, CursorParam, Limit, list_page
 from api.responses import AGENT_NOT_FOUND, error
 from api.schemas import (
@@ -26,10 +27,8 @@ from api.schemas import (
     AgentUpdate,
     AgentWithToken,
 )
-from engine.errors import Conflict, NotFound
-from engine.tokens import SCOPES, display_prefix, generate_token, hash_token
+from engine.errors import NotFound
 from store import agents as agents_store
-from store.db import Connection, Row
 
 router = APIRouter(prefix="/agents", tags=["agents"])
 
@@ -43,27 +42,6 @@ CONFLICT = error(
 )
 
 
-def _agent(row: Row, tokens: list[Row] | None = None) -> dict[str, Any]:
-    agent = {key: row[key] for key in ("id", "name", "created_at", "updated_at", "deleted_at")}
-    agent["scopes"] = _ordered(row["scopes"])
-    if tokens is not None:
-        agent["tokens"] = tokens
-    return agent
-
-
-def _ordered(scopes: Sequence[str]) -> list[str]:
-    """Scopes without duplicates, in the documented order."""
-    return [scope for scope in SCOPES if scope in set(scopes)]
-
-
-async def _issue_token(conn: Connection, agent_id: UUID) -> str:
-    token = generate_token()
-    await agents_store.insert_token(
-        conn, agent_id=agent_id, token_hash=hash_token(token), prefix=display_prefix(token)
-    )
-    return token
-
-
 @router.get(
     "/me",
     response_model=Agent,
@@ -74,7 +52,7 @@ async def me(principal: Caller, conn: Conn) -> Any:
     row = await agents_store.get_agent(conn, principal.agent_id)
     if row is None:  # deleted between authentication and now
         raise NotFound("agent not found")
-    return _agent(row)
+    return agent_view(row)
 
 
 @router.post(
@@ -86,10 +64,7 @@ async def me(principal: Caller, conn: Conn) -> Any:
     responses=CONFLICT,
 )
 async def create_agent(body: AgentCreate, principal: Admin, conn: Conn) -> Any:
-    async with conn.transaction():
-        row = await agents_store.insert_agent(conn, name=body.name, scopes=_ordered(body.scopes))
-        token = await _issue_token(conn, row["id"])
-    return {**_agent(row), "token": token}
+    return await operations.create_agent(conn, name=body.name, scopes=body.scopes)
 
 
 @router.get("", response_model=AgentPage, summary="List agents, newest first")
@@ -109,7 +84,7 @@ async def list_agents(
         cursor=cursor,
         key="created_at",
     )
-    return {**listed, "items": [_agent(row) for row in listed["items"]]}
+    return {**listed, "items": [agent_view(row) for row in listed["items"]]}
 
 
 @router.get(
@@ -123,7 +98,7 @@ async def get_agent(agent_id: UUID, principal: Admin, conn: Conn) -> Any:
     if row is None:
         raise NotFound(f"agent {agent_id} not found")
     tokens = await agents_store.list_tokens(conn, [agent_id])
-    return _agent(row, tokens[agent_id])
+    return agent_view(row, tokens[agent_id])
 
 
 @router.patch(
@@ -134,14 +109,14 @@ async def get_agent(agent_id: UUID, principal: Admin, conn: Conn) -> Any:
     responses={**AGENT_NOT_FOUND, **CONFLICT},
 )
 async def update_agent(agent_id: UUID, body: AgentUpdate, principal: Admin, conn: Conn) -> Any:
-    scopes = _ordered(body.scopes) if body.scopes is not None else None
+    scopes = ordered_scopes(body.scopes) if body.scopes is not None else None
     async with conn.transaction():
         if scopes is not None and "admin" not in scopes:
-            await _keep_an_admin(conn, agent_id)
+            await keep_an_admin(conn, agent_id)
         row = await agents_store.update_agent(conn, agent_id, name=body.name, scopes=scopes)
     if row is None:
         raise NotFound(f"agent {agent_id} not found")
-    return _agent(row)
+    return agent_view(row)
 
 
 @router.delete(
@@ -154,11 +129,7 @@ async def update_agent(agent_id: UUID, body: AgentUpdate, principal: Admin, conn
     responses={**AGENT_NOT_FOUND, **CONFLICT},
 )
 async def delete_agent(agent_id: UUID, principal: Admin, conn: Conn) -> Response:
-    async with conn.transaction():
-        await _keep_an_admin(conn, agent_id)
-        deleted = await agents_store.delete_agent(conn, agent_id)
-    if not deleted:
-        raise NotFound(f"agent {agent_id} not found")
+    await operations.delete_agent(conn, agent_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -181,22 +152,4 @@ async def create_token(
         bool, Query(description="Keep the agent's current tokens valid.")
     ] = False,
 ) -> Any:
-    async with conn.transaction():
-        row = await agents_store.get_agent(conn, agent_id)
-        if row is None:
-            raise NotFound(f"agent {agent_id} not found")
-        if not keep_existing:
-            await agents_store.revoke_tokens(conn, agent_id)
-        token = await _issue_token(conn, agent_id)
-    return {**_agent(row), "token": token}
-
-
-async def _keep_an_admin(conn: Connection, agent_id: UUID) -> None:
-    """409 when ``agent_id`` is the last live admin (call inside the transaction that
-    removes its admin scope or deletes it)."""
-    await agents_store.lock_admins(conn)
-    target = await agents_store.get_agent(conn, agent_id)
-    if target is None or "admin" not in target["scopes"]:
-        return
-    if await agents_store.count_other_admins(conn, agent_id) == 0:
-        raise Conflict("this is the last live agent with the 'admin' scope")
+    return await operations.issue_token(conn, agent_id, keep_existing=keep_existing)

@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Query, status
 
-from api.deps import Conn, Principal, RunsRead, RunsWrite
+from api.deps import Conn, RunsRead, RunsWrite
+from api.operations import runs as operations
 from api.pagination import DEFAULT_LIMIT, CursorParam, Limit, list_page
 from api.responses import RUN_NOT_FOUND, STATE_CONFLICT
 from api.schemas import Run, RunPage
-from engine.errors import Conflict, NotFound
-from store import due_work as due_work_store
 from store import runs as runs_store
-from store import tasks as tasks_store
 
 router = APIRouter(prefix="/runs", tags=["runs"])
-
-FINAL = ("succeeded", "dead", "canceled")
 
 
 @router.get(
@@ -64,7 +59,7 @@ async def list_runs(
     responses=RUN_NOT_FOUND,
 )
 async def get_run(run_id: UUID, principal: RunsRead, conn: Conn) -> Any:
-    return await _visible_run(conn, run_id, principal)
+    return await operations.visible_run(conn, run_id, principal)
 
 
 @router.post(
@@ -80,22 +75,7 @@ async def get_run(run_id: UUID, principal: RunsRead, conn: Conn) -> Any:
     responses={**RUN_NOT_FOUND, **STATE_CONFLICT},
 )
 async def cancel_run(run_id: UUID, principal: RunsWrite, conn: Conn) -> Any:
-    run = await _visible_run(conn, run_id, principal)
-    if run["status"] in FINAL:
-        raise Conflict(f"run {run_id} already ended ({run['status']})")
-    error = {
-        "step_id": None,
-        "type": "canceled",
-        "message": f"canceled by agent {principal.name}",
-        "retryable": False,
-    }
-    async with conn.transaction():
-        canceled = await due_work_store.cancel_waiting_run(conn, run_id, error=error)
-        if canceled is not None:
-            await tasks_store.complete_finished_tasks(conn, [canceled["task_id"]])
-    if canceled is None:
-        await due_work_store.request_cancel(conn, run_id)
-    return await runs_store.get_run(conn, run_id, owner=None)
+    return await operations.cancel_run(conn, principal, run_id)
 
 
 @router.post(
@@ -111,21 +91,4 @@ async def cancel_run(run_id: UUID, principal: RunsWrite, conn: Conn) -> Any:
     responses={**RUN_NOT_FOUND, **STATE_CONFLICT},
 )
 async def retry_run(run_id: UUID, principal: RunsWrite, conn: Conn) -> Any:
-    run = await _visible_run(conn, run_id, principal)
-    if run["status"] == "failed" and await due_work_store.retry_failed_now(conn, run_id):
-        return await runs_store.get_run(conn, run_id, owner=None)
-    if run["status"] == "dead":
-        queued = await due_work_store.queue_retry_of(
-            conn, dead_run_id=run_id, new_run_id=uuid.uuid4()
-        )
-        if queued is None:
-            raise Conflict("the run's task is canceled")
-        return await runs_store.get_run(conn, queued["id"], owner=None)
-    raise Conflict(f"only failed or dead runs can be retried (this one is {run['status']})")
-
-
-async def _visible_run(conn: Conn, run_id: UUID, principal: Principal) -> dict[str, Any]:
-    run = await runs_store.get_run(conn, run_id, owner=principal.owner_filter)
-    if run is None:
-        raise NotFound(f"run {run_id} not found")
-    return run
+    return await operations.retry_run(conn, principal, run_id)
