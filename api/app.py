@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.audit import AuditMiddleware
+from api.console import install_console
 from api.errors import install_error_handlers
 from api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from api.openapi import install_openapi
@@ -81,6 +82,7 @@ def create_app(settings: Settings) -> FastAPI:
     install_openapi(app)
     for module in (health, tasks, task_lifecycle, schedules, events, runs, agents, tools, audit):
         app.include_router(module.router)
+    install_console(app)
     return app
 
 

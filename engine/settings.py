@@ -54,6 +54,7 @@ class Settings:
     rate_limit_per_minute: int = 600
     pool_max_size: int = 10
     audit_retention_days: int = 90
+    console_session_hours: float = 12.0
 
     def with_database_url(self, url: str) -> Settings:
         """A copy pointing at ``url`` (used once the embedded Postgres is up)."""
@@ -98,6 +99,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         rate_limit_per_minute=reader.get("ORDINAUT_RATE_LIMIT_PER_MINUTE", _non_negative_int, 600),
         pool_max_size=reader.get("ORDINAUT_POOL_MAX_SIZE", _positive_int, 10),
         audit_retention_days=reader.get("ORDINAUT_AUDIT_RETENTION_DAYS", _days, 90),
+        console_session_hours=reader.get("ORDINAUT_CONSOLE_SESSION_HOURS", _hours, 12.0),
     )
     return settings
 
@@ -176,6 +178,13 @@ def _non_negative_float(raw: str) -> float:
     value = float(raw)
     if not 0 <= value <= MAX_SECONDS:
         raise ValueError(f"must be a number of at least 0 and at most {MAX_SECONDS} (10 years)")
+    return value
+
+
+def _hours(raw: str) -> float:
+    value = float(raw)
+    if not 0 < value <= MAX_SECONDS / 3600:
+        raise ValueError(f"must be a number greater than 0 and at most {MAX_SECONDS // 3600}")
     return value
 
 

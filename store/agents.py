@@ -120,6 +120,16 @@ async def list_agents(
     return await cursor.fetchall()
 
 
+async def agent_names(conn: Connection, agent_ids: Sequence[UUID]) -> dict[UUID, str]:
+    """Names of agents by id (deleted ones too: they still own tasks)."""
+    if not agent_ids:
+        return {}
+    cursor = await conn.execute(
+        "SELECT id, name FROM agents WHERE id = ANY(%s::uuid[])", (list(set(agent_ids)),)
+    )
+    return {row["id"]: row["name"] for row in await cursor.fetchall()}
+
+
 async def update_agent(
     conn: Connection, agent_id: UUID, *, name: str | None, scopes: Sequence[str] | None
 ) -> Row | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from uuid import UUID
 
@@ -24,6 +25,22 @@ async def get_run(conn: Connection, run_id: UUID, *, owner: UUID | None) -> Row 
         {"id": run_id, "owner": owner},
     )
     return await cursor.fetchone()
+
+
+async def get_runs(conn: Connection, run_ids: Sequence[UUID], *, owner: UUID | None) -> list[Row]:
+    """The runs among ``run_ids`` that exist and ``owner`` may see, newest first."""
+    if not run_ids:
+        return []
+    cursor = await conn.execute(
+        _SELECT_RUN
+        + """
+         WHERE id = ANY(%(ids)s::uuid[])
+           AND (%(owner)s::uuid IS NULL OR agent_id = %(owner)s::uuid)
+         ORDER BY queued_at DESC, id DESC
+        """,
+        {"ids": list(set(run_ids)), "owner": owner},
+    )
+    return await cursor.fetchall()
 
 
 _NEWEST_FIRST = newest_first("queued_at", "id")

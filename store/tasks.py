@@ -179,6 +179,16 @@ async def last_finished_runs(conn: Connection, task_ids: Sequence[UUID]) -> dict
     return {row.pop("task_id"): row for row in await cursor.fetchall()}
 
 
+async def schedule_anchors(conn: Connection, task_ids: Sequence[UUID]) -> dict[UUID, datetime]:
+    """Each task's schedule anchor (the start of an RRULE without DTSTART)."""
+    if not task_ids:
+        return {}
+    cursor = await conn.execute(
+        "SELECT id, anchor_at FROM tasks WHERE id = ANY(%s::uuid[])", (list(set(task_ids)),)
+    )
+    return {row["id"]: row["anchor_at"] for row in await cursor.fetchall()}
+
+
 async def task_titles(conn: Connection, task_ids: Sequence[UUID]) -> dict[UUID, str]:
     """Titles of tasks by id (deleted tasks too: their runs are still shown)."""
     if not task_ids:
