@@ -125,6 +125,15 @@ async def scheduler_health(conn: Connection, *, silent_seconds: float) -> Schedu
     return SchedulerHealth(int(row["live"]), None if age is None else max(0.0, float(age)))
 
 
+async def list_schedulers(conn: Connection) -> list[Row]:
+    """The scheduler registry (``id, host, pid, started_at, last_seen_at, last_tick_at``)."""
+    cursor = await conn.execute(
+        "SELECT id, host, pid, started_at, last_seen_at, last_tick_at FROM schedulers "
+        "ORDER BY started_at"
+    )
+    return await cursor.fetchall()
+
+
 async def runs_per_minute(conn: Connection, *, owner: UUID | None, minutes: int) -> list[Row]:
     """Finished runs per minute and status over the last ``minutes`` minutes (``minute``,
     ``status``, ``n``), the current minute included; minutes without runs are absent."""

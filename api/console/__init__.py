@@ -11,9 +11,13 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from api.console.pages import auth, overview, runs, tasks  # noqa: F401 - adds routes
+from api.console.pages import admin, auth, fleet, overview, runs, tasks  # noqa: F401
+from api.console.pages.fallback import not_found
 from api.console.render import HERE
 from api.console.routing import router
+
+# Importing the pages added their routes; the 404 page for any other address comes last.
+router.add_api_route("/{rest:path}", not_found, methods=["GET"])
 
 
 def install_console(app: FastAPI) -> None:
