@@ -29,8 +29,11 @@ CREATE TABLE schedulers (
     last_tick_at  timestamptz
 );
 
--- Tasks filtered by status, newest first (and the status counts, capped, of the task list).
+-- Tasks filtered by status, newest first (and the status counts, capped, of the task list),
+-- of everyone (admins) or of one agent.
 CREATE INDEX tasks_status_recent ON tasks (status, created_at DESC, id DESC)
+    WHERE deleted_at IS NULL;
+CREATE INDEX tasks_owner_status_recent ON tasks (created_by, status, created_at DESC, id DESC)
     WHERE deleted_at IS NULL;
 
 -- Runs that did not succeed (dead, canceled), newest first: the run list filtered by those
@@ -38,5 +41,11 @@ CREATE INDEX tasks_status_recent ON tasks (status, created_at DESC, id DESC)
 -- index entry on the workers' hot path.
 CREATE INDEX runs_unsucceeded_recent ON runs (status, queued_at DESC, id DESC)
     WHERE status <> 'succeeded';
+CREATE INDEX runs_agent_unsucceeded_recent ON runs (agent_id, status, queued_at DESC, id DESC)
+    WHERE status <> 'succeeded';
 CREATE INDEX runs_unsucceeded_finished ON runs (finished_at)
     WHERE status <> 'succeeded';
+-- Runs not started by their schedule (manual, event, retry), newest first: the run list
+-- filtered by trigger. Scheduled runs, the bulk, get no entry.
+CREATE INDEX runs_unscheduled_recent ON runs (trigger, queued_at DESC, id DESC)
+    WHERE trigger <> 'schedule';

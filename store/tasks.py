@@ -136,28 +136,38 @@ def _text_filter(text: str | None) -> dict[str, Any]:
         return {"id": None, "pattern": f"%{escaped}%"}
 
 
+# One capped count per status, each on the index its status selects (tasks_status_recent,
+# or tasks_owner_status_recent for one agent): statuses are literals so the planner sees them.
+_COUNT_BY_STATUS = """
+SELECT (SELECT count(*) FROM (SELECT 1 FROM tasks t
+               WHERE t.status = 'active' AND t.deleted_at IS NULL
+                 AND (%(owner)s::uuid IS NULL OR t.created_by = %(owner)s::uuid)
+               LIMIT %(cap)s) s) AS active,
+       (SELECT count(*) FROM (SELECT 1 FROM tasks t
+               WHERE t.status = 'paused' AND t.deleted_at IS NULL
+                 AND (%(owner)s::uuid IS NULL OR t.created_by = %(owner)s::uuid)
+               LIMIT %(cap)s) s) AS paused,
+       (SELECT count(*) FROM (SELECT 1 FROM tasks t
+               WHERE t.status = 'canceled' AND t.deleted_at IS NULL
+                 AND (%(owner)s::uuid IS NULL OR t.created_by = %(owner)s::uuid)
+               LIMIT %(cap)s) s) AS canceled,
+       (SELECT count(*) FROM (SELECT 1 FROM tasks t
+               WHERE t.status = 'completed' AND t.deleted_at IS NULL
+                 AND (%(owner)s::uuid IS NULL OR t.created_by = %(owner)s::uuid)
+               LIMIT %(cap)s) s) AS completed
+"""
+
+
 async def count_tasks_by_status(
-    conn: Connection, *, owner: UUID | None, created_by: UUID | None, cap: int
+    conn: Connection, *, owner: UUID | None, cap: int
 ) -> dict[str, int]:
-    """Visible tasks per status, each count stopping at ``cap`` (River UI's way of keeping
-    counts cheap on big tables: ``cap`` means "at least this many")."""
-    counts: dict[str, int] = {}
-    for status in TASK_STATUSES:  # one statement per status: each walks tasks_status_recent
-        cursor = await conn.execute(
-            """
-            SELECT count(*) AS n FROM (
-                SELECT 1 FROM tasks t
-                 WHERE t.deleted_at IS NULL AND t.status = %(status)s
-                   AND (%(owner)s::uuid IS NULL OR t.created_by = %(owner)s::uuid)
-                   AND (%(created_by)s::uuid IS NULL OR t.created_by = %(created_by)s::uuid)
-                 LIMIT %(cap)s) capped
-            """,
-            {"status": status, "owner": owner, "created_by": created_by, "cap": cap},
-            prepare=False,
-        )
-        row = await cursor.fetchone()
-        counts[status] = int(row["n"]) if row else 0
-    return counts
+    """Visible tasks per status within ``owner``'s reach (None: all), each count stopping at
+    ``cap`` (River UI's way of keeping counts cheap on big tables: ``cap`` means "at least
+    this many"). One statement."""
+    cursor = await conn.execute(_COUNT_BY_STATUS, {"owner": owner, "cap": cap}, prepare=False)
+    row = await cursor.fetchone()
+    assert row is not None
+    return {status: int(row[status]) for status in TASK_STATUSES}
 
 
 async def last_finished_runs(conn: Connection, task_ids: Sequence[UUID]) -> dict[UUID, Row]:

@@ -3,8 +3,9 @@ messages, redirects and the headers every console answer carries."""
 
 from __future__ import annotations
 
+import functools
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
@@ -13,7 +14,7 @@ from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from jinja2 import StrictUndefined
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from api.console.mirror import AGENTS_LIST, AUDIT_LIST, RUNS_LIST, TASKS_LIST, TOOLS_LIST
 from api.console.session import COOKIE_PATH, CSRF_FIELD, ConsoleSession
@@ -63,12 +64,22 @@ def _ago(value: datetime | None, now: datetime | None = None) -> str:
     return "—"  # unreachable: the last limit is infinite
 
 
+@functools.lru_cache(maxsize=1024)
+def _zone(name: str) -> tzinfo:
+    """A zone, loaded once per process (``get_zone`` reads the tz file on every call)."""
+    return get_zone(name)
+
+
 def _exact(value: datetime | None, zone: str | None = None) -> str:
     """``2026-11-24 09:00:03 UTC`` (or in ``zone``, with its abbreviation)."""
     if value is None:
         return "—"
-    shown = value.astimezone(get_zone(zone) if zone else UTC)
-    return shown.strftime("%Y-%m-%d %H:%M:%S ") + (shown.tzname() or "")
+    t = value.astimezone(_zone(zone) if zone else UTC)
+    # Formatted by hand: strftime costs several microseconds, and lists call this per cell.
+    return (
+        f"{t.year:04d}-{t.month:02d}-{t.day:02d} {t.hour:02d}:{t.minute:02d}:{t.second:02d} "
+        f"{t.tzname() or ''}"
+    )
 
 
 def _zoned(value: datetime | None, zone: str, *, short: bool = False) -> str:
@@ -76,18 +87,21 @@ def _zoned(value: datetime | None, zone: str, *, short: bool = False) -> str:
     year's)."""
     if value is None:
         return "—"
-    shown = value.astimezone(get_zone(zone))
-    this_year = shown.year == now_utc().astimezone(get_zone(zone)).year
+    shown = value.astimezone(_zone(zone))
+    this_year = shown.year == now_utc().astimezone(_zone(zone)).year
     pattern = "%a %d %b %H:%M " if short and this_year else "%a %d %b %Y %H:%M "
     return shown.strftime(pattern) + (shown.tzname() or "")
 
 
 def _time(value: datetime | None, zone: str | None = None) -> Markup:
-    """A relative time with the exact one on hover (``console.js`` keeps it fresh)."""
+    """A relative time with the exact one on hover (``console.js`` keeps it fresh). Built
+    with an f-string: ``Markup.format`` costs a formatter per call, and lists call this
+    twice a row."""
     if value is None:
         return Markup('<span class="muted">—</span>')
-    return Markup('<time datetime="{}" title="{}" data-ago>{}</time>').format(
-        value.isoformat(), _exact(value, zone), _ago(value)
+    exact = escape(_exact(value, zone))
+    return Markup(
+        f'<time datetime="{value.isoformat()}" title="{exact}" data-ago>{_ago(value)}</time>'
     )
 
 

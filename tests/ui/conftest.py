@@ -180,9 +180,11 @@ def console(browser: Any, stack: Stack) -> Iterator[Any]:
         page.on("pageerror", lambda error: view.problems.append(f"page error: {error}"))
         page.on(
             "console",
-            lambda message: view.problems.append(f"console {message.type}: {message.text}")
-            if message.type == "error"
-            else None,
+            lambda message: (
+                view.problems.append(f"console {message.type}: {message.text}")
+                if message.type == "error"
+                else None
+            ),
         )
         page.on("dialog", lambda dialog: dialog.accept())
         contexts.append((context, view))

@@ -145,18 +145,17 @@ def test_bulk_cancel_a_filtered_set_after_a_confirmation_naming_the_count(
     ui.page.wait_for_load_state("networkidle")
     assert "Canceled 4 runs." in ui.flash()
     with stack.client(token) as api:
-        statuses = {run["id"]: run["status"] for run in api.get(
-            "/runs", params={"task_id": task["id"]}
-        ).json()["items"]}
+        statuses = {
+            run["id"]: run["status"]
+            for run in api.get("/runs", params={"task_id": task["id"]}).json()["items"]
+        }
         assert sorted(statuses.values()) == ["canceled"] * 4 + ["running"]
         running = next(i for i in ids if statuses[i] == "running")
         assert api.post(f"/runs/{running}/cancel").status_code == 200
         assert final_run(api, running)["status"] == "canceled"
 
 
-def test_agent_b_sees_nothing_of_agent_a_and_forged_actions_are_refused(
-    stack: Stack, console: Any
-):
+def test_agent_b_sees_nothing_of_agent_a_and_forged_actions_are_refused(stack: Stack, console: Any):
     _, alice_token = stack.agent(named("alice"), *AGENT_SCOPES)
     _, bob_token = stack.agent(named("bob"), *AGENT_SCOPES)
     with stack.client(alice_token) as alice:

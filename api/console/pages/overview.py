@@ -75,7 +75,7 @@ async def _overview(request: Request, session: Any, conn: Connection) -> dict[st
         context["dead"] = [{**run, "title": titles.get(run["task_id"], "?")} for run in dead]
     if TASKS_LIST.allows(request.app, principal):
         context["task_counts"] = await tasks_store.count_tasks_by_status(
-            conn, owner=owner, created_by=None, cap=COUNT_CAP
+            conn, owner=owner, cap=COUNT_CAP
         )
     context.update(signals=signals, count_cap=COUNT_CAP)
     return context

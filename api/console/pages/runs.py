@@ -39,7 +39,8 @@ from store.db import Connection, Row
 from store.runs import RUN_STATUSES
 
 PAGE_SIZE = 50
-COUNT_CAP = 10_000
+# The status tabs count up to this many runs each ("1 000+"): the runs table is the big one.
+COUNT_CAP = 1_000
 # A bulk action acts on at most this many runs per confirmation (newest first).
 BULK_LIMIT = 1000
 TRIGGERS = ("schedule", "manual", "event", "retry")
@@ -153,9 +154,14 @@ async def runs_page(
     )
     runs = listed["items"]
     params = chosen.params()
-    counts = await runs_store.count_runs_by_status(
-        conn, owner=principal.owner_filter, task_id=chosen.task_id, cap=COUNT_CAP
-    )
+    # The tabs count the token's runs by status; a task filter drops the numbers rather
+    # than show totals that are not the list's (counting one task's runs by status would
+    # walk all of them).
+    counts = None
+    if chosen.task_id is None:
+        counts = await runs_store.count_runs_by_status(
+            conn, owner=principal.owner_filter, cap=COUNT_CAP, waiting_cap=COUNT_CAP * 3
+        )
     titles = await tasks_store.task_titles(
         conn, [run["task_id"] for run in runs] + ([chosen.task_id] if chosen.task_id else [])
     )

@@ -88,9 +88,7 @@ async def tasks_page(
         key="created_at",
     )
     tasks = listed["items"]
-    counts = await tasks_store.count_tasks_by_status(
-        conn, owner=owner, created_by=created_by, cap=COUNT_CAP
-    )
+    counts = await tasks_store.count_tasks_by_status(conn, owner=created_by or owner, cap=COUNT_CAP)
     filters = {"status": status, "kind": kind, "agent": agent if created_by else None, "q": text}
     return page(
         request,
