@@ -206,9 +206,9 @@ def fill(url: str, *, tasks: int, runs: int) -> dict[str, str]:
         for statement in FILL:
             started = time.monotonic()
             if "%(" in statement:
-                conn.execute(statement, params)  # type: ignore[arg-type]
+                conn.execute(statement, params)
             else:  # no parameters: no escaping either
-                conn.execute(statement.replace("%%", "%"))  # type: ignore[arg-type]
+                conn.execute(statement.replace("%%", "%"))
             print(f"  {statement.split()[0].lower()} … {time.monotonic() - started:.1f} s")
         agent = conn.execute("SELECT id FROM agents WHERE name = 'agent-1'").fetchone()
         assert agent is not None
