@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from api.audit import AuditMiddleware
 from api.console import install_console
 from api.errors import install_error_handlers
+from api.mcp.http import McpEndpoint
 from api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from api.openapi import install_openapi
 from api.ratelimit import RateLimiter
@@ -58,7 +59,8 @@ def create_app(settings: Settings) -> FastAPI:
         await pool.open(wait=False)
         await _bootstrap_admin(pool, settings)
         try:
-            yield
+            async with mcp_endpoint.running():
+                yield
         finally:
             await pool.close()
 
@@ -82,6 +84,8 @@ def create_app(settings: Settings) -> FastAPI:
     install_openapi(app)
     for module in (health, tasks, task_lifecycle, schedules, events, runs, agents, tools, audit):
         app.include_router(module.router)
+    mcp_endpoint = McpEndpoint(app, pool, settings)
+    app.router.routes.extend(mcp_endpoint.routes())
     install_console(app)
     return app
 

@@ -219,6 +219,9 @@ def _entry(
     path_params: dict[str, Any] = scope.get("path_params", {})
     subject_id = _subject_id(described, path_params, response)
     details: dict[str, Any] = {"method": method, "route": route.path, "status": status}
+    mcp_tool = scope.get("state", {}).get("mcp_tool")
+    if mcp_tool is not None:  # set by the MCP endpoint's in-process calls only
+        details["mcp_tool"] = mcp_tool
     if isinstance(response, dict) and response.get("id") is not None:
         result_id = str(response["id"])
         if result_id != subject_id:

@@ -98,6 +98,15 @@ AppSettings = Annotated[Settings, Depends(settings_of)]
 AppCatalog = Annotated[Catalog, Depends(catalog_of)]
 
 
+async def principal_for_token(conn: Connection, token: str) -> Principal | None:
+    """The agent owning ``token`` (looked up by its hash), or None for an unknown, revoked
+    or deleted agent's token. The one look-up behind every surface: REST and MCP."""
+    row = await agents_store.authenticate(conn, hash_token(token))
+    if row is None:
+        return None
+    return Principal(row["id"], row["name"], frozenset(row["scopes"]), row["token_id"])
+
+
 async def authenticate(
     request: Request,
     conn: Conn,
@@ -110,10 +119,9 @@ async def authenticate(
     """
     if credentials is None:
         raise Unauthenticated("missing bearer token (Authorization: Bearer <token>)")
-    row = await agents_store.authenticate(conn, hash_token(credentials.credentials))
-    if row is None:
+    principal = await principal_for_token(conn, credentials.credentials)
+    if principal is None:
         raise Unauthenticated("invalid or revoked token")
-    principal = Principal(row["id"], row["name"], frozenset(row["scopes"]), row["token_id"])
     request.state.principal = principal
     bind_log_context(agent_id=str(principal.agent_id))
     retry_after = request.app.state.rate_limiter.acquire(principal.agent_id)
@@ -186,12 +194,11 @@ async def auth_failure(request: Request) -> OrdinautError | None:
         return Unauthenticated("missing bearer token (Authorization: Bearer <token>)")
     try:
         async with request.app.state.pool.connection() as conn:
-            row = await agents_store.authenticate(conn, hash_token(token.strip()))
+            principal = await principal_for_token(conn, token.strip())
     except StoreError:
         return StoreUnavailable("database unavailable")
-    if row is None:
+    if principal is None:
         return Unauthenticated("invalid or revoked token")
-    principal = Principal(row["id"], row["name"], frozenset(row["scopes"]), row["token_id"])
     missing = sorted(scope for scope in needed.scopes if not principal.has(scope))
     if missing:
         return PermissionDenied(f"this call needs the {missing[0]!r} scope")

@@ -9,6 +9,7 @@ variable and the reason; the CLI prints it and exits non-zero.
 from __future__ import annotations
 
 import ipaddress
+import re
 import zoneinfo
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -54,6 +55,9 @@ class Settings:
     rate_limit_per_minute: int = 600
     pool_max_size: int = 10
     audit_retention_days: int = 90
+    public_url: str | None = None
+    mcp_allowed_hosts: tuple[str, ...] = ()
+    mcp_read_only: bool = False
     console_session_hours: float = 12.0
 
     def with_database_url(self, url: str) -> Settings:
@@ -99,6 +103,9 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         rate_limit_per_minute=reader.get("ORDINAUT_RATE_LIMIT_PER_MINUTE", _non_negative_int, 600),
         pool_max_size=reader.get("ORDINAUT_POOL_MAX_SIZE", _positive_int, 10),
         audit_retention_days=reader.get("ORDINAUT_AUDIT_RETENTION_DAYS", _days, 90),
+        public_url=reader.get("ORDINAUT_PUBLIC_URL", _public_url, None),
+        mcp_allowed_hosts=reader.get("ORDINAUT_MCP_ALLOWED_HOSTS", _allowed_hosts, ()),
+        mcp_read_only=reader.get("ORDINAUT_MCP_READ_ONLY", _boolean, False),
         console_session_hours=reader.get("ORDINAUT_CONSOLE_SESSION_HOURS", _hours, 12.0),
     )
     return settings
@@ -215,4 +222,45 @@ def _host_list(raw: str) -> tuple[str, ...]:
     for entry in entries:
         if any(ch.isdigit() for ch in entry) and ("/" in entry or ":" in entry):
             ipaddress.ip_network(entry, strict=False)
+    return entries
+
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+def _boolean(raw: str) -> bool:
+    value = raw.lower()
+    if value not in _TRUE + _FALSE:
+        raise ValueError(f"must be one of {', '.join(_TRUE + _FALSE)}")
+    return value in _TRUE
+
+
+def _public_url(raw: str) -> str:
+    """The origin clients reach the API at: ``http(s)://host[:port]``, nothing after it."""
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL with a host")
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError as exc:
+        raise ValueError(f"malformed port ({exc})") from None
+    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
+        raise ValueError("must be an origin only (scheme, host and port; no path or query)")
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+# A host as a Host header carries it: a name, an IPv4 address or a bracketed IPv6 address,
+# optionally with ``:port`` or ``:*`` (any port).
+_HOST_PATTERN = re.compile(
+    r"^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::(?:\d{1,5}|\*))?$"
+)
+
+
+def _allowed_hosts(raw: str) -> tuple[str, ...]:
+    """Comma-separated ``host``, ``host:port`` or ``host:*`` entries, or ``*`` (any host)."""
+    entries = tuple(part.strip().lower() for part in raw.split(",") if part.strip())
+    for entry in entries:
+        if entry != "*" and not _HOST_PATTERN.match(entry):
+            raise ValueError(f"{entry!r} is not a host, host:port or host:* entry")
     return entries

@@ -47,6 +47,11 @@ def unbind_log_context(token: Token[Mapping[str, Any] | None]) -> None:
     _CONTEXT.reset(token)
 
 
+def bound_log_context() -> Mapping[str, Any]:
+    """The fields bound in the current context (``request_id`` inside an API request ...)."""
+    return _CONTEXT.get() or {}
+
+
 @contextmanager
 def log_context(**fields: Any) -> Iterator[None]:
     """Add ``fields`` to every record logged inside the block."""

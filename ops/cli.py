@@ -50,7 +50,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="a scope (repeat for several): tasks:read tasks:write runs:read runs:write "
         "events:publish tools:read admin",
     )
+    _add_mcp_parser(commands)
     return parser
+
+
+def _add_mcp_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    mcp = commands.add_parser(
+        "mcp",
+        help="serve the MCP tools over stdio (for desktop MCP clients)",
+        description="Speaks MCP on stdin/stdout and calls a running Ordinaut API with the "
+        "agent token in ORDINAUT_TOKEN (no database needed).",
+    )
+    mcp.add_argument("--url", default=None, help="the API (default: ORDINAUT_URL)")
+    mcp.add_argument("--read-only", action="store_true", help="list only the read-only tools")
 
 
 def _positive(raw: str) -> int:
@@ -107,6 +119,12 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             )
         if args.command == "db":
             return commands.db(settings, args.action)
+        if args.command == "mcp":
+            from ops import mcp_stdio
+
+            return mcp_stdio.run(
+                args.url, os.environ.get("ORDINAUT_TOKEN"), settings, read_only=args.read_only
+            )
         settings = with_database(settings)
         if args.command == "migrate":
             return commands.migrate(settings)

@@ -212,6 +212,10 @@ class Tools(_Namespace):
         """Every tool, by address."""
         return self._iterate(ops.tool_page)
 
+    def page(self, *, limit: int | None = None, cursor: str | None = None) -> Page[Tool]:
+        """One page of tools; pass its ``next_cursor`` as ``cursor`` for the next."""
+        return self._run(ops.tool_page, limit=limit, cursor=cursor)
+
     def get(self, address: str) -> Tool:
         """One tool with its schemas."""
         return self._run(ops.get_tool, address)

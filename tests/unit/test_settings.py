@@ -61,6 +61,12 @@ def test_values_are_parsed():
         ("ORDINAUT_LOG_FORMAT", "xml", "json, text"),
         ("ORDINAUT_HTTP_ALLOW", "10.0.0.0/33", "10.0.0.0/33"),
         ("ORDINAUT_BOOTSTRAP_ADMIN_TOKEN", "short", "16 characters"),
+        ("ORDINAUT_PUBLIC_URL", "ordinaut.example.com", "http:// or https://"),
+        ("ORDINAUT_PUBLIC_URL", "https://ordinaut.example.com/api", "origin only"),
+        ("ORDINAUT_PUBLIC_URL", "https://ordinaut.example.com:99999", "port"),
+        ("ORDINAUT_MCP_ALLOWED_HOSTS", "https://evil.example", "not a host"),
+        ("ORDINAUT_MCP_ALLOWED_HOSTS", "a.example, b.example/x", "not a host"),
+        ("ORDINAUT_MCP_READ_ONLY", "maybe", "true"),
     ],
 )
 def test_a_bad_value_is_one_clear_line(name, value, reason):
@@ -76,3 +82,19 @@ def test_the_admin_token_is_never_echoed():
     with pytest.raises(SettingsError) as caught:
         load_settings({"ORDINAUT_BOOTSTRAP_ADMIN_TOKEN": "tiny"})
     assert "tiny" not in str(caught.value)
+
+
+def test_the_mcp_settings():
+    assert load_settings({}).mcp_read_only is False
+    assert load_settings({}).mcp_allowed_hosts == ()
+    assert load_settings({}).public_url is None
+    settings = load_settings(
+        {
+            "ORDINAUT_PUBLIC_URL": "https://Ordinaut.example.com:8443/",
+            "ORDINAUT_MCP_ALLOWED_HOSTS": "LB.internal:8443, [::1]:*, *",
+            "ORDINAUT_MCP_READ_ONLY": "yes",
+        }
+    )
+    assert settings.public_url == "https://Ordinaut.example.com:8443"
+    assert settings.mcp_allowed_hosts == ("lb.internal:8443", "[::1]:*", "*")
+    assert settings.mcp_read_only is True
