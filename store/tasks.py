@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -134,6 +135,84 @@ def _text_filter(text: str | None) -> dict[str, Any]:
     except ValueError:
         escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         return {"id": None, "pattern": f"%{escaped}%"}
+
+
+@dataclass(frozen=True)
+class TitleSearch:
+    """Tasks whose title matched, newest first, and where the search stopped."""
+
+    rows: list[Row]
+    # The oldest task looked at when the scan budget ran out (search on from there), or None
+    # when every task in reach was looked at.
+    stopped_at: tuple[datetime, UUID] | None
+
+
+# A title search reads at most %(budget)s tasks (newest first, within the other filters) per
+# call: a word that matches nothing would otherwise read every task. The caller offers to
+# search on from ``stopped_at``.
+_SEARCH_TITLES = """
+WITH scanned AS MATERIALIZED (
+    SELECT t.id, t.created_at, t.title
+      FROM tasks t
+     WHERE t.deleted_at IS NULL
+       AND (%(owner)s::uuid IS NULL OR t.created_by = %(owner)s::uuid)
+       AND (%(created_by)s::uuid IS NULL OR t.created_by = %(created_by)s::uuid)
+       AND (%(status)s::text IS NULL OR t.status = %(status)s::text)
+       AND (%(kind)s::text IS NULL OR t.schedule_kind = %(kind)s::text)
+       AND (%(after_at)s::timestamptz IS NULL
+            OR (t.created_at, t.id) < (%(after_at)s::timestamptz, %(after_id)s::uuid))
+     ORDER BY t.created_at DESC, t.id DESC
+     LIMIT %(budget)s
+)
+SELECT (SELECT count(*) FROM scanned) AS looked_at,
+       (SELECT array_agg(id ORDER BY created_at DESC, id DESC) FROM (
+            SELECT id, created_at FROM scanned WHERE title ILIKE %(pattern)s::text
+             ORDER BY created_at DESC, id DESC LIMIT %(limit)s) hits) AS hits,
+       (SELECT created_at FROM scanned ORDER BY created_at, id LIMIT 1) AS oldest_at,
+       (SELECT id FROM scanned ORDER BY created_at, id LIMIT 1) AS oldest_id
+"""
+
+
+async def search_titles(
+    conn: Connection,
+    *,
+    owner: UUID | None,
+    created_by: UUID | None,
+    status: str | None,
+    schedule_kind: str | None,
+    text: str,
+    limit: int,
+    after: tuple[datetime, UUID] | None,
+    budget: int,
+) -> TitleSearch:
+    """Visible tasks whose title contains ``text`` (case-insensitive), newest first, among
+    at most ``budget`` tasks after the keyset ``after`` (see ``_SEARCH_TITLES``)."""
+    cursor = await conn.execute(
+        _SEARCH_TITLES,
+        {
+            "owner": owner,
+            "created_by": created_by,
+            "status": status,
+            "kind": schedule_kind,
+            "pattern": _text_filter(text)["pattern"],
+            "budget": budget,
+            **page_params(after, limit),
+        },
+        prepare=False,
+    )
+    found = await cursor.fetchone()
+    assert found is not None
+    hits: list[UUID] = found["hits"] or []
+    rows: list[Row] = []
+    if hits:
+        listed = await conn.execute(
+            _SELECT_TASK + " WHERE t.id = ANY(%s::uuid[]) ORDER BY t.created_at DESC, t.id DESC",
+            (hits,),
+        )
+        rows = await listed.fetchall()
+    exhausted = found["looked_at"] >= budget and len(hits) < limit
+    stopped_at = (found["oldest_at"], found["oldest_id"]) if exhausted else None
+    return TitleSearch(rows=rows, stopped_at=stopped_at)
 
 
 # One capped count per status, each on the index its status selects (tasks_status_recent,

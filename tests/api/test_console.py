@@ -449,3 +449,23 @@ async def insert_dead_run(database_url: str, task_id: str, agent_id: str) -> str
             ),
         )
     return run_id
+
+
+async def test_a_title_search_reads_a_bounded_number_of_tasks_then_searches_on(
+    browser_for, make_agent, monkeypatch
+):
+    from api.console.pages import tasks as tasks_page
+
+    monkeypatch.setattr(tasks_page, "SEARCH_BUDGET", 3)
+    agent = await make_agent("tasks:read", "tasks:write")
+    for title in ("needle-old", "hay-1", "hay-2", "hay-3", "hay-4"):
+        assert (await agent.client.post("/tasks", json=quick_task(title=title))).status_code == 201
+    ui = await browser_for(agent.token)
+    first = await ui.get("/ui/tasks?q=needle")
+    assert "needle-old" not in first.text and "No match among these tasks" in first.text
+    older = re.search(r'<a class="btn" href="([^"]+)">Search older tasks', first.text)
+    assert older
+    second = await ui.get(older.group(1).replace("&amp;", "&"))
+    assert "needle-old" in second.text
+    assert "hay-4" in (await ui.get("/ui/tasks?q=HAY")).text  # case-insensitive
+    assert "hay-4" not in (await ui.get("/ui/tasks?q=%25")).text  # % is a character

@@ -30,7 +30,8 @@ from api.console.routing import Signed, act, allowed, first, posted_form, query_
 from api.console.session import ConsoleSession
 from api.deps import Conn, Principal
 from api.operations import tasks as operations
-from api.pagination import list_page
+from api.pagination import decode_typed_cursor, encode_cursor, list_page
+from api.pagination import page as keyset_page
 from engine.clock import now_utc
 from engine.document import DOCUMENT_FIELDS
 from engine.errors import ValidationFailed
@@ -46,6 +47,8 @@ from store.stats import TASK_STATUSES
 
 PAGE_SIZE = 50
 COUNT_CAP = 10_000
+# A title search reads at most this many tasks per page, then offers to search on.
+SEARCH_BUDGET = 20_000
 KINDS = ("once", "cron", "rrule", "event")
 OCCURRENCES = 10
 RECENT_RUNS = 15
@@ -72,21 +75,7 @@ async def tasks_page(
     created_by = _agent_filter(principal, agent)
     text = (q or "").strip() or None
     owner = principal.owner_filter
-    listed = await list_page(
-        lambda n, after: tasks_store.list_tasks(
-            conn,
-            owner=owner,
-            status=status,
-            schedule_kind=kind,
-            created_by=created_by,
-            text=text,
-            limit=n,
-            after=after,
-        ),
-        limit=PAGE_SIZE,
-        cursor=cursor or None,
-        key="created_at",
-    )
+    listed, partial = await _listed(conn, owner, status, kind, created_by, text, cursor or None)
     tasks = listed["items"]
     counts = await tasks_store.count_tasks_by_status(conn, owner=created_by or owner, cap=COUNT_CAP)
     filters = {"status": status, "kind": kind, "agent": agent if created_by else None, "q": text}
@@ -100,11 +89,66 @@ async def tasks_page(
         filters=filters,
         agents=await _agent_choices(conn, principal),
         next_url=_page_url("/ui/tasks", filters, listed["next_cursor"]),
+        searched_partially=partial,
+        search_budget=SEARCH_BUDGET,
         first_url="/ui/tasks?" + query_string(filters) if cursor else None,
         status_url=lambda s: "/ui/tasks?" + query_string({**filters, "status": s}),
         kinds=KINDS,
         statuses=TASK_STATUSES,
     )
+
+
+async def _listed(
+    conn: Connection,
+    owner: UUID | None,
+    status: str | None,
+    kind: str | None,
+    created_by: UUID | None,
+    text: str | None,
+    cursor: str | None,
+) -> tuple[dict[str, Any], bool]:
+    """One page of tasks (``{"items", "next_cursor"}``) and whether a title search stopped
+    at its budget (the next page then searches on through older tasks)."""
+    if text and not _is_uuid(text):
+        found = await tasks_store.search_titles(
+            conn,
+            owner=owner,
+            created_by=created_by,
+            status=status,
+            schedule_kind=kind,
+            text=text,
+            limit=PAGE_SIZE + 1,
+            after=decode_typed_cursor(cursor, UUID),
+            budget=SEARCH_BUDGET,
+        )
+        items, next_cursor = keyset_page(found.rows, PAGE_SIZE, "created_at")
+        if next_cursor is None and found.stopped_at is not None:
+            next_cursor = encode_cursor(*found.stopped_at)
+        return {"items": items, "next_cursor": next_cursor}, found.stopped_at is not None
+    listed = await list_page(
+        lambda n, after: tasks_store.list_tasks(
+            conn,
+            owner=owner,
+            status=status,
+            schedule_kind=kind,
+            created_by=created_by,
+            text=text,
+            limit=n,
+            after=after,
+        ),
+        limit=PAGE_SIZE,
+        cursor=cursor,
+        key="created_at",
+    )
+    return listed, False
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        UUID(text.strip())
+    except ValueError:
+        return False
+    return True
 
 
 def _agent_filter(principal: Principal, agent: str | None) -> UUID | None:
