@@ -148,11 +148,13 @@ class TitleSearch:
 
 
 # A title search reads at most %(budget)s tasks (newest first, within the other filters) per
-# call: a word that matches nothing would otherwise read every task. The caller offers to
-# search on from ``stopped_at``.
+# call: a word that matches nothing would otherwise read every task. The scan is pipelined:
+# it stops at the page's last match, or at the budget's last task, which it returns too
+# (``hit`` false) as the place to search on from. The caller offers to.
 _SEARCH_TITLES = """
-WITH scanned AS MATERIALIZED (
-    SELECT t.id, t.created_at, t.title
+SELECT s.id, s.created_at, s.hit, s.n FROM (
+    SELECT t.id, t.created_at, t.title ILIKE %(pattern)s::text AS hit,
+           row_number() OVER (ORDER BY t.created_at DESC, t.id DESC) AS n
       FROM tasks t
      WHERE t.deleted_at IS NULL
        AND (%(owner)s::uuid IS NULL OR t.created_by = %(owner)s::uuid)
@@ -163,13 +165,10 @@ WITH scanned AS MATERIALIZED (
             OR (t.created_at, t.id) < (%(after_at)s::timestamptz, %(after_id)s::uuid))
      ORDER BY t.created_at DESC, t.id DESC
      LIMIT %(budget)s
-)
-SELECT (SELECT count(*) FROM scanned) AS looked_at,
-       (SELECT array_agg(id ORDER BY created_at DESC, id DESC) FROM (
-            SELECT id, created_at FROM scanned WHERE title ILIKE %(pattern)s::text
-             ORDER BY created_at DESC, id DESC LIMIT %(limit)s) hits) AS hits,
-       (SELECT created_at FROM scanned ORDER BY created_at, id LIMIT 1) AS oldest_at,
-       (SELECT id FROM scanned ORDER BY created_at, id LIMIT 1) AS oldest_id
+) s
+ WHERE s.hit OR s.n = %(budget)s
+ ORDER BY s.created_at DESC, s.id DESC
+ LIMIT %(limit)s
 """
 
 
@@ -185,8 +184,8 @@ async def search_titles(
     after: tuple[datetime, UUID] | None,
     budget: int,
 ) -> TitleSearch:
-    """Visible tasks whose title contains ``text`` (case-insensitive), newest first, among
-    at most ``budget`` tasks after the keyset ``after`` (see ``_SEARCH_TITLES``)."""
+    """Visible tasks whose title contains ``text`` (case-insensitive), newest first, up to
+    ``limit``, among at most ``budget`` tasks after the keyset ``after``."""
     cursor = await conn.execute(
         _SEARCH_TITLES,
         {
@@ -200,9 +199,12 @@ async def search_titles(
         },
         prepare=False,
     )
-    found = await cursor.fetchone()
-    assert found is not None
-    hits: list[UUID] = found["hits"] or []
+    scanned = await cursor.fetchall()
+    hits = [row["id"] for row in scanned if row["hit"]]
+    last = scanned[-1] if scanned else None
+    stopped_at = None
+    if last is not None and len(hits) < limit and last["n"] == budget:
+        stopped_at = (last["created_at"], last["id"])  # nothing after the budget's last read
     rows: list[Row] = []
     if hits:
         listed = await conn.execute(
@@ -210,8 +212,6 @@ async def search_titles(
             (hits,),
         )
         rows = await listed.fetchall()
-    exhausted = found["looked_at"] >= budget and len(hits) < limit
-    stopped_at = (found["oldest_at"], found["oldest_id"]) if exhausted else None
     return TitleSearch(rows=rows, stopped_at=stopped_at)
 
 

@@ -48,7 +48,7 @@ from store.stats import TASK_STATUSES
 PAGE_SIZE = 50
 COUNT_CAP = 10_000
 # A title search reads at most this many tasks per page, then offers to search on.
-SEARCH_BUDGET = 20_000
+SEARCH_BUDGET = 10_000
 KINDS = ("once", "cron", "rrule", "event")
 OCCURRENCES = 10
 RECENT_RUNS = 15
