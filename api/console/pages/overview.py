@@ -17,6 +17,7 @@ from api.console.charts import runs_per_minute_chart
 from api.console.mirror import RUNS_LIST, TASKS_LIST
 from api.console.render import page
 from api.console.routing import Signed, router
+from api.console.session import ConsoleSession
 from api.deps import Conn
 from engine.clock import now_utc
 from store import stats
@@ -57,7 +58,7 @@ async def overview_fragment(request: Request, session: Signed, conn: Conn) -> Re
     return page(request, "_overview_body.html", session, **context)
 
 
-async def _overview(request: Request, session: Any, conn: Connection) -> dict[str, Any]:
+async def _overview(request: Request, session: ConsoleSession, conn: Connection) -> dict[str, Any]:
     principal = session.principal
     owner = principal.owner_filter
     now = now_utc()

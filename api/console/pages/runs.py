@@ -4,7 +4,7 @@ confirmation naming the count) and one run (its steps on a timeline, errors, act
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from uuid import UUID
@@ -26,6 +26,7 @@ from api.console.routing import (
     read_form,
     router,
 )
+from api.console.session import ConsoleSession
 from api.console.timeline import timeline
 from api.deps import Conn, Principal
 from api.operations import runs as operations
@@ -89,13 +90,19 @@ class RunFilter:
         }
 
     async def fetch(
-        self, conn: Connection, principal: Principal, *, limit: int, after: Any, status: Any = ...
+        self,
+        conn: Connection,
+        principal: Principal,
+        *,
+        limit: int,
+        after: tuple[datetime, UUID] | None,
     ) -> list[Row]:
+        """The runs matching, newest first, in ``principal``'s reach (:func:`list_runs`)."""
         return await runs_store.list_runs(
             conn,
             owner=principal.owner_filter,
             task_id=self.task_id,
-            status=self.status if status is ... else status,
+            status=self.status,
             trigger=self.trigger,
             since=self.since,
             until=self.until,
@@ -215,7 +222,7 @@ CANCELABLE = ("queued", "running", "failed")
 
 async def _run_action(
     request: Request,
-    session: Any,
+    session: ConsoleSession,
     conn: Connection,
     run_id: UUID,
     mirror: Mirror,
@@ -314,9 +321,8 @@ async def _matching(
     statuses = [s for s in action.acts_on if chosen.status in (None, s)]
     found: list[Row] = []
     for status in statuses:
-        found += await chosen.fetch(
-            conn, principal, limit=BULK_LIMIT + 1, after=None, status=status
-        )
+        narrowed = replace(chosen, status=status)
+        found += await narrowed.fetch(conn, principal, limit=BULK_LIMIT + 1, after=None)
     found.sort(key=lambda run: (run["queued_at"], run["id"]), reverse=True)
     return found[:BULK_LIMIT], len(found) > BULK_LIMIT
 

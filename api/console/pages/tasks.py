@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
@@ -26,7 +27,16 @@ from api.console.mirror import (
     record,
 )
 from api.console.render import page
-from api.console.routing import Signed, act, allowed, first, posted_form, query_string, router
+from api.console.routing import (
+    Form,
+    Signed,
+    act,
+    allowed,
+    first,
+    posted_form,
+    query_string,
+    router,
+)
 from api.console.session import ConsoleSession
 from api.deps import Conn, Principal
 from api.operations import tasks as operations
@@ -266,7 +276,7 @@ async def _task_action(
     conn: Connection,
     task_id: UUID,
     mirror: Mirror,
-    perform: Any,
+    perform: Callable[[Connection, Principal, UUID, Form], Awaitable[Row]],
     message: str,
 ) -> Response:
     form = await posted_form(request, session, mirror)
