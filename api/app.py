@@ -6,14 +6,16 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from api.audit import AuditMiddleware
 from api.console import install_console
+from api.docs import install_docs
 from api.errors import install_error_handlers
 from api.mcp.http import McpEndpoint
 from api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from api.openapi import install_openapi
+from api.query import reject_unknown_query
 from api.ratelimit import RateLimiter
 from api.routers import (
     agents,
@@ -25,6 +27,7 @@ from api.routers import (
     task_lifecycle,
     tasks,
     tools,
+    workers,
 )
 from engine.catalog import Catalog, file_catalog
 from engine.settings import Settings
@@ -69,6 +72,9 @@ def create_app(settings: Settings) -> FastAPI:
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        dependencies=[Depends(reject_unknown_query)],
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.pool = pool
@@ -82,7 +88,19 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
     install_openapi(app)
-    for module in (health, tasks, task_lifecycle, schedules, events, runs, agents, tools, audit):
+    install_docs(app)
+    for module in (
+        health,
+        tasks,
+        task_lifecycle,
+        schedules,
+        events,
+        runs,
+        agents,
+        tools,
+        audit,
+        workers,
+    ):
         app.include_router(module.router)
     mcp_endpoint = McpEndpoint(app, pool, settings)
     app.router.routes.extend(mcp_endpoint.routes())

@@ -50,8 +50,20 @@ def _nul_path(value: Any, path: str = "$") -> str | None:
     return None
 
 
-def json_body_openapi(schema: dict[str, Any], example: Any = None) -> dict[str, Any]:
-    """``openapi_extra`` describing a JSON request body by its JSON Schema."""
+# Request bodies declared by their JSON Schema under a component name (filled as routers
+# are imported; :func:`api.openapi.build_openapi` adds them to the document).
+BODY_COMPONENTS: dict[str, dict[str, Any]] = {}
+
+
+def json_body_openapi(
+    schema: dict[str, Any], example: Any = None, *, name: str | None = None
+) -> dict[str, Any]:
+    """``openapi_extra`` describing a JSON request body by its JSON Schema; with ``name``,
+    the schema becomes the component ``name`` and the body refers to it (generated clients
+    then get a model of that name)."""
+    if name is not None:
+        BODY_COMPONENTS[name] = schema
+        schema = {"$ref": f"#/components/schemas/{name}"}
     media: dict[str, Any] = {"schema": schema}
     if example is not None:
         media["example"] = example

@@ -3,8 +3,9 @@
 The task document is declared once, in :mod:`engine.document`; the request bodies
 (``TaskCreate``, ``TaskPatch``), the pipeline step (``PipelineStep``), the payload
 (``TaskPayload``) and the answer (``Task``, ``TaskPage``) are built from it here and reused
-by reference wherever a route takes or returns a task. :func:`api.openapi.build_openapi`
-adds :data:`COMPONENTS` to the document.
+by reference wherever a route takes or returns a task; so are the document's enums
+(``ScheduleKind``, ``BackoffStrategy``, ``CatchUp``) and ``TaskStatus``, which the list
+filters use too. :func:`api.openapi.build_openapi` adds :data:`COMPONENTS` to the document.
 """
 
 from __future__ import annotations
@@ -43,15 +44,29 @@ TASK_ANSWER: dict[int | str, dict[str, Any]] = {
 }
 
 
+# The document's fields whose enum becomes a component of its own (one generated enum type
+# instead of one per schema that mentions it).
+ENUM_COMPONENTS = {
+    "schedule_kind": "ScheduleKind",
+    "backoff_strategy": "BackoffStrategy",
+    "catch_up": "CatchUp",
+}
+
+
+def _with_refs(properties: dict[str, Any]) -> dict[str, Any]:
+    """``properties`` with the payload and the enums of :data:`ENUM_COMPONENTS` as refs."""
+    named = {field: ref(name) for field, name in ENUM_COMPONENTS.items() if field in properties}
+    return {**properties, **named, "payload": ref("TaskPayload")}
+
+
 def _with_payload_ref(schema: dict[str, Any]) -> dict[str, Any]:
-    return {**schema, "properties": {**schema["properties"], "payload": ref("TaskPayload")}}
+    return {**schema, "properties": _with_refs(schema["properties"])}
 
 
 _TASK_ANSWER_PROPERTIES: dict[str, Any] = {
     "id": UUID_SCHEMA,
-    **{name: TASK_PROPERTIES[name] for name in DOCUMENT_FIELDS},
-    "payload": ref("TaskPayload"),
-    "status": {"enum": list(TASK_STATUSES)},
+    **_with_refs({name: TASK_PROPERTIES[name] for name in DOCUMENT_FIELDS}),
+    "status": ref("TaskStatus"),
     "created_by": {**UUID_SCHEMA, "description": "The agent that owns the task."},
     "created_at": TIMESTAMP,
     "updated_at": TIMESTAMP,
@@ -62,6 +77,11 @@ _TASK_ANSWER_PROPERTIES: dict[str, Any] = {
 }
 
 COMPONENTS: dict[str, dict[str, Any]] = {
+    **{
+        name: {"type": "string", **TASK_PROPERTIES[field]}
+        for field, name in ENUM_COMPONENTS.items()
+    },
+    "TaskStatus": {"type": "string", "enum": list(TASK_STATUSES)},
     "PipelineStep": STEP_SCHEMA,
     "TaskPayload": {
         **PAYLOAD_SCHEMA,

@@ -26,6 +26,7 @@ from observability.metrics import HTTP_REQUEST_DURATION, HTTP_REQUESTS
 
 log = logging.getLogger("ordinaut.api")
 access_log = logging.getLogger("ordinaut.api.access")
+PROBES = frozenset({"/health", "/health/ready", "/metrics"})
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -85,8 +86,11 @@ class RequestContextMiddleware:
         labels = (scope["method"], template, str(status_code))
         HTTP_REQUESTS.labels(*labels).inc()
         HTTP_REQUEST_DURATION.labels(*labels).observe(elapsed)
-        if access_log.isEnabledFor(logging.INFO):
-            access_log.info(
+        # Probes and scrapes (every few seconds, forever) only at DEBUG, unless they fail.
+        level = logging.DEBUG if template in PROBES and status_code < 400 else logging.INFO
+        if access_log.isEnabledFor(level):
+            access_log.log(
+                level,
                 "%s %s %s",
                 scope["method"],
                 scope.get("path", ""),

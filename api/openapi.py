@@ -4,7 +4,8 @@ Routers state their scope with the dependencies of :mod:`api.deps`; this module 
 back (:func:`api.deps.route_auth`) and adds to every operation, including routes added
 later: the security requirement with the scope, the scope in the description and as
 ``x-required-scope``, the audit action as ``x-audit-action``, and the error answers every
-route can give (401, 403, 404, 413, 422, 429, 503) in the one error format. FastAPI's own
+route can give (401, 403, 404, 405, 413, 422, 429, 500, 503) in the one error format, so a
+generated client returns the error body instead of raising on an undeclared status. FastAPI's own
 validation-error schema is replaced by that format, which is what the API really answers.
 """
 
@@ -18,6 +19,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute, iter_route_contexts
 
 from api.audit import is_audited, route_audit
+from api.body import BODY_COMPONENTS
 from api.components import COMPONENTS
 from api.deps import BEARER_SCHEME, route_auth
 from api.schemas import ErrorResponse
@@ -35,9 +37,11 @@ _ERROR_EXAMPLES: dict[int, tuple[str, str, str]] = {
     403: ("forbidden", "this call needs the 'tasks:write' scope", ""),
     404: ("not_found", "task 0b6c2f6e-8d1e-4f7a-9a3e-2f1d5c4b3a21 not found", ""),
     409: ("conflict", "Idempotency-Key 'k1' was already used with a different request", ""),
+    405: ("method_not_allowed", "Method Not Allowed", ""),
     413: ("payload_too_large", "request body larger than 1048576 bytes", ""),
     422: ("validation_error", "$.schedule_expr: not a valid cron expression", "$.schedule_expr"),
     429: ("rate_limited", "rate limit of 600 requests per minute exceeded; retry in 1 s", ""),
+    500: ("internal", "internal error (this is a bug)", ""),
     503: ("store_unavailable", "database unavailable: PoolTimeout", ""),
 }
 _ERROR_TEXT = {
@@ -45,10 +49,13 @@ _ERROR_TEXT = {
     403: "The token lacks the required scope.",
     404: "Not found, or not yours (another agent's objects are never revealed).",
     409: "Conflict.",
+    405: "The path does not serve this method; `Allow` lists those it serves.",
     413: "The request body is over `ORDINAUT_MAX_BODY_BYTES`.",
     422: "Invalid input; `details` names each problem by its path "
-    "(`$.field` in the body, `query.name`, `path.name`, `header.name`).",
+    "(`$.field` in the body, `query.name` — an unknown query parameter too —, `path.name`, "
+    "`header.name`).",
     429: "Over the agent's rate limit; `Retry-After` says how many seconds to wait.",
+    500: "A bug in the server (details in its log, under the same request id).",
     503: "The database cannot be reached; retry later.",
 }
 
@@ -88,6 +95,7 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     components.update(_error_schemas())
     components.update(COMPONENTS)
+    components.update(BODY_COMPONENTS)
     for path, route in api_routes(app):
         if not route.include_in_schema:
             continue
@@ -142,7 +150,8 @@ def _error_statuses(
     authenticated: bool,
     scopes: frozenset[str],
 ) -> list[int]:
-    statuses: list[int] = []
+    # Every route: a wrong method (405), an unknown query parameter (422), a bug (500).
+    statuses = [405, 422, 500]
     if authenticated:
         statuses += [401, 429, 503]
         if scopes:
@@ -151,11 +160,7 @@ def _error_statuses(
         statuses.append(404)
     if method in ("POST", "PUT", "PATCH"):
         statuses.append(413)
-    # Parameters are validated (422 naming `query.x`, `path.x`); a body is a 422 only where
-    # the route says so (FastAPI adds it for model bodies; raw-JSON routes declare it).
-    if operation.get("parameters") or "422" in operation.get("responses", {}):
-        statuses.append(422)
-    return statuses
+    return sorted(statuses)
 
 
 def _error_response(responses: dict[str, Any], status: int) -> None:
@@ -177,6 +182,10 @@ def _error_response(responses: dict[str, Any], status: int) -> None:
         "description": description,
         "content": {"application/json": {"schema": _ERROR_REF, "example": example}},
     }
+    if status == 405:
+        response["headers"] = {
+            "Allow": {"description": "The methods the path serves.", "schema": {"type": "string"}}
+        }
     if status == 401:
         response["headers"] = {
             "WWW-Authenticate": {"description": "`Bearer`", "schema": {"type": "string"}}

@@ -7,13 +7,53 @@ declaration (:mod:`engine.document`) as JSON Schema components (:mod:`api.compon
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
-# ISO 8601 with an explicit offset (``+00:00`` rather than ``Z``).
-Timestamp = Annotated[datetime, PlainSerializer(lambda d: d.isoformat(), return_type=str)]
+_DATE_TIME = {"type": "string", "format": "date-time", "description": "ISO 8601 with an offset."}
+
+# ISO 8601 with an explicit offset (``+00:00`` rather than ``Z``). The serializer alone would
+# publish a bare string; the schema says what it is, so clients parse a datetime.
+Timestamp = Annotated[
+    datetime,
+    PlainSerializer(lambda d: d.isoformat(), return_type=str),
+    WithJsonSchema(_DATE_TIME),
+]
+# A timestamp kept as the text the worker wrote (step results are stored as JSON).
+TimestampText = Annotated[str, WithJsonSchema(_DATE_TIME)]
+
+
+class TaskStatus(StrEnum):
+    ACTIVE = "active"
+    PAUSED = "paused"
+    CANCELED = "canceled"
+    COMPLETED = "completed"
+
+
+class ScheduleKind(StrEnum):
+    ONCE = "once"
+    CRON = "cron"
+    RRULE = "rrule"
+    EVENT = "event"
+
+
+class RunStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    FAILED = "failed"
+    SUCCEEDED = "succeeded"
+    DEAD = "dead"
+    CANCELED = "canceled"
+
+
+class RunTrigger(StrEnum):
+    SCHEDULE = "schedule"
+    MANUAL = "manual"
+    EVENT = "event"
+    RETRY = "retry"
 
 
 class ErrorDetail(BaseModel):
@@ -25,8 +65,8 @@ class ErrorDetail(BaseModel):
 class ErrorInfo(BaseModel):
     code: str = Field(examples=["validation_error"])
     message: str
-    details: list[ErrorDetail] = []
-    request_id: str | None = None
+    details: list[ErrorDetail] = Field(description="Every problem (empty when none apply).")
+    request_id: str | None = Field(description="The request's id (also `X-Request-ID`).")
 
 
 class ErrorResponse(BaseModel):
@@ -39,7 +79,7 @@ class StepResult(BaseModel):
     id: str
     uses: str
     status: Literal["succeeded", "failed", "skipped"]
-    started_at: str | None = None
+    started_at: TimestampText | None = None
     duration_ms: int | None = None
     attempt: int = 0
     output: Any = None
@@ -56,8 +96,8 @@ class RunError(BaseModel):
 class Run(BaseModel):
     id: UUID
     task_id: UUID
-    status: Literal["queued", "running", "failed", "succeeded", "dead", "canceled"]
-    trigger: Literal["schedule", "manual", "event", "retry"]
+    status: RunStatus
+    trigger: RunTrigger
     scheduled_for: Timestamp
     queued_at: Timestamp
     attempt: int
@@ -82,9 +122,15 @@ class RunPage(BaseModel):
     next_cursor: str | None
 
 
-Scope = Literal[
-    "tasks:read", "tasks:write", "runs:read", "runs:write", "events:publish", "tools:read", "admin"
-]
+class Scope(StrEnum):
+    TASKS_READ = "tasks:read"
+    TASKS_WRITE = "tasks:write"
+    RUNS_READ = "runs:read"
+    RUNS_WRITE = "runs:write"
+    EVENTS_PUBLISH = "events:publish"
+    TOOLS_READ = "tools:read"
+    ADMIN = "admin"
+
 
 # A name people can read in listings and logs: no control characters, no blank ends.
 AGENT_NAME_PATTERN = r"^[^\s\x00-\x1f\x7f](?:[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f])?$"

@@ -1,7 +1,11 @@
-"""The API process: :func:`~api.app.create_app` served by uvicorn."""
+"""The API process: :func:`~api.app.create_app` served by uvicorn, once the database
+answers."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import signal
 from dataclasses import replace
 
 import uvicorn
@@ -9,12 +13,32 @@ import uvicorn
 from api.app import create_app
 from api.mcp.hosts import bind_host_pattern
 from engine.settings import Settings
+from store.db import wait_for_database
+
+log = logging.getLogger("ordinaut.api")
 
 
 def serve(settings: Settings, host: str, port: int) -> None:
-    """Serve the REST API until SIGINT/SIGTERM (uvicorn handles the signals)."""
+    """Wait for the database (SIGINT/SIGTERM end the wait at once), then serve the REST API
+    until SIGINT/SIGTERM (uvicorn handles the signals)."""
+    assert settings.database_url
+    if not asyncio.run(_database_answers(settings.database_url)):
+        log.info("api stopped before the database was reachable")
+        return
     app = create_app(with_bind_host(settings, host))
     uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, lifespan="on")
+
+
+async def _database_answers(url: str) -> bool:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        return await wait_for_database(url, stop, name="ordinaut-api")
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
 
 
 def with_bind_host(settings: Settings, host: str) -> Settings:

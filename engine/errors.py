@@ -28,6 +28,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from engine.redaction import mask_passwords
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -159,6 +161,7 @@ class CircuitOpen(StepError):
 
 def first_line(exc: BaseException) -> str:
     """The first line of an exception's message (driver and library errors add detail lines
-    that do not belong in a one-line error), or its type's name when it has none."""
+    that do not belong in a one-line error), or its type's name when it has none; passwords
+    masked (a driver may echo the connection string it could not parse)."""
     text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    return mask_passwords(text.splitlines()[0]) if text else type(exc).__name__

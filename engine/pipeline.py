@@ -162,6 +162,8 @@ class Executor:
     sleep: Sleep = asyncio.sleep
     retry_base_seconds: float = 1.0
     observe_step: Callable[[StepResult], None] | None = None
+    # Told of each failed try that will be tried again, with the seconds before the next.
+    observe_retry: Callable[[StepResult, float], None] | None = None
     max_output_bytes: int | None = DEFAULT_MAX_OUTPUT_BYTES
 
     async def run(
@@ -230,7 +232,10 @@ class Executor:
             retryable = result.error is not None and result.error["retryable"]
             if result.status == "succeeded" or not retryable or attempt > step.max_retries:
                 return result, output
-            await self.sleep(step_retry_delay(attempt, self.retry_base_seconds))
+            delay = step_retry_delay(attempt, self.retry_base_seconds)
+            if self.observe_retry is not None:
+                self.observe_retry(result, delay)
+            await self.sleep(delay)
             attempt += 1
 
     async def _attempt(

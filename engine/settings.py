@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
 
+from engine.redaction import mask_passwords
+
 T = TypeVar("T")
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -58,6 +60,7 @@ class Settings:
     public_url: str | None = None
     mcp_allowed_hosts: tuple[str, ...] = ()
     mcp_read_only: bool = False
+    instance_id: str | None = None
     console_session_hours: float = 12.0
 
     def with_database_url(self, url: str) -> Settings:
@@ -106,6 +109,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         public_url=reader.get("ORDINAUT_PUBLIC_URL", _public_url, None),
         mcp_allowed_hosts=reader.get("ORDINAUT_MCP_ALLOWED_HOSTS", _allowed_hosts, ()),
         mcp_read_only=reader.get("ORDINAUT_MCP_READ_ONLY", _boolean, False),
+        instance_id=reader.get("ORDINAUT_INSTANCE_ID", _instance_id, None),
         console_session_hours=reader.get("ORDINAUT_CONSOLE_SESSION_HOURS", _hours, 12.0),
     )
     return settings
@@ -124,8 +128,8 @@ class _Reader:
         try:
             return parse(raw.strip())
         except (ValueError, zoneinfo.ZoneInfoNotFoundError) as exc:
-            shown = "<hidden>" if "TOKEN" in name else repr(raw)
-            raise SettingsError(f"invalid {name}={shown}: {exc}") from None
+            shown = "<hidden>" if "TOKEN" in name else mask_passwords(repr(raw))
+            raise SettingsError(f"invalid {name}={shown}: {mask_passwords(str(exc))}") from None
 
 
 def _database_url(raw: str) -> str:
@@ -138,6 +142,15 @@ def _database_url(raw: str) -> str:
         raise ValueError(f"malformed port ({exc})") from None
     if not (parts.hostname or parts.path.strip("/") or "host=" in parts.query):
         raise ValueError("names neither a host nor a database")
+    return raw
+
+
+_INSTANCE_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+def _instance_id(raw: str) -> str:
+    if not _INSTANCE_ID.fullmatch(raw):
+        raise ValueError("must be 1 to 64 of A-Z a-z 0-9 _ . -")
     return raw
 
 

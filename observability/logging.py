@@ -22,6 +22,8 @@ from contextvars import ContextVar, Token
 from datetime import UTC, datetime
 from typing import Any
 
+from engine.redaction import mask_passwords
+
 CONTEXT_KEYS = ("task_id", "run_id", "step_id", "worker_id", "request_id", "agent_id")
 _SECRET_KEY = re.compile(r"pass(word)?|token|secret|api[_-]?key|authorization|cookie", re.I)
 # Secrets recognisable by their value wherever they appear: agent tokens (``ord_...``) and
@@ -35,6 +37,8 @@ _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
     "color_message",
 }
 _CONTEXT: ContextVar[Mapping[str, Any] | None] = ContextVar("ordinaut_log_context", default=None)
+# Which process writes (``api``, ``scheduler``, ``worker``, ``up`` ...): on every line.
+_PROCESS: str | None = None
 
 
 def bind_log_context(**fields: Any) -> Token[Mapping[str, Any] | None]:
@@ -89,8 +93,9 @@ def redact(value: Any) -> Any:
 
 
 def scrub(text: str) -> str:
-    """``text`` with agent tokens and bearer credentials replaced by ``[redacted]``."""
-    return _SECRET_VALUE.sub("[redacted]", text) if text else text
+    """``text`` with agent tokens and bearer credentials replaced by ``[redacted]``, and
+    URL and connection-string passwords by ``***``."""
+    return mask_passwords(_SECRET_VALUE.sub("[redacted]", text)) if text else text
 
 
 class JsonFormatter(logging.Formatter):
@@ -103,6 +108,8 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": scrub(record.getMessage()),
         }
+        if _PROCESS:
+            entry["process"] = _PROCESS
         for key, value in _fields(record).items():
             entry[key] = "[redacted]" if _SECRET_KEY.search(key) else redact(value)
         if record.exc_info:
@@ -116,9 +123,10 @@ class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         fields = _fields(record)
         context = " ".join(f"{key}={fields[key]}" for key in CONTEXT_KEYS if key in fields)
+        process = f" {_PROCESS}" if _PROCESS else ""
         line = (
             f"{datetime.fromtimestamp(record.created, UTC):%H:%M:%S.%f}"[:-3]
-            + f" {record.levelname:<7} {record.name}: {scrub(record.getMessage())}"
+            + f" {record.levelname:<7}{process} {record.name}: {scrub(record.getMessage())}"
         )
         if context:
             line += f" [{context}]"
@@ -127,8 +135,11 @@ class TextFormatter(logging.Formatter):
         return line
 
 
-def configure_logging(level: str, fmt: str) -> None:
-    """Send every log record to stderr in the chosen format."""
+def configure_logging(level: str, fmt: str, *, process: str | None = None) -> None:
+    """Send every log record to stderr in the chosen format; ``process`` names the process
+    on every line."""
+    global _PROCESS
+    _PROCESS = process
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()

@@ -1,4 +1,6 @@
-"""The ``ordinaut`` command line."""
+"""The ``ordinaut`` command line: the process and database commands (here and in
+:mod:`ops.commands`), and the commands for the work over the API
+(:mod:`ops.work_commands`). Each command group is added by one function."""
 
 from __future__ import annotations
 
@@ -6,95 +8,156 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from importlib import metadata
+from typing import TYPE_CHECKING
 
 from engine.settings import Settings, SettingsError, load_settings
+from engine.tokens import SCOPES
+from ops import work_commands
+from ops.terminal import HelpFormatter, fail
+
+if TYPE_CHECKING:
+    Commands = argparse._SubParsersAction[argparse.ArgumentParser]
+
+DESCRIPTION = """\
+Postgres-backed task orchestrator for AI agents.
+
+Processes (they read DATABASE_URL and the ORDINAUT_* settings): up, migrate, api,
+scheduler, worker, db, agent. The work, over the REST API (ORDINAUT_URL, ORDINAUT_TOKEN):
+tasks, runs, agents, workers, preview; and mcp, the MCP tools over stdio for desktop
+clients. `ordinaut COMMAND -h` explains each."""
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="ordinaut", description="Postgres-backed task orchestrator for AI agents."
+        prog="ordinaut",
+        description=DESCRIPTION,
+        epilog=work_commands.EXIT_STATUSES,
+        formatter_class=HelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"ordinaut {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_up(commands)
+    _add_processes(commands)
+    _add_database(commands)
+    work_commands.add_commands(commands)
+    _add_mcp(commands)
+    return parser
 
-    up = commands.add_parser("up", help="run Postgres (if needed), API, scheduler and workers")
-    up.add_argument("--workers", type=_positive, default=2, help="worker processes (2)")
-    up.add_argument("--concurrency", type=_positive, default=10, help="runs per worker (10)")
-    up.add_argument("--host", default="127.0.0.1", help="API host (127.0.0.1)")
-    up.add_argument("--port", type=_port, default=8080, help="API port (8080)")
 
-    commands.add_parser("migrate", help="apply pending migrations")
+def _command(commands: Commands, name: str, help: str) -> argparse.ArgumentParser:
+    return commands.add_parser(
+        name,
+        help=help,
+        description=help[0].upper() + help[1:] + ".",
+        formatter_class=HelpFormatter,
+    )
 
-    api = commands.add_parser("api", help="serve the REST API")
-    api.add_argument("--host", default="127.0.0.1")
-    api.add_argument("--port", type=_port, default=8080)
 
-    scheduler = commands.add_parser("scheduler", help="run one scheduler")
-    scheduler.add_argument("--metrics-port", type=_port, default=None)
+def _add_up(commands: Commands) -> None:
+    up = _command(commands, "up", "run Postgres (if needed), API, scheduler and workers")
+    up.add_argument("--workers", type=_positive, default=2, help="worker processes")
+    up.add_argument("--concurrency", type=_positive, default=10, help="runs per worker")
+    up.add_argument("--host", default="127.0.0.1", help="the API's address")
+    up.add_argument("--port", type=_port, default=8080, help="the API's port")
 
-    worker = commands.add_parser("worker", help="run one worker process")
-    worker.add_argument("--concurrency", type=_positive, default=10)
-    worker.add_argument("--metrics-port", type=_port, default=None)
 
-    db = commands.add_parser("db", help="the embedded PostgreSQL")
-    db.add_argument("action", choices=["start", "stop", "url"])
+def _add_processes(commands: Commands) -> None:
+    _command(commands, "migrate", "apply pending migrations (idempotent)")
+    api = _command(commands, "api", "serve the REST API")
+    api.add_argument("--host", default="127.0.0.1", help="the address to listen on")
+    api.add_argument("--port", type=_port, default=8080, help="the port to listen on")
+    scheduler = _command(commands, "scheduler", "run one scheduler (any number may run)")
+    scheduler.add_argument(
+        "--metrics-port", type=_port, help="serve /metrics and /health here (default: none)"
+    )
+    worker = _command(commands, "worker", "run one worker process")
+    worker.add_argument("--concurrency", type=_positive, default=10, help="runs at once")
+    worker.add_argument(
+        "--metrics-port", type=_port, help="serve /metrics and /health here (default: none)"
+    )
 
-    agent = commands.add_parser("agent", help="manage agents")
-    agent_commands = agent.add_subparsers(dest="agent_command", required=True)
-    create = agent_commands.add_parser("create", help="create an agent and print its token")
-    create.add_argument("name")
+
+def _add_database(commands: Commands) -> None:
+    db = _command(commands, "db", "the embedded PostgreSQL under ORDINAUT_HOME")
+    db.add_argument(
+        "action",
+        choices=["start", "stop", "url"],
+        help="start it (prints its URL), stop it, or print its URL",
+    )
+    agent = _command(commands, "agent", "create an agent in the database directly")
+    agent_commands = agent.add_subparsers(dest="agent_command", required=True, metavar="ACTION")
+    create = _command(agent_commands, "create", "create an agent and print its token once")
+    create.add_argument("name", help="a name unique among live agents")
     create.add_argument(
         "--scope",
         action="append",
         required=True,
         dest="scopes",
-        help="a scope (repeat for several): tasks:read tasks:write runs:read runs:write "
-        "events:publish tools:read admin",
+        help=f"a scope (repeat for several): {' '.join(SCOPES)}",
     )
-    _add_mcp_parser(commands)
-    return parser
 
 
-def _add_mcp_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _add_mcp(commands: Commands) -> None:
     mcp = commands.add_parser(
         "mcp",
         help="serve the MCP tools over stdio (for desktop MCP clients)",
         description="Speaks MCP on stdin/stdout and calls a running Ordinaut API with the "
         "agent token in ORDINAUT_TOKEN (no database needed).",
+        formatter_class=HelpFormatter,
     )
     mcp.add_argument("--url", default=None, help="the API (default: ORDINAUT_URL)")
     mcp.add_argument("--read-only", action="store_true", help="list only the read-only tools")
 
 
 def _positive(raw: str) -> int:
-    value = int(raw)
+    try:
+        value = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number") from None
     if value <= 0:
-        raise argparse.ArgumentTypeError("must be greater than 0")
+        raise argparse.ArgumentTypeError(f"{raw!r} must be greater than 0")
     return value
 
 
 def _port(raw: str) -> int:
-    value = int(raw)
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
     if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError("must be a port number (0..65535)")
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a port number (0..65535)")
     return value
+
+
+def _version() -> str:
+    try:
+        return metadata.version("ordinaut")
+    except metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "work", None) is not None:
+        try:
+            return work_commands.run(args, os.environ)
+        except KeyboardInterrupt:
+            return 130
     try:
         settings = load_settings(os.environ)
     except SettingsError as exc:
-        print(f"ordinaut: {exc}", file=sys.stderr)
+        fail(str(exc))
         return 2
     from observability.logging import configure_logging
 
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.log_level, settings.log_format, process=args.command)
     try:
         return _dispatch(args, settings)
     except KeyboardInterrupt:
         return 130
     except _Fatal as exc:
-        print(f"ordinaut: {exc}", file=sys.stderr)
+        fail(str(exc))
         return 1
 
 

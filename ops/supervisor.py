@@ -1,18 +1,31 @@
 """``ordinaut up``: Postgres (when needed), migrations, then API + scheduler + N workers as one
 foreground process tree. Ctrl-C or SIGTERM stops every child (and a Postgres that ``up``
-started); if any child dies, the others are stopped too and ``up`` exits non-zero."""
+started); if any child dies, the others are stopped too and ``up`` exits non-zero.
+
+``up`` tells the truth: it holds a lock on ``ORDINAUT_HOME`` (a second ``up`` on the same
+home refuses, naming the first), refuses a port something already listens on before it
+starts anything, and prints its banner only once the API answering is the child it started
+(the child answers a per-run ``ORDINAUT_INSTANCE_ID`` on ``/health/ready``)."""
 
 from __future__ import annotations
 
 import asyncio
 import ctypes
 import ctypes.util
+import errno
+import fcntl
+import json
+import os
+import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -68,6 +81,68 @@ def run_up(
     host: str,
     port: int,
 ) -> int:
+    with home_lock(settings.home, port):
+        ensure_port_free(host, port)
+        return _start(
+            settings, environ, workers=workers, concurrency=concurrency, host=host, port=port
+        )
+
+
+@contextmanager
+def home_lock(home: Path, port: int) -> Iterator[None]:
+    """Hold ``<home>/up.lock`` (an ``flock``, released however ``up`` ends) for the block;
+    :class:`CommandError` naming the holder when another ``up`` has it."""
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        handle = (home / "up.lock").open("a+")
+    except OSError as exc:
+        raise CommandError(f"cannot use ORDINAUT_HOME {home}: {exc.strerror or exc}") from None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "pid unknown"
+            raise CommandError(
+                f"another `ordinaut up` is running on {home} ({holder}); stop it first, "
+                "or give this one another ORDINAUT_HOME"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}, port {port}\n")
+        handle.flush()
+        try:
+            yield
+        finally:
+            handle.truncate(0)
+
+
+def ensure_port_free(host: str, port: int) -> None:
+    """:class:`CommandError` when something already listens on ``host:port``."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # As uvicorn binds: SO_REUSEADDR, so a port in TIME_WAIT is not "busy".
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise CommandError(
+                    f"port {port} on {host} is already in use (is another server running "
+                    "there?); choose another with --port"
+                ) from None
+            raise CommandError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+
+
+def _start(
+    settings: Settings,
+    environ: Mapping[str, str],
+    *,
+    workers: int,
+    concurrency: int,
+    host: str,
+    port: int,
+) -> int:
     started_cluster = None
     if not settings.database_url:
         cluster = embedded(settings)
@@ -110,6 +185,7 @@ def _supervise(
     signal.signal(signal.SIGTERM, request_stop)
     scheduler_port = free_port()
     worker_ports = [free_port() for _ in range(workers)]
+    instance = secrets.token_hex(8)
     specs = [("api", ["api", "--host", host, "--port", str(port)])]
     specs.append(("scheduler", ["scheduler", "--metrics-port", str(scheduler_port)]))
     for index, metrics_port in enumerate(worker_ports, start=1):
@@ -124,7 +200,7 @@ def _supervise(
             name,
             subprocess.Popen(
                 [sys.executable, "-m", "ops.cli", *argv],
-                env=env,
+                env={**env, "ORDINAUT_INSTANCE_ID": instance} if name == "api" else env,
                 start_new_session=True,
                 preexec_fn=_die_with_parent,
             ),
@@ -134,7 +210,8 @@ def _supervise(
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     url = f"http://{shown}:{port}"
     exit_code = 0
-    if _wait_ready(url, children, lambda: stop_requested):
+    ready = _wait_ready(url, instance, children, lambda: stop_requested)
+    if ready:
         say(
             f"\nOrdinaut is up.\n  API:          {url}   (docs: {url}/docs)\n"
             f"  Admin token:  {settings.bootstrap_admin_token}\n"
@@ -142,34 +219,58 @@ def _supervise(
             + ", ".join(f":{p}" for p in worker_ports)
             + "\nPress Ctrl-C to stop.\n"
         )
-    while not stop_requested:
+    elif not stop_requested and all(c.process.poll() is None for c in children):
+        exit_code = 1  # another server answers, or the API never became ready
+    while ready and not stop_requested:
         dead = [c for c in children if c.process.poll() is not None]
         if dead:
             say(f"{dead[0].name} exited with status {dead[0].process.returncode}; stopping")
             exit_code = 1
             break
         time.sleep(0.2)
+    dead = [c for c in children if c.process.poll() is not None]
+    if not ready and dead and not stop_requested:
+        say(f"{dead[0].name} exited with status {dead[0].process.returncode}; stopping")
+        exit_code = 1
     _stop_all(children, grace=settings.shutdown_grace_seconds + 5)
     say("Ordinaut stopped.")
     return exit_code
 
 
-def _wait_ready(url: str, children: list[Child], stopping: object) -> bool:
+def _wait_ready(url: str, instance: str, children: list[Child], stopping: object) -> bool:
+    """Until ``url`` answers ready as the API child (``instance``); False when a child
+    exits, a stop is requested, another server answers, or 60 s pass."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if callable(stopping) and stopping():
             return False
         if any(c.process.poll() is not None for c in children):
             return False
-        try:
-            with urllib.request.urlopen(f"{url}/health/ready", timeout=1) as response:
-                if response.status == 200:
-                    return True
-        except OSError:
-            pass
+        answered = _readiness(url)
+        if answered is not None and answered.get("instance") != instance:
+            say(f"another server answers at {url}, not the API this `ordinaut up` started")
+            return False
+        if answered is not None and answered.get("status") == "ready":
+            return True
         time.sleep(0.2)
     say("the API did not become ready within 60 s")
     return False
+
+
+def _readiness(url: str) -> dict[str, object] | None:
+    """The JSON of ``/health/ready`` (200 or 503), or None when nothing answers it."""
+    try:
+        with urllib.request.urlopen(f"{url}/health/ready", timeout=1) as response:
+            body = response.read()
+    except urllib.error.HTTPError as error:
+        body = error.read()
+    except OSError:
+        return None
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return {}
+    return answer if isinstance(answer, dict) else {}
 
 
 def _stop_all(children: list[Child], *, grace: float) -> None:

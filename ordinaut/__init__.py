@@ -8,7 +8,8 @@
         task = client.tasks.create(document)
         run = client.tasks.run_now(task.id, wait=30)
 
-Namespaces: ``tasks``, ``runs``, ``events``, ``schedules``, ``tools``, ``agents``. Results
+Namespaces: ``tasks``, ``runs``, ``events``, ``schedules``, ``tools``, ``agents``,
+``workers``. Results
 are the frozen dataclasses of :mod:`ordinaut.models`; errors are the tree of
 :mod:`ordinaut.errors`. The package needs only httpx.
 """
@@ -48,6 +49,7 @@ from ordinaut.models import (
     Task,
     TaskValidation,
     Tool,
+    Worker,
 )
 
 __all__ = [
@@ -81,4 +83,5 @@ __all__ = [
     "UnexpectedResponseError",
     "ValidationError",
     "WaitTimeout",
+    "Worker",
 ]

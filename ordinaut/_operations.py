@@ -8,15 +8,14 @@ operations through their drivers.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
 from datetime import datetime
 from functools import partial
-from typing import Any, Protocol, TypeAlias, TypeVar
+from typing import Any, TypeAlias, TypeVar
 from urllib.parse import quote
 from uuid import UUID
 
 from ordinaut._protocol import Context, Op, Request, call, fetch, now, sleep
-from ordinaut.errors import WaitTimeout
+from ordinaut.errors import ValidationError, WaitTimeout
 from ordinaut.models import (
     Agent,
     AgentWithToken,
@@ -27,6 +26,7 @@ from ordinaut.models import (
     Task,
     TaskValidation,
     Tool,
+    Worker,
 )
 
 Id: TypeAlias = UUID | str
@@ -42,12 +42,7 @@ FIRST_PAUSE = 0.25
 MAX_PAUSE = 2.0
 
 
-class _Listed(Protocol):
-    @property
-    def raw(self) -> Mapping[str, Any]: ...
-
-
-L = TypeVar("L", bound=_Listed)
+L = TypeVar("L")
 
 
 def _path(*parts: object) -> str:
@@ -84,20 +79,6 @@ def _aware(name: str, value: When) -> When:
     return value
 
 
-def _matching(page: Page[L], filters: Mapping[str, tuple[str, ...]]) -> Page[L]:
-    """``page`` without the items that a requested filter excludes, so that a server which
-    ignores a filter it does not know yet (``trigger`` today) yields no wrong items."""
-    wanted = {name: values for name, values in filters.items() if values}
-    if not wanted:
-        return page
-    kept = tuple(
-        item
-        for item in page.items
-        if all(str(item.raw.get(name)) in values for name, values in wanted.items())
-    )
-    return page if len(kept) == len(page.items) else replace(page, items=kept)
-
-
 def _list(
     ctx: Context,
     path: str,
@@ -106,8 +87,7 @@ def _list(
     **filters: Values,
 ) -> Op[Page[L]]:
     query = params + _params(**filters)
-    page = yield from fetch(ctx, Request("GET", path, query), partial(Page.from_api, item=item))
-    return _matching(page, {name: _values(value) for name, value in filters.items()})
+    return (yield from fetch(ctx, Request("GET", path, query), partial(Page.from_api, item=item)))
 
 
 def create_task(
@@ -162,10 +142,7 @@ def run_task_now(ctx: Context, task_id: Id, *, wait: float | None = None) -> Op[
     if wait is None:
         return (yield from fetch(ctx, Request("POST", path), Run.from_api))
     deadline = (yield from now()) + wait
-    asked = _server_wait(wait)
-    run, held = yield from _timed(
-        ctx, Request("POST", path, _params(wait=asked), wait=asked), asked
-    )
+    run, held = yield from _held(ctx, "POST", path, wait)
     return (yield from _until_final(ctx, run, deadline, wait, held=held))
 
 
@@ -242,9 +219,23 @@ def _until_final(ctx: Context, run: Run, deadline: float, timeout: float, *, hel
 
 def _poll(ctx: Context, run_id: Id, remaining: float) -> Op[tuple[Run, bool]]:
     """``GET /runs/{id}?wait=N`` for the whole seconds left (at most 60)."""
+    return (yield from _held(ctx, "GET", _path("runs", run_id), remaining))
+
+
+def _held(ctx: Context, method: str, path: str, remaining: float) -> Op[tuple[Run, bool]]:
+    """``method path?wait=N`` (N: the whole seconds left, at most 60). A server without
+    ``wait`` refuses the unknown parameter (422 naming ``query.wait``, before doing
+    anything): the request is sent again without it, and so are later ones."""
     asked = _server_wait(remaining)
-    request = Request("GET", _path("runs", run_id), _params(wait=asked), wait=asked)
-    return (yield from _timed(ctx, request, asked))
+    if ctx.server.long_polls:
+        request = Request(method, path, _params(wait=asked), wait=asked)
+        try:
+            return (yield from _timed(ctx, request, asked))
+        except ValidationError as exc:
+            if not any(problem.path == "query.wait" for problem in exc.problems):
+                raise
+            ctx.server.long_polls = False
+    return (yield from fetch(ctx, Request(method, path), Run.from_api)), False
 
 
 def _timed(ctx: Context, request: Request, asked: int) -> Op[tuple[Run, bool]]:
@@ -347,3 +338,7 @@ def create_token(ctx: Context, agent_id: Id, *, keep_existing: bool = False) -> 
     params = _params(keep_existing=keep_existing or None)
     request = Request("POST", _path("agents", agent_id, "tokens"), params)
     return (yield from fetch(ctx, request, AgentWithToken.from_api))
+
+
+def worker_page(ctx: Context, *, cursor: str | None = None) -> Op[Page[Worker]]:
+    return (yield from _list(ctx, "/workers", _params(cursor=cursor), Worker.from_api))

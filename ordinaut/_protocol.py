@@ -136,11 +136,22 @@ class RetryPolicy:
         return ceiling * (0.5 + self.random() / 2)
 
 
+@dataclass
+class ServerTraits:
+    """What a client learned about its server from the answers (a client may meet a server
+    older than itself)."""
+
+    # ``GET /runs/{id}?wait=N`` and ``run_now?wait=N`` are held until the run ends; False
+    # once the server refused ``wait`` as an unknown parameter.
+    long_polls: bool = True
+
+
 @dataclass(frozen=True)
 class Context:
     """What every operation needs besides its arguments."""
 
     retry: RetryPolicy
+    server: ServerTraits = field(default_factory=ServerTraits)
 
 
 def send(ctx: Context, request: Request) -> Op[Response]:

@@ -25,6 +25,7 @@ from ordinaut.models import (
     Task,
     TaskValidation,
     Tool,
+    Worker,
 )
 
 P = ParamSpec("P")
@@ -229,6 +230,14 @@ class Tools(_Namespace):
         return await self._run(ops.get_tool, address)
 
 
+class Workers(_Namespace):
+    """``/workers``: the worker registry (admin)."""
+
+    def list(self) -> AsyncIterator[Worker]:
+        """Every registered worker, oldest first, live or not."""
+        return self._iterate(ops.worker_page)
+
+
 class Agents(_Namespace):
     """``/agents``: who am I; agents and their tokens (admin)."""
 
@@ -298,6 +307,7 @@ class AsyncClient:
         self.schedules = Schedules(self._driver)
         self.tools = Tools(self._driver)
         self.agents = Agents(self._driver)
+        self.workers = Workers(self._driver)
 
     async def aclose(self) -> None:
         """Close the connections."""

@@ -24,6 +24,7 @@ from ordinaut.models import (
     Task,
     TaskValidation,
     Tool,
+    Worker,
 )
 
 P = ParamSpec("P")
@@ -221,6 +222,14 @@ class Tools(_Namespace):
         return self._run(ops.get_tool, address)
 
 
+class Workers(_Namespace):
+    """``/workers``: the worker registry (admin)."""
+
+    def list(self) -> Iterator[Worker]:
+        """Every registered worker, oldest first, live or not."""
+        return self._iterate(ops.worker_page)
+
+
 class Agents(_Namespace):
     """``/agents``: who am I; agents and their tokens (admin)."""
 
@@ -286,6 +295,7 @@ class Client:
         self.schedules = Schedules(self._driver)
         self.tools = Tools(self._driver)
         self.agents = Agents(self._driver)
+        self.workers = Workers(self._driver)
 
     def close(self) -> None:
         """Close the connections."""

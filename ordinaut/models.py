@@ -375,3 +375,34 @@ class TaskValidation:
     def from_api(cls, data: Raw) -> Self:
         problems = tuple(Problem.from_api(p) for p in data.get("problems") or ())
         return cls(valid=bool(data["valid"]), problems=problems, raw=data)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Worker:
+    """A worker process in the registry; ``live`` when it heartbeated recently."""
+
+    id: str
+    host: str
+    pid: int
+    concurrency: int
+    inflight: int
+    processed: int
+    started_at: datetime
+    last_seen_at: datetime
+    live: bool
+    raw: Raw = field(repr=False, compare=False)
+
+    @classmethod
+    def from_api(cls, data: Raw) -> Self:
+        return cls(
+            id=str(data["id"]),
+            host=data["host"],
+            pid=int(data["pid"]),
+            concurrency=int(data["concurrency"]),
+            inflight=int(data.get("inflight", 0)),
+            processed=int(data.get("processed", 0)),
+            started_at=parse_datetime(data["started_at"]),
+            last_seen_at=parse_datetime(data["last_seen_at"]),
+            live=bool(data["live"]),
+            raw=data,
+        )

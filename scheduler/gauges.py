@@ -18,15 +18,14 @@ from dataclasses import dataclass
 from engine.errors import StoreError
 from observability import metrics
 from store import stats
+from store import workers as workers_store
 from store.db import Pool
 
 log = logging.getLogger("ordinaut.scheduler")
 
 QUEUE_EVERY_SECONDS = 5.0
 TASKS_EVERY_SECONDS = 15.0
-# A worker heartbeats at least every 5 s (workers/maintenance.py): three missed beats mean
-# it is gone.
-WORKER_SILENT_SECONDS = 15.0
+WORKER_SILENT_SECONDS = workers_store.LIVE_WITHIN_SECONDS
 
 
 @dataclass

@@ -28,7 +28,7 @@ from observability.http import serve_metrics
 from scheduler.gauges import QUEUE_EVERY_SECONDS, TASKS_EVERY_SECONDS, GaugeRefresher
 from scheduler.tick import Scheduler
 from store import schedulers as schedulers_store
-from store.db import create_pool
+from store.db import create_pool, wait_for_database
 
 log = logging.getLogger("ordinaut")
 
@@ -56,6 +56,10 @@ class SchedulerProcess:
         self._busy = asyncio.Lock()
 
     async def run(self, stop: asyncio.Event) -> None:
+        assert self.settings.database_url
+        if not await wait_for_database(self.settings.database_url, stop, name="ordinaut-scheduler"):
+            log.info("scheduler stopped before the database was reachable")
+            return
         await self.pool.open(wait=False)
         metrics.register("scheduler")
         server = (
@@ -111,6 +115,7 @@ class SchedulerProcess:
                 log.exception("scheduler tick failed")
                 return
         self.last_tick_at = now_utc()
+        metrics.SCHEDULER_LAST_TICK.set(self.last_tick_at.timestamp())
         if result.occurrences:
             log.info(
                 "tick: %d occurrences from %d tasks in %.3fs",

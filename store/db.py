@@ -20,6 +20,9 @@ any other psycopg.Error                     :class:`~engine.errors.StoreError`
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -38,6 +41,12 @@ from engine.errors import (
 
 Connection = psycopg.AsyncConnection[DictRow]
 Row = dict[str, Any]
+
+log = logging.getLogger("ordinaut.store")
+
+# Backoff between attempts to reach a database that is not there yet.
+FIRST_RETRY_SECONDS = 0.25
+MAX_RETRY_SECONDS = 5.0
 
 
 def translate(exc: BaseException) -> StoreError | None:
@@ -136,3 +145,45 @@ async def session(url: str, *, name: str = "ordinaut") -> AsyncIterator[Connecti
     conn = await connect(url, name=name)
     async with translated_errors(), conn:
         yield conn
+
+
+async def wait_for_database(url: str, stop: asyncio.Event, *, name: str = "ordinaut") -> bool:
+    """Connect until the database answers (True) or ``stop`` is set (False, at once: an
+    attempt in progress is abandoned). Says "waiting for the database" once, then retries
+    quietly with backoff (0.25 s doubling to 5 s)."""
+    delay = FIRST_RETRY_SECONDS
+    waited = False
+    while not stop.is_set():
+        try:
+            conn = await _unless_stopped(connect(url, name=name), stop)
+        except StoreUnavailable as exc:
+            if not waited:
+                log.warning("waiting for the database (%s); retrying with backoff", exc.message)
+                waited = True
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await stop.wait()
+            delay = min(2 * delay, MAX_RETRY_SECONDS)
+            continue
+        if conn is None:
+            break
+        await conn.close()
+        if waited:
+            log.info("the database is reachable")
+        return True
+    return False
+
+
+async def _unless_stopped(attempt: Any, stop: asyncio.Event) -> Connection | None:
+    """``await attempt`` (a connection), or None as soon as ``stop`` is set."""
+    connecting = asyncio.ensure_future(attempt)
+    stopping = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({connecting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    if connecting.done():
+        result: Connection = connecting.result()
+        return result
+    connecting.cancel()
+    with contextlib.suppress(asyncio.CancelledError, StoreUnavailable):
+        await connecting
+    return None

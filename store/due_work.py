@@ -151,7 +151,8 @@ UPDATE due_work d
   FROM picked p, tasks t
  WHERE d.id = p.id AND t.id = d.task_id
 RETURNING d.id::text AS id, d.task_id::text AS task_id, d.scheduled_for, d.trigger,
-          d.attempt, d.event, d.started_at, t.created_by::text AS agent_id,
+          d.attempt, d.event, d.started_at, d.created_at AS queued_at,
+          t.created_by::text AS agent_id,
           t.payload::text AS payload, t.timeout_seconds, t.max_retries, t.backoff_strategy
 """
 

@@ -8,6 +8,7 @@ so a page costs the same however deep it is.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -31,3 +32,9 @@ def page_params(after: Cursor | None, limit: int) -> dict[str, Any]:
         "after_id": after[1] if after else None,
         "limit": limit,
     }
+
+
+def any_of(values: Sequence[str] | None) -> list[str] | None:
+    """A list filter's values as a text array for ``col = ANY(%(x)s::text[])``; None (no
+    filter) when there are none."""
+    return [str(value) for value in values] if values else None

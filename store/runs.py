@@ -7,7 +7,7 @@ from datetime import datetime
 from uuid import UUID
 
 from store.db import Connection, Row
-from store.paging import newest_first, page_params
+from store.paging import any_of, newest_first, page_params
 
 _SELECT_RUN = """
 SELECT id, task_id, agent_id, trigger, status, scheduled_for, queued_at, attempt,
@@ -70,8 +70,8 @@ SELECT w.*, (SELECT t.created_by FROM tasks t WHERE t.id = w.task_id) AS agent_i
             OR (d.state = 'running' AND %(owner)s::uuid = (
                     SELECT t.created_by FROM tasks t WHERE t.id = d.task_id)))
        AND (%(task_id)s::uuid IS NULL OR d.task_id = %(task_id)s::uuid)
-       AND (%(status)s::text IS NULL OR d.state = %(status)s::text)
-       AND (%(trigger)s::text IS NULL OR d.trigger = %(trigger)s::text)
+       AND (%(statuses)s::text[] IS NULL OR d.state = ANY(%(statuses)s::text[]))
+       AND (%(triggers)s::text[] IS NULL OR d.trigger = ANY(%(triggers)s::text[]))
        AND (%(since)s::timestamptz IS NULL OR d.created_at >= %(since)s::timestamptz)
        AND (%(until)s::timestamptz IS NULL OR d.created_at < %(until)s::timestamptz)
        AND (%(after_at)s::timestamptz IS NULL
@@ -86,8 +86,8 @@ SELECT id, task_id, agent_id, trigger, status, scheduled_for, queued_at, attempt
   FROM runs
  WHERE (%(owner)s::uuid IS NULL OR agent_id = %(owner)s::uuid)
    AND (%(task_id)s::uuid IS NULL OR task_id = %(task_id)s::uuid)
-   AND (%(status)s::text IS NULL OR status = %(status)s::text)
-   AND (%(trigger)s::text IS NULL OR trigger = %(trigger)s::text)
+   AND (%(statuses)s::text[] IS NULL OR status = ANY(%(statuses)s::text[]))
+   AND (%(triggers)s::text[] IS NULL OR trigger = ANY(%(triggers)s::text[]))
    AND (%(since)s::timestamptz IS NULL OR queued_at >= %(since)s::timestamptz)
    AND (%(until)s::timestamptz IS NULL OR queued_at < %(until)s::timestamptz)
 """ + newest_first("queued_at", "id")
@@ -123,30 +123,32 @@ async def list_runs(
     *,
     owner: UUID | None,
     task_id: UUID | None,
-    status: str | None,
+    statuses: Sequence[str] | None = None,
+    triggers: Sequence[str] | None = None,
     since: datetime | None,
     until: datetime | None,
     limit: int,
     after: tuple[datetime, UUID] | None,
-    trigger: str | None = None,
 ) -> list[Row]:
     """Runs newest first (by queue time); ``after`` is the previous page's last
-    ``(queued_at, id)``. ``since``/``until`` bound the queue time.
+    ``(queued_at, id)``. ``statuses``/``triggers``: any of these (None or empty: all);
+    ``since``/``until`` bound the queue time.
 
     Sent unprepared: a plan made for the filters at hand folds the unused ones away and
     walks the index that matches (a cached generic plan cannot)."""
     params = {
         "owner": owner,
         "task_id": task_id,
-        "status": status,
-        "trigger": trigger,
+        "statuses": any_of(statuses),
+        "triggers": any_of(triggers),
         "since": since,
         "until": until,
         **page_params(after, limit),
     }
+    wanted = set(statuses or RUN_STATUSES)
     found: list[Row] = []
-    for statement, statuses in ((_WAITING, WAITING_STATUSES), (_FINISHED, FINAL_STATUSES)):
-        if status is None or status in statuses:
+    for statement, home in ((_WAITING, WAITING_STATUSES), (_FINISHED, FINAL_STATUSES)):
+        if wanted & set(home):
             cursor = await conn.execute(statement, params, prepare=False)
             found += await cursor.fetchall()
     found.sort(key=lambda run: (run["queued_at"], run["id"]), reverse=True)

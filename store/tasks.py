@@ -13,7 +13,7 @@ from psycopg.types.json import Jsonb
 
 from engine.expansion import ExpansionStart
 from store.db import Connection, Row
-from store.paging import newest_first, page_params
+from store.paging import any_of, newest_first, page_params
 from store.stats import TASK_STATUSES
 
 # ``next_run_at`` is derived, never stored: the earliest pending run of the task, or its
@@ -91,8 +91,8 @@ async def list_tasks(
     conn: Connection,
     *,
     owner: UUID | None,
-    status: str | None,
-    schedule_kind: str | None,
+    statuses: Sequence[str] | None = None,
+    schedule_kinds: Sequence[str] | None = None,
     limit: int,
     after: tuple[datetime, UUID] | None,
     created_by: UUID | None = None,
@@ -107,8 +107,8 @@ async def list_tasks(
          WHERE t.deleted_at IS NULL
            AND (%(owner)s::uuid IS NULL OR t.created_by = %(owner)s::uuid)
            AND (%(created_by)s::uuid IS NULL OR t.created_by = %(created_by)s::uuid)
-           AND (%(status)s::text IS NULL OR t.status = %(status)s::text)
-           AND (%(kind)s::text IS NULL OR t.schedule_kind = %(kind)s::text)
+           AND (%(statuses)s::text[] IS NULL OR t.status = ANY(%(statuses)s::text[]))
+           AND (%(kinds)s::text[] IS NULL OR t.schedule_kind = ANY(%(kinds)s::text[]))
            AND (%(id)s::uuid IS NULL OR t.id = %(id)s::uuid)
            AND (%(pattern)s::text IS NULL OR t.title ILIKE %(pattern)s::text)
         """
@@ -116,8 +116,8 @@ async def list_tasks(
         {
             "owner": owner,
             "created_by": created_by,
-            "status": status,
-            "kind": schedule_kind,
+            "statuses": any_of(statuses),
+            "kinds": any_of(schedule_kinds),
             **_text_filter(text),
             **page_params(after, limit),
         },

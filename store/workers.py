@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from store.db import Connection, Row
 
+# A worker heartbeats at least every 5 s (workers/maintenance.py): three missed beats mean
+# it is gone. The registry listing and the ``ordinaut_workers_live`` gauge both use this.
+LIVE_WITHIN_SECONDS = 15.0
+
 
 async def register_worker(
     conn: Connection, *, worker_id: str, host: str, pid: int, concurrency: int
@@ -44,8 +48,15 @@ async def delete_stale_workers(conn: Connection, *, silent_seconds: float) -> in
 
 
 async def list_workers(conn: Connection) -> list[Row]:
+    """Every registered worker, oldest first, with ``live``: it heartbeated within
+    :data:`LIVE_WITHIN_SECONDS`."""
     cursor = await conn.execute(
-        "SELECT id, host, pid, concurrency, started_at, last_seen_at, inflight, processed "
-        "FROM workers ORDER BY started_at"
+        """
+        SELECT id, host, pid, concurrency, started_at, last_seen_at, inflight, processed,
+               last_seen_at >= now() - make_interval(secs => %s) AS live
+          FROM workers
+         ORDER BY started_at, id
+        """,
+        (LIVE_WITHIN_SECONDS,),
     )
     return await cursor.fetchall()

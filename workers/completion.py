@@ -23,6 +23,7 @@ from engine.settings import Settings
 from observability import metrics
 from store import due_work as due_work_store
 from store.db import Pool, Row
+from workers.runlog import RunLog
 
 log = logging.getLogger("ordinaut.worker")
 
@@ -134,6 +135,7 @@ class Completer:
     worker_id: str
     clock: Clock
     processed: int = 0
+    run_log: RunLog = field(default_factory=RunLog)
 
     async def write(
         self, batch: list[Outcome], *, lease_limit: int = 0, give_up_after: float | None = None
@@ -212,7 +214,7 @@ class Completer:
         for run in result.written:
             metrics.child(metrics.RUNS, run["status"], run["trigger"]).inc()
             metrics.child(metrics.RUN_DURATION, run["status"]).observe(seconds.get(run["id"], 0.0))
-        _log_failures(batch, result)
+        _log_outcomes(batch, result, self.run_log)
         for run_id in result.kept:
             metrics.child(metrics.RUN_DURATION, "failed").observe(seconds.get(run_id, 0.0))
         metrics.RETRIES.inc(len(result.kept))
@@ -227,25 +229,57 @@ class Completer:
             )
 
 
-def _log_failures(batch: list[Outcome], result: due_work_store.CompletionResult) -> None:
-    """One line per failed attempt: a warning when the run is dead, info when it retries."""
+def _log_outcomes(
+    batch: list[Outcome], result: due_work_store.CompletionResult, run_log: RunLog
+) -> None:
+    """One line per finished run (info; a warning when dead, with its error) and one per
+    failed attempt that is retried (info), within the budget of ``run_log``."""
+    if not log.isEnabledFor(logging.INFO):
+        return
     outcomes = {outcome.row["id"]: outcome for outcome in batch}
-    dead = {run["id"] for run in result.written if run["status"] == "dead"}
-    for run_id in [*dead, *result.kept]:
-        outcome = outcomes.get(run_id)
-        if outcome is None or outcome.result.error is None:
+    for run in result.written:
+        outcome = outcomes.get(run["id"])
+        if outcome is None:
             continue
-        error = outcome.result.error
-        log.log(
-            logging.WARNING if run_id in dead else logging.INFO,
-            "run %s: %s: %s",
-            "dead" if run_id in dead else f"attempt {outcome.row['attempt']} failed, retrying",
-            error.type,
-            error.message,
-            extra={
-                "run_id": str(run_id),
-                "task_id": str(outcome.row["task_id"]),
-                "step_id": error.step_id,
-                "error_type": error.type,
-            },
-        )
+        if run_log.allow():
+            _log_finished(run["status"], outcome)
+        else:
+            run_log.skip(run["status"], outcome.seconds * 1000)
+    for run_id in result.kept:
+        outcome = outcomes.get(run_id)
+        if outcome is not None and outcome.result.error is not None and run_log.allow():
+            error = outcome.result.error
+            log.info(
+                "run attempt %d failed, retrying: %s: %s",
+                outcome.row["attempt"],
+                error.type,
+                error.message,
+                extra={**_run_fields(outcome), "status": "failed", "error_type": error.type},
+            )
+
+
+def _log_finished(status: str, outcome: Outcome) -> None:
+    error = outcome.result.error
+    fields = {**_run_fields(outcome), "status": status}
+    reason = ""
+    if error is not None and status != "succeeded":
+        fields.update(step_id=error.step_id, error_type=error.type)
+        reason = f": {error.type}: {error.message}"
+    log.log(
+        logging.WARNING if status == "dead" else logging.INFO,
+        "run %s in %.0f ms (attempt %d)%s",
+        status,
+        outcome.seconds * 1000,
+        outcome.row["attempt"],
+        reason,
+        extra=fields,
+    )
+
+
+def _run_fields(outcome: Outcome) -> dict[str, object]:
+    return {
+        "run_id": str(outcome.row["id"]),
+        "task_id": str(outcome.row["task_id"]),
+        "attempt": outcome.row["attempt"],
+        "duration_ms": round(outcome.seconds * 1000, 1),
+    }

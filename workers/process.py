@@ -11,7 +11,7 @@ from engine.settings import Settings
 from observability import metrics
 from observability.http import serve_metrics
 from observability.logging import bind_log_context
-from store.db import create_pool
+from store.db import create_pool, wait_for_database
 from workers.catalog import CatalogCache
 from workers.tools.transports import build_transports
 from workers.worker import Worker
@@ -41,6 +41,10 @@ class WorkerProcess:
         self.catalog = CatalogCache(settings.database_url, self.pool)
 
     async def run(self, stop: asyncio.Event) -> None:
+        assert self.settings.database_url
+        if not await wait_for_database(self.settings.database_url, stop, name="ordinaut-worker"):
+            log.info("worker stopped before the database was reachable")
+            return
         await self.pool.open(wait=False)
         await self.catalog.start()
         # The transports (HTTP pools, MCP sessions, circuit breakers) live as long as the

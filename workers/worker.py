@@ -288,8 +288,7 @@ class Worker:
 
     def _start(self, row: Row) -> None:
         if row["attempt"] == 1:
-            delay = (row["started_at"] - row["scheduled_for"]).total_seconds()
-            metrics.child(metrics.RUN_START_DELAY, row["trigger"]).observe(max(0.0, delay))
+            self._observe_start_delay(row)
         entry = _Inflight(row)
         self._inflight[row["id"]] = entry
         self._executing += 1
@@ -304,6 +303,16 @@ class Worker:
                 "attempt": row["attempt"],
             },
         )
+
+    def _observe_start_delay(self, row: Row) -> None:
+        """started - scheduled_for; a run queued when it was already late (a ``once`` task
+        created with a past time, a caught-up occurrence) goes to its own histogram, so the
+        start delay keeps measuring how fast queued runs start."""
+        delay = max(0.0, (row["started_at"] - row["scheduled_for"]).total_seconds())
+        queued_late = (row["queued_at"] - row["scheduled_for"]).total_seconds()
+        late = queued_late > self.settings.catch_up_grace_seconds
+        histogram = metrics.RUN_LATE_START if late else metrics.RUN_START_DELAY
+        metrics.child(histogram, row["trigger"]).observe(delay)
 
     async def _execute(self, entry: _Inflight) -> None:
         # This task runs in its own copy of the logging context: tool logs carry the run.
@@ -365,6 +374,7 @@ class Worker:
                 call_tool=self._call_tool,
                 retry_base_seconds=self.settings.retry_base_seconds,
                 observe_step=_observe_step,
+                observe_retry=_log_step_retry,
                 max_output_bytes=self.settings.max_output_bytes,
             )
         return self._executor_cache
@@ -418,6 +428,7 @@ class Worker:
         interval = max(self.settings.lease_seconds / 3, 0.05)
         while True:
             await asyncio.sleep(interval)
+            self._completer.run_log.flush()  # the sum of a busy second, when all went quiet
             # Every lease we hold, including runs that ended but are not written yet.
             running = list(self._inflight)
             if not running:
@@ -458,6 +469,20 @@ def _parse_payload(text: str) -> Payload:
     The result is shared between runs, so nothing may modify it: the executor renders new
     values from it and tools receive those."""
     return Payload.parse(json.loads(text))
+
+
+def _log_step_retry(result: StepResult, delay: float) -> None:
+    """One line per step try that failed and is tried again (the run's ids are bound)."""
+    error = result.error or {}
+    log.info(
+        "step %s try %d failed, retrying in %.1f s: %s: %s",
+        result.id,
+        result.attempt,
+        delay,
+        error.get("type"),
+        error.get("message"),
+        extra={"step_id": result.id, "tool": result.uses, "error_type": error.get("type")},
+    )
 
 
 def _observe_step(result: StepResult) -> None:

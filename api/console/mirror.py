@@ -116,6 +116,7 @@ AGENT_CREATE = Mirror("POST", "/agents")
 AGENT_DELETE = Mirror("DELETE", "/agents/{agent_id}")
 AGENT_TOKEN = Mirror("POST", "/agents/{agent_id}/tokens")
 AUDIT_LIST = Mirror("GET", "/audit")
+WORKERS_LIST = Mirror("GET", "/workers")
 ALL = (
     TASKS_LIST,
     TASK_READ,
@@ -136,4 +137,5 @@ ALL = (
     AGENT_DELETE,
     AGENT_TOKEN,
     AUDIT_LIST,
+    WORKERS_LIST,
 )

@@ -16,7 +16,14 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import StrictUndefined
 from markupsafe import Markup, escape
 
-from api.console.mirror import AGENTS_LIST, AUDIT_LIST, RUNS_LIST, TASKS_LIST, TOOLS_LIST
+from api.console.mirror import (
+    AGENTS_LIST,
+    AUDIT_LIST,
+    RUNS_LIST,
+    TASKS_LIST,
+    TOOLS_LIST,
+    WORKERS_LIST,
+)
 from api.console.session import COOKIE_PATH, CSRF_FIELD, ConsoleSession
 from engine.clock import now_utc
 from engine.timezones import get_zone
@@ -151,7 +158,7 @@ def navigation(app: Any, session: ConsoleSession | None) -> list[dict[str, str]]
         return []
     principal = session.principal
     items = [("Overview", "/ui", None), ("Tasks", "/ui/tasks", TASKS_LIST)]
-    items += [("Runs", "/ui/runs", RUNS_LIST), ("Workers", "/ui/workers", None)]
+    items += [("Runs", "/ui/runs", RUNS_LIST), ("Workers", "/ui/workers", WORKERS_LIST)]
     items += [("Tools", "/ui/tools", TOOLS_LIST), ("Agents", "/ui/agents", AGENTS_LIST)]
     items += [("Audit log", "/ui/audit", AUDIT_LIST)]
     return [

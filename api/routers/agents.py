@@ -44,6 +44,7 @@ CONFLICT = error(
 
 @router.get(
     "/me",
+    operation_id="agents_me",
     response_model=Agent,
     summary="The calling agent and its scopes",
     description="Any valid token may call this, whatever its scopes.",
@@ -57,6 +58,7 @@ async def me(principal: Caller, conn: Conn) -> Any:
 
 @router.post(
     "",
+    operation_id="agents_create",
     status_code=status.HTTP_201_CREATED,
     response_model=AgentWithToken,
     summary="Create an agent and its first token",
@@ -67,7 +69,9 @@ async def create_agent(body: AgentCreate, principal: Admin, conn: Conn) -> Any:
     return await operations.create_agent(conn, name=body.name, scopes=body.scopes)
 
 
-@router.get("", response_model=AgentPage, summary="List agents, newest first")
+@router.get(
+    "", operation_id="agents_list", response_model=AgentPage, summary="List agents, newest first"
+)
 async def list_agents(
     principal: Admin,
     conn: Conn,
@@ -89,6 +93,7 @@ async def list_agents(
 
 @router.get(
     "/{agent_id:uuid}",
+    operation_id="agents_get",
     response_model=AgentDetail,
     summary="One agent (deleted ones too) with its tokens (prefixes only)",
     responses=AGENT_NOT_FOUND,
@@ -103,6 +108,7 @@ async def get_agent(agent_id: UUID, principal: Admin, conn: Conn) -> Any:
 
 @router.patch(
     "/{agent_id:uuid}",
+    operation_id="agents_update",
     response_model=Agent,
     summary="Rename an agent or replace its scopes",
     description="Scope changes apply to the agent's very next request.",
@@ -121,6 +127,7 @@ async def update_agent(agent_id: UUID, body: AgentUpdate, principal: Admin, conn
 
 @router.delete(
     "/{agent_id:uuid}",
+    operation_id="agents_delete",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
     summary="Delete an agent; its tokens stop working at once",
@@ -135,6 +142,7 @@ async def delete_agent(agent_id: UUID, principal: Admin, conn: Conn) -> Response
 
 @router.post(
     "/{agent_id:uuid}/tokens",
+    operation_id="agents_create_token",
     status_code=status.HTTP_201_CREATED,
     response_model=AgentWithToken,
     summary="Issue a new token (rotation: the agent's other tokens are revoked)",

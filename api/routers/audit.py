@@ -19,6 +19,7 @@ router = APIRouter(prefix="/audit", tags=["audit"])
 
 @router.get(
     "",
+    operation_id="audit_list",
     response_model=AuditPage,
     summary="The audit log, newest first",
     description="One entry per successful (status < 400) POST, PUT, PATCH or DELETE that "

@@ -49,6 +49,7 @@ class EventPublished(BaseModel):
 
 @router.post(
     "",
+    operation_id="events_publish",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=EventPublished,
     summary="Publish an event (scope events:publish)",
@@ -58,7 +59,9 @@ class EventPublished(BaseModel):
     "`{id, topic, payload, published_at}`, so pipelines read `${event.payload.x}`.",
     responses={**IDEMPOTENCY_CONFLICT, **INVALID},
     openapi_extra=json_body_openapi(
-        EVENT_SCHEMA, {"topic": "orders.eu.created", "payload": {"order_id": 42}}
+        EVENT_SCHEMA,
+        {"topic": "orders.eu.created", "payload": {"order_id": 42}},
+        name="EventCreate",
     ),
 )
 async def publish(

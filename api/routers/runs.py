@@ -12,7 +12,7 @@ from api.deps import Conn, RunsRead, RunsWrite
 from api.operations import runs as operations
 from api.pagination import DEFAULT_LIMIT, CursorParam, Limit, list_page
 from api.responses import RUN_NOT_FOUND, STATE_CONFLICT
-from api.schemas import Run, RunPage
+from api.schemas import Run, RunPage, RunStatus, RunTrigger
 from store import runs as runs_store
 
 router = APIRouter(prefix="/runs", tags=["runs"])
@@ -20,6 +20,7 @@ router = APIRouter(prefix="/runs", tags=["runs"])
 
 @router.get(
     "",
+    operation_id="runs_list",
     response_model=RunPage,
     summary="List runs, newest first (scope runs:read; your tasks' runs, admin: all)",
 )
@@ -28,7 +29,10 @@ async def list_runs(
     conn: Conn,
     task_id: UUID | None = None,
     status: Annotated[
-        str | None, Query(pattern="^(queued|running|failed|succeeded|dead|canceled)$")
+        list[RunStatus] | None, Query(description="Any of these statuses (repeat the name).")
+    ] = None,
+    trigger: Annotated[
+        list[RunTrigger] | None, Query(description="Any of these triggers (repeat the name).")
     ] = None,
     since: Annotated[datetime | None, Query(description="Queued at or after (ISO 8601).")] = None,
     until: Annotated[datetime | None, Query(description="Queued before (ISO 8601).")] = None,
@@ -40,7 +44,8 @@ async def list_runs(
             conn,
             owner=principal.owner_filter,
             task_id=task_id,
-            status=status,
+            statuses=status,
+            triggers=trigger,
             since=since,
             until=until,
             limit=n,
@@ -54,6 +59,7 @@ async def list_runs(
 
 @router.get(
     "/{run_id}",
+    operation_id="runs_get",
     response_model=Run,
     summary="One run with its per-step results and structured error (scope runs:read)",
     responses=RUN_NOT_FOUND,
@@ -64,6 +70,7 @@ async def get_run(run_id: UUID, principal: RunsRead, conn: Conn) -> Any:
 
 @router.post(
     "/{run_id}/cancel",
+    operation_id="runs_cancel",
     response_model=Run,
     summary="Cancel a queued, waiting or running run (scope runs:write)",
     description=(
@@ -80,6 +87,7 @@ async def cancel_run(run_id: UUID, principal: RunsWrite, conn: Conn) -> Any:
 
 @router.post(
     "/{run_id}/retry",
+    operation_id="runs_retry",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=Run,
     summary="Re-queue a failed or dead run (scope runs:write)",

@@ -52,6 +52,7 @@ EXAMPLE = {
 
 @router.post(
     "/preview",
+    operation_id="schedules_preview",
     response_model=Preview,
     summary="Preview a schedule's occurrences (scope tasks:read)",
     description="The next `count` (≤ 1000) occurrences strictly after `after`, as ISO 8601 "
@@ -60,7 +61,7 @@ EXAMPLE = {
     "does an event topic (events have no occurrences in time). For an RRULE without DTSTART "
     "the DTSTART is now, truncated to the minute, as for a task created now.",
     responses=INVALID,
-    openapi_extra=json_body_openapi(PREVIEW_SCHEMA, EXAMPLE),
+    openapi_extra=json_body_openapi(PREVIEW_SCHEMA, EXAMPLE, name="SchedulePreviewRequest"),
 )
 async def preview_schedule(request: Request, principal: TasksRead, settings: AppSettings) -> Any:
     body = await json_body(request)

@@ -45,6 +45,7 @@ class Preview(BaseModel):
 
 @router.patch(
     "/{task_id}",
+    operation_id="tasks_update",
     response_model=None,
     summary="Update some fields of a task (scope tasks:write)",
     description="The body holds any subset of the task document's fields; it is merged with "
@@ -97,6 +98,7 @@ async def update_task(
 
 @router.delete(
     "/{task_id}",
+    operation_id="tasks_delete",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
     summary="Cancel and hide a task (scope tasks:write)",
@@ -114,6 +116,7 @@ async def delete_task(task_id: UUID, principal: TasksWrite, conn: Conn) -> Respo
 
 @router.post(
     "/{task_id}/pause",
+    operation_id="tasks_pause",
     response_model=None,
     summary="Pause a task (scope tasks:write)",
     description="No new occurrences; scheduled runs that are waiting are removed (runs "
@@ -126,6 +129,7 @@ async def pause_task(task_id: UUID, principal: TasksWrite, conn: Conn) -> Any:
 
 @router.post(
     "/{task_id}/resume",
+    operation_id="tasks_resume",
     response_model=None,
     summary="Resume a paused task from now on (scope tasks:write)",
     description="Occurrences that fell in the pause are skipped; the schedule continues with "
@@ -139,6 +143,7 @@ async def resume_task(task_id: UUID, principal: TasksWrite, conn: Conn) -> Any:
 
 @router.post(
     "/{task_id}/cancel",
+    operation_id="tasks_cancel",
     response_model=None,
     summary="Cancel a task for good (scope tasks:write)",
     description="Status `canceled`; every waiting run is removed (runs already running "
@@ -151,6 +156,7 @@ async def cancel_task(task_id: UUID, principal: TasksWrite, conn: Conn) -> Any:
 
 @router.post(
     "/{task_id}/snooze",
+    operation_id="tasks_snooze",
     response_model=None,
     summary="Delay the next pending occurrence (scope tasks:write)",
     description="Delays what `next_run_at` shows: the earliest waiting run of the task, whose "
@@ -158,7 +164,7 @@ async def cancel_task(task_id: UUID, principal: TasksWrite, conn: Conn) -> Any:
     "When the next occurrence is not materialised yet, it is materialised now and delayed. "
     "Later occurrences keep their times. Only active tasks; 409 when nothing is pending.",
     responses={**TASK_ANSWER, **TASK_NOT_FOUND, **CONFLICT, **INVALID},
-    openapi_extra=json_body_openapi(SNOOZE_SCHEMA, {"delay_seconds": 600}),
+    openapi_extra=json_body_openapi(SNOOZE_SCHEMA, {"delay_seconds": 600}, name="TaskSnooze"),
 )
 async def snooze_task(task_id: UUID, request: Request, principal: TasksWrite, conn: Conn) -> Any:
     return await operations.snooze_task(conn, principal, task_id, await json_body(request))
@@ -166,6 +172,7 @@ async def snooze_task(task_id: UUID, request: Request, principal: TasksWrite, co
 
 @router.get(
     "/{task_id}/preview",
+    operation_id="tasks_preview",
     response_model=Preview,
     summary="The task's next occurrences (scope tasks:read)",
     description="The schedule's next `count` occurrences strictly after `after` (default "

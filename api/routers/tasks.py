@@ -16,7 +16,7 @@ from api.idempotency import IdempotencyKey
 from api.operations import tasks as operations
 from api.pagination import DEFAULT_LIMIT, CursorParam, Limit, list_page
 from api.responses import IDEMPOTENCY_CONFLICT, INVALID, TASK_NOT_FOUND, error
-from api.schemas import ErrorDetail, Run
+from api.schemas import ErrorDetail, Run, ScheduleKind, TaskStatus
 from engine.clock import now_utc
 from engine.errors import ValidationFailed
 from engine.examples import QUICK_START_TASK
@@ -29,6 +29,7 @@ router = APIRouter(prefix="/tasks", tags=["tasks"])
 
 @router.post(
     "",
+    operation_id="tasks_create",
     response_model=None,
     status_code=status.HTTP_201_CREATED,
     summary="Create a task (scope tasks:write)",
@@ -84,6 +85,7 @@ class TaskValidation(BaseModel):
 
 @router.post(
     "/validate",
+    operation_id="tasks_validate",
     response_model=TaskValidation,
     summary="Validate a task document without saving it (scope tasks:read)",
     description="The same checks as `POST /tasks` (schedule, timezone, pipeline, templates, "
@@ -105,6 +107,7 @@ async def validate_task_document(
 
 @router.get(
     "",
+    operation_id="tasks_list",
     response_model=None,
     responses={200: json_response("TaskPage", "One page of tasks, newest first.")},
     summary="List your tasks, newest first (scope tasks:read; admin: all)",
@@ -113,10 +116,12 @@ async def list_tasks(
     principal: TasksRead,
     conn: Conn,
     status_: Annotated[
-        str | None,
-        Query(alias="status", pattern="^(active|paused|canceled|completed)$"),
+        list[TaskStatus] | None,
+        Query(alias="status", description="Any of these statuses (repeat the name)."),
     ] = None,
-    schedule_kind: Annotated[str | None, Query(pattern="^(once|cron|rrule|event)$")] = None,
+    schedule_kind: Annotated[
+        list[ScheduleKind] | None, Query(description="Any of these kinds (repeat the name).")
+    ] = None,
     limit: Limit = DEFAULT_LIMIT,
     cursor: CursorParam = None,
 ) -> Any:
@@ -124,8 +129,8 @@ async def list_tasks(
         lambda n, after: tasks_store.list_tasks(
             conn,
             owner=principal.owner_filter,
-            status=status_,
-            schedule_kind=schedule_kind,
+            statuses=status_,
+            schedule_kinds=schedule_kind,
             limit=n,
             after=after,
         ),
@@ -137,6 +142,7 @@ async def list_tasks(
 
 @router.get(
     "/{task_id}",
+    operation_id="tasks_get",
     response_model=None,
     summary="One task, including next_run_at (scope tasks:read)",
     responses={**TASK_ANSWER, **TASK_NOT_FOUND},
@@ -147,6 +153,7 @@ async def get_task(task_id: UUID, principal: TasksRead, conn: Conn) -> Any:
 
 @router.post(
     "/{task_id}/run_now",
+    operation_id="tasks_run_now",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=Run,
     summary="Queue a run of the task now (scope tasks:write)",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Request, Response, status
 from pydantic import BaseModel, Field
@@ -43,29 +43,48 @@ EXAMPLE_TOOL = {
 }
 
 
-class Tool(BaseModel):
-    """A catalog entry."""
-
+class _ToolFields(BaseModel):
     address: str = Field(examples=["debug.echo"])
-    transport: Literal["builtin", "http", "mcp"]
     description: str
     input_schema: dict[str, Any]
     output_schema: dict[str, Any]
     timeout_seconds: float
-    endpoint: str | None = Field(
-        default=None,
-        description="http: where arguments are POSTed (runtime tools: shown to admins only).",
-    )
-    server: str | None = Field(
-        default=None,
-        description="mcp: a command line (stdio) or an http(s) URL (runtime tools: shown to "
-        "admins only).",
-    )
-    tool: str | None = Field(default=None, description="mcp: the tool's name on the server.")
     source: Literal["catalog", "runtime"] = Field(
         description="`catalog`: shipped in catalogs/*.json; `runtime`: registered by POST /tools."
     )
     created_at: Timestamp | None = None
+
+
+class BuiltinTool(_ToolFields):
+    """A tool built into the workers."""
+
+    transport: Literal["builtin"]
+
+
+class HttpTool(_ToolFields):
+    """A tool that the workers call by POSTing the arguments to ``endpoint``."""
+
+    transport: Literal["http"]
+    endpoint: str | None = Field(
+        default=None,
+        description="Where arguments are POSTed (runtime tools: shown to admins only).",
+    )
+
+
+class McpTool(_ToolFields):
+    """A tool on an MCP server."""
+
+    transport: Literal["mcp"]
+    server: str | None = Field(
+        default=None,
+        description="A command line (stdio) or an http(s) URL (runtime tools: shown to "
+        "admins only).",
+    )
+    tool: str = Field(description="The tool's name on the server.")
+
+
+# One of the three, told apart by ``transport`` (a discriminated union in the OpenAPI).
+Tool = Annotated[BuiltinTool | HttpTool | McpTool, Field(discriminator="transport")]
 
 
 class ToolPage(BaseModel):
@@ -75,6 +94,7 @@ class ToolPage(BaseModel):
 
 @router.get(
     "",
+    operation_id="tools_list",
     response_model=ToolPage,
     summary="List the tool catalog by address (scope tools:read)",
 )
@@ -91,6 +111,7 @@ async def list_tools(
 
 @router.get(
     "/{address}",
+    operation_id="tools_get",
     response_model=Tool,
     summary="One tool with its schemas (scope tools:read)",
     responses=TOOL_NOT_FOUND,
@@ -101,6 +122,7 @@ async def get_tool(address: str, principal: ToolsRead, conn: Conn) -> Any:
 
 @router.post(
     "",
+    operation_id="tools_create",
     status_code=status.HTTP_201_CREATED,
     response_model=Tool,
     summary="Register an http or mcp tool at runtime (scope admin)",
@@ -110,7 +132,7 @@ async def get_tool(address: str, principal: ToolsRead, conn: Conn) -> Any:
         **error(409, "A tool with this address exists."),
         **INVALID,
     },
-    openapi_extra=json_body_openapi(TOOL_ENTRY_SCHEMA, EXAMPLE_TOOL),
+    openapi_extra=json_body_openapi(TOOL_ENTRY_SCHEMA, EXAMPLE_TOOL, name="ToolCreate"),
 )
 async def register_tool(request: Request, principal: Admin, conn: Conn) -> Any:
     spec = validate_entry(await json_body(request))
@@ -128,6 +150,7 @@ async def register_tool(request: Request, principal: Admin, conn: Conn) -> Any:
 
 @router.delete(
     "/{address}",
+    operation_id="tools_delete",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
     summary="Remove a runtime tool (scope admin)",

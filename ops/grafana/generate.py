@@ -56,6 +56,8 @@ class Panel:
     description: str = ""
     kind: Literal["timeseries", "stat"] = "timeseries"
     width: int = 8
+    # Stat panels: (lowest value, colour) steps, the first from minus infinity (None).
+    thresholds: Sequence[tuple[float | None, str]] = ()
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,66 @@ def _quantiles(metric: str, by: str = "", selector: str = "") -> list[Query]:
     ]
 
 
+GOOD, WARN, BAD = "green", "orange", "red"
+
+HEALTH = Row(
+    "Health",
+    (
+        Panel(
+            "Live workers",
+            [Query("max(ordinaut_workers_live)", "live workers")],
+            kind="stat",
+            width=6,
+            thresholds=((None, BAD), (1, GOOD)),
+            description="Workers that heartbeated in the last 15 s (the registry). "
+            "Red: none, so nothing runs.",
+        ),
+        Panel(
+            "Scheduler tick age",
+            [
+                Query(
+                    "time() - max(ordinaut_scheduler_last_tick_timestamp_seconds)",
+                    "since the last tick",
+                )
+            ],
+            unit="s",
+            kind="stat",
+            width=6,
+            thresholds=((None, GOOD), (10, WARN), (30, BAD)),
+            description="Seconds since any scheduler completed a tick (one a second when "
+            "healthy). Red from 30 s: schedules are not being expanded.",
+        ),
+        Panel(
+            "Dead-run rate",
+            [
+                Query(
+                    f'(sum(rate(ordinaut_runs_total{{status="dead"}}[{RATE}])) or vector(0))'
+                    f" / sum(rate(ordinaut_runs_total[{RATE}]))",
+                    "dead / finished",
+                )
+            ],
+            unit="percentunit",
+            kind="stat",
+            width=6,
+            thresholds=((None, GOOD), (0.01, WARN), (0.1, BAD)),
+            description="Share of finished runs that ended dead. Red from 10 % (the "
+            "OrdinautRunFailureRateHigh alert).",
+        ),
+        Panel(
+            "Oldest ready run",
+            [Query("max(ordinaut_due_work_oldest_age_seconds)", "waiting")],
+            unit="s",
+            kind="stat",
+            width=6,
+            thresholds=((None, GOOD), (60, WARN), (300, BAD)),
+            description="How long the oldest ready run has waited for a worker (0: none "
+            "waits). Red from 5 min (the OrdinautDueWorkTooOld alert).",
+        ),
+    ),
+)
+
 OVERVIEW: Sequence[Row] = (
+    HEALTH,
     Row(
         "Runs",
         (
@@ -343,6 +404,10 @@ def _panel(spec: Panel, panel_id: int) -> timeseries.Panel | stat.Panel:
         built = stat.Panel().reduce_options(
             common_builders.ReduceDataOptions().calcs(["lastNotNull"]).values(False)
         )
+        if spec.thresholds:
+            built = built.thresholds(_thresholds(spec.thresholds)).color_mode(
+                common.BigValueColorMode.BACKGROUND
+            )
     else:
         built = timeseries.Panel().legend(
             common_builders.VizLegendOptions()
@@ -362,6 +427,14 @@ def _panel(spec: Panel, panel_id: int) -> timeseries.Panel | stat.Panel:
             .ref_id(chr(ord("A") + index))
         )
     return built
+
+
+def _thresholds(steps: Sequence[tuple[float | None, str]]) -> dashboard.ThresholdsConfig:
+    return (
+        dashboard.ThresholdsConfig()
+        .mode(dashboard_models.ThresholdsMode.ABSOLUTE)
+        .steps([dashboard_models.Threshold(value=value, color=color) for value, color in steps])
+    )
 
 
 def _dashboard(

@@ -24,7 +24,7 @@ from tests.api.conftest import AgentHandle, client_for, quick_task
 
 # Routes anyone may call (DESIGN section 4). Everything else needs a token.
 PUBLIC = {("GET", "/health"), ("GET", "/health/ready"), ("GET", "/metrics")}
-PUBLIC_DOCS = ("/openapi.json", "/docs", "/redoc")
+PUBLIC_DOCS = ("/openapi.json", "/docs", "/docs/static/swagger-ui-bundle.js")
 # Path parameters naming an object that belongs to one agent: another agent gets a 404.
 OWNED_PARAMS = {"task_id", "run_id"}
 # Path parameters naming shared or admin-managed objects (no per-agent ownership).

@@ -22,8 +22,8 @@ from tests.api.conftest import client_for, quick_task
 from tests.support import ADMIN_TOKEN
 
 ORIGIN = {"origin": "http://api"}
-EVERY_PAGE = ("/ui", "/ui/tasks", "/ui/runs", "/ui/workers", "/ui/tools", "/ui/tools/debug.echo")
-ADMIN_PAGES = ("/ui/agents", "/ui/audit")
+EVERY_PAGE = ("/ui", "/ui/tasks", "/ui/runs", "/ui/tools", "/ui/tools/debug.echo")
+ADMIN_PAGES = ("/ui/agents", "/ui/audit", "/ui/workers")
 
 
 class Browser:
@@ -174,6 +174,7 @@ async def test_every_page_answers_for_an_admin_and_for_an_agent(
         assert (await bot.get(path)).status_code == 403, path
     nav = (await bot.get("/ui")).text
     assert 'href="/ui/agents"' not in nav and 'href="/ui/audit"' not in nav
+    assert 'href="/ui/workers"' not in nav  # the registry is admin's, as GET /workers
     assert (await bot.get("/ui/no/such/page")).status_code == 404
     assert (await bot.get("/ui/tasks/not-a-uuid")).status_code == 404
 

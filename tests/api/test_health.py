@@ -26,14 +26,14 @@ async def test_liveness_needs_no_token_and_no_database():
     async with client_for("postgresql://127.0.0.1:1/nothing") as client:
         response = await client.get("/health")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok"}
+    assert response.json() == {"status": "ok", "instance": None}
 
 
 async def test_ready_when_the_database_is_migrated(shared_db_url):
     async with client_for(shared_db_url) as client:
         response = await client.get("/health/ready")
     assert response.status_code == 200
-    assert response.json() == {"status": "ready", "reason": "migrations at head"}
+    assert response.json() == {"status": "ready", "reason": "migrations at head", "instance": None}
 
 
 async def test_not_ready_when_migrations_are_missing(server_url):

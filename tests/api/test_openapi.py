@@ -3,11 +3,13 @@ format, its audit action, and examples (the quick-start task among them, which w
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
 from fastapi import FastAPI
 
+from api.components import ENUM_COMPONENTS
 from api.deps import route_auth
 from api.openapi import api_routes
 from engine.document import STEP_SCHEMA, TASK_SCHEMA
@@ -78,7 +80,13 @@ async def test_the_quick_start_example_is_the_task_schema_and_works(client: http
     schemas = document["components"]["schemas"]
     create = schemas["TaskCreate"]
     assert create["properties"]["payload"] == {"$ref": "#/components/schemas/TaskPayload"}
-    assert {**create["properties"], "payload": TASK_SCHEMA["properties"]["payload"]} == (
+    # The document's enums are components of their own (one enum type in generated clients),
+    # each exactly the engine's declaration.
+    properties = dict(create["properties"])
+    for field, name in ENUM_COMPONENTS.items():
+        assert properties[field] == {"$ref": f"#/components/schemas/{name}"}
+        properties[field] = {k: v for k, v in schemas[name].items() if k != "type"}
+    assert {**properties, "payload": TASK_SCHEMA["properties"]["payload"]} == (
         TASK_SCHEMA["properties"]
     )
     assert create["required"] == TASK_SCHEMA["required"]
@@ -120,3 +128,91 @@ async def test_every_task_answer_is_the_task_component(client: httpx.AsyncClient
     task = document["components"]["schemas"]["Task"]
     created = await client.post("/tasks", json=QUICK_START_TASK)
     assert set(created.json()) == set(task["properties"]) == set(task["required"])
+
+
+def walk_schemas(node: Any, path: str = "$") -> list[tuple[str, dict[str, Any]]]:
+    """Every (path, schema-like dict) in ``node``."""
+    found: list[tuple[str, dict[str, Any]]] = []
+    if isinstance(node, dict):
+        found.append((path, node))
+        for key, value in node.items():
+            found += walk_schemas(value, f"{path}.{key}")
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            found += walk_schemas(value, f"{path}[{index}]")
+    return found
+
+
+async def test_operation_ids_are_explicit_short_and_unique(app: FastAPI, client):
+    document = (await client.get("/openapi.json")).json()
+    seen = [operation["operationId"] for _, _, operation in operations(document)]
+    assert len(seen) == len(set(seen))
+    for path, route in api_routes(app):
+        assert route.operation_id, f"{path} has no explicit operation_id"
+        assert re.fullmatch(r"[a-z]+(_[a-z]+)+", route.operation_id), route.operation_id
+    tasks = {op["operationId"] for m, p, op in operations(document) if p.startswith("/tasks")}
+    assert {"tasks_create", "tasks_list", "tasks_get", "tasks_run_now"} <= tasks
+
+
+async def test_every_timestamp_is_a_date_time(client: httpx.AsyncClient):
+    document = (await client.get("/openapi.json")).json()
+    timestamps = 0
+    for name, schema in document["components"]["schemas"].items():
+        for field, spec in (schema.get("properties") or {}).items():
+            if field.endswith("_at") or field in ("scheduled_for", "at"):
+                variants = spec.get("anyOf", [spec])
+                formats = [v.get("format") for v in variants if v.get("type") != "null"]
+                assert formats == ["date-time"], (name, field, spec)
+                timestamps += 1
+    assert timestamps >= 20
+
+
+async def test_components_are_named_and_reused(client: httpx.AsyncClient):
+    document = (await client.get("/openapi.json")).json()
+    schemas = document["components"]["schemas"]
+    for name in ("Run", "StepResult", "RunError", "Task", "TaskCreate", "TaskPatch", "Readiness"):
+        assert name in schemas, name
+    run_answer = document["paths"]["/runs/{run_id}"]["get"]["responses"]["200"]
+    assert run_answer["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Run"
+    }
+    # No inline object schema for a request body: each is a named component.
+    for method, path, operation in operations(document):
+        body = operation.get("requestBody")
+        if body:
+            schema = body["content"]["application/json"]["schema"]
+            assert set(schema) == {"$ref"}, (method, path)
+    assert schemas["ErrorInfo"]["required"] == ["code", "message", "details", "request_id"]
+    list_runs = {p["name"]: p for p in document["paths"]["/runs"]["get"]["parameters"]}
+    assert list_runs["status"]["schema"]["anyOf"][0] == {
+        "type": "array",
+        "items": {"$ref": "#/components/schemas/RunStatus"},
+    }
+    assert list_runs["trigger"]["schema"]["anyOf"][0]["items"] == {
+        "$ref": "#/components/schemas/RunTrigger"
+    }
+
+
+async def test_tools_are_one_of_with_a_transport_discriminator(client: httpx.AsyncClient):
+    document = (await client.get("/openapi.json")).json()
+    answer = document["paths"]["/tools/{address}"]["get"]["responses"]["200"]
+    schema = answer["content"]["application/json"]["schema"]
+    assert {v["$ref"].rsplit("/", 1)[1] for v in schema["oneOf"]} == {
+        "BuiltinTool",
+        "HttpTool",
+        "McpTool",
+    }
+    assert schema["discriminator"]["propertyName"] == "transport"
+
+
+async def test_405_and_500_are_declared_everywhere_and_health_is_typed(client):
+    document = (await client.get("/openapi.json")).json()
+    for method, path, operation in operations(document):
+        for status in (405, 422, 500):
+            assert error_ref(operation, status) == ERROR_REF, (method, path, status)
+    ready = document["paths"]["/health/ready"]["get"]["responses"]
+    for answer in ("200", "503"):
+        assert ready[answer]["content"]["application/json"]["schema"] == {
+            "$ref": "#/components/schemas/Readiness"
+        }
+    assert "Liveness" in document["components"]["schemas"]

@@ -11,6 +11,7 @@ import pytest
 
 from ordinaut import ConflictError, NotFoundError, Page, Run, Task
 from tests.client.harness import collect, raised, resolve
+from tests.support import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -192,3 +193,13 @@ async def test_schedules_events_tools_and_agents(live, open_client):
         assert deleted.deleted_at is not None
         assert bot.id not in {a.id for a in await collect(c.agents.list())}
         assert bot.id in {a.id for a in await collect(c.agents.list(include_deleted=True))}
+
+
+async def test_the_worker_registry(live, open_client):
+    async with open_client(live.url) as c:
+        workers = await eventually(
+            lambda: collect(c.workers.list()), message="the worker registers"
+        )
+    (worker,) = workers
+    assert worker.live and worker.concurrency == 4 and worker.pid > 0
+    assert worker.last_seen_at.tzinfo is not None

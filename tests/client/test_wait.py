@@ -2,7 +2,8 @@
 
 The loop asks ``GET /runs/{id}?wait=N`` (N ≤ 60). Against a fake server on a fake clock:
 a server that long-polls is asked in 60-second slices without pauses; one that answers at
-once (today's server ignores ``wait``) is asked again only after growing pauses. Against
+once (it does not hold requests) is asked again only after growing pauses; one that refuses
+``wait`` (422 naming ``query.wait``) is polled without it. Against
 the real server: a run that outlasts the wait gives ``WaitTimeout`` with its last state,
 after a handful of requests, not a busy loop.
 """
@@ -133,3 +134,25 @@ async def test_a_run_that_outlasts_the_wait_on_the_real_server(live, open_client
         assert 3 <= len(counted) - 1 <= 5, [r.url for r in counted]
         run = await resolve(c.runs.wait(error.run.id, timeout=30))
         assert run.status == "succeeded" and run.step("nap").status == "succeeded"
+
+
+async def test_a_server_that_refuses_wait_is_polled_without_it(open_client):
+    refused = {
+        "error": {
+            "code": "validation_error",
+            "message": "query.wait: unknown query parameter",
+            "details": [{"path": "query.wait", "message": "unknown", "type": "unknown_parameter"}],
+            "request_id": "r1",
+        }
+    }
+    script = Script(
+        answer(422, refused),
+        answer(200, run_document("running")),
+        answer(200, run_document("succeeded")),
+    )
+    async with open_client(URL, "t", transport=script.transport()) as c:
+        clock = FakeTime().install(c)
+        run = await resolve(c.runs.wait(RUN_ID, timeout=30))
+    assert run.status == "succeeded"
+    assert waits(script) == ["30", None, None]  # refused once, then never sent again
+    assert clock.sleeps == [0.25]

@@ -223,9 +223,13 @@ def rss_mb(pid: int, field: str = "VmRSS") -> float:
     return 0.0
 
 
+# The workers' log level: WARNING by default; INFO measures the cost of a line per run.
+LOG_LEVEL = {"workers": "WARNING"}
+
+
 def _env(url: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ORDINAUT_")}
-    env.update(DATABASE_URL=url, ORDINAUT_LOG_LEVEL="WARNING")
+    env.update(DATABASE_URL=url, ORDINAUT_LOG_LEVEL=LOG_LEVEL["workers"])
     return env
 
 
@@ -244,7 +248,13 @@ def main() -> None:
         help="start the workers, let them idle, then queue the runs in one transaction",
     )
     parser.add_argument("--repeat", type=int, default=1, help="drains per worker count")
+    parser.add_argument(
+        "--log-level",
+        default="WARNING",
+        help="the workers' ORDINAUT_LOG_LEVEL (INFO: a line per run)",
+    )
     args = parser.parse_args()
+    LOG_LEVEL["workers"] = args.log_level
     rates: dict[int, list[float]] = {workers: [] for workers in args.workers}
     with tempfile.TemporaryDirectory() as home:
         cluster = None if os.environ.get("DATABASE_URL") else private_postgres(Path(home))

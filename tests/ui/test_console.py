@@ -211,7 +211,6 @@ PAGES = {
     "overview": "/ui",
     "tasks": "/ui/tasks",
     "runs": "/ui/runs",
-    "workers": "/ui/workers",
     "tools": "/ui/tools",
     "tool": "/ui/tools/http.request",
 }
@@ -245,7 +244,12 @@ def test_every_page_for_an_agent_and_an_admin(stack: Stack, console: Any):
         "task-dst": f"/ui/tasks/{dst['id']}",
         "run": f"/ui/runs/{run['id']}",
     }
-    admin_only = {"agents": "/ui/agents", "agent": f"/ui/agents/{agent_id}", "audit": "/ui/audit"}
+    admin_only = {
+        "agents": "/ui/agents",
+        "agent": f"/ui/agents/{agent_id}",
+        "audit": "/ui/audit",
+        "workers": "/ui/workers",
+    }
     for role, credential in (("agent", token), ("admin", ADMIN_TOKEN)):
         ui = console()
         ui.sign_in(credential)

@@ -161,6 +161,29 @@ def test_the_overview_covers_what_the_issue_asks_for():
     assert "histogram_quantile(0.99" in exprs and "histogram_quantile(0.5" in exprs
 
 
+def test_the_overview_opens_with_a_health_row_of_stat_panels_with_thresholds():
+    overview = json.loads((generate.DASHBOARDS_DIR / "ordinaut-overview.json").read_text())
+    panels = overview["panels"]
+    assert panels[0]["type"] == "row" and panels[0]["title"] == "Health"
+    health = panels[1:5]
+    assert [p["title"] for p in health] == [
+        "Live workers",
+        "Scheduler tick age",
+        "Dead-run rate",
+        "Oldest ready run",
+    ]
+    for panel in health:
+        assert panel["type"] == "stat", panel["title"]
+        steps = panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
+        assert steps[0]["value"] is None and len(steps) >= 2, panel["title"]
+        assert {s["color"] for s in steps} >= {"green", "red"}, panel["title"]
+        values = [s["value"] for s in steps[1:]]
+        assert values == sorted(values), panel["title"]
+    exprs = [p["targets"][0]["expr"] for p in health]
+    assert exprs[0] == "max(ordinaut_workers_live)"
+    assert "ordinaut_scheduler_last_tick_timestamp_seconds" in exprs[1]
+
+
 def test_every_name_used_in_ops_is_declared():
     known = set()
     for name, (kind, _, _) in declared().items():

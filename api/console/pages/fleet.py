@@ -1,8 +1,8 @@
 """The fleet and the catalog: workers and schedulers, and the tools with their schemas.
 
-Workers and schedulers are shown to every signed-in token (``/metrics`` exposes the same
-health to anyone); the catalog needs ``tools:read`` as ``GET /tools`` does, and a runtime
-tool's endpoint or server (which may carry credentials) only shows to admins, as there.
+The registry of workers and schedulers (hosts, pids) is for admins, as ``GET /workers`` is;
+the catalog needs ``tools:read`` as ``GET /tools`` does, and a runtime tool's endpoint or
+server (which may carry credentials) only shows to admins, as there.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from fastapi import Request
 from fastapi.responses import Response
 
-from api.console.mirror import TOOL_READ, TOOLS_LIST
+from api.console.mirror import TOOL_READ, TOOLS_LIST, WORKERS_LIST
 from api.console.render import page
 from api.console.routing import Signed, allowed, router
 from api.deps import Conn
@@ -19,17 +19,14 @@ from engine.clock import now_utc
 from store import stats
 from store import workers as workers_store
 
-WORKER_SILENT_SECONDS = 15.0
 SCHEDULER_SILENT_SECONDS = 60.0
 
 
 @router.get("/workers")
 async def workers_page(request: Request, session: Signed, conn: Conn) -> Response:
+    allowed(request, session, WORKERS_LIST)
     now = now_utc()
-    workers = [
-        {**w, "live": (now - w["last_seen_at"]).total_seconds() < WORKER_SILENT_SECONDS}
-        for w in await workers_store.list_workers(conn)
-    ]
+    workers = await workers_store.list_workers(conn)
     schedulers = await stats.list_schedulers(conn)
     return page(
         request,

@@ -14,7 +14,7 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from api.console.charts import runs_per_minute_chart
-from api.console.mirror import RUNS_LIST, TASKS_LIST
+from api.console.mirror import RUNS_LIST, TASKS_LIST, WORKERS_LIST
 from api.console.render import page
 from api.console.routing import Signed, router
 from api.console.session import ConsoleSession
@@ -27,7 +27,6 @@ from store.db import Connection
 
 READY_CAP = 100_000
 COUNT_CAP = 10_000
-WORKER_SILENT_SECONDS = 15.0
 SCHEDULER_SILENT_SECONDS = 60.0
 # A tick older than this is red: the scheduler's own /health turns 503 at the same age.
 SCHEDULER_STALE_SECONDS = 30.0
@@ -62,7 +61,7 @@ async def _overview(request: Request, session: ConsoleSession, conn: Connection)
     principal = session.principal
     owner = principal.owner_filter
     now = now_utc()
-    signals = await _fleet(conn)
+    signals = await _fleet(conn, WORKERS_LIST.allows(request.app, principal))
     context: dict[str, Any] = {"now": now, "chart": None, "dead": [], "task_counts": None}
     if RUNS_LIST.allows(request.app, principal):
         queue = await stats.ready_runs(conn, owner=owner, cap=READY_CAP)
@@ -82,10 +81,9 @@ async def _overview(request: Request, session: ConsoleSession, conn: Connection)
     return context
 
 
-async def _fleet(conn: Connection) -> list[Signal]:
-    workers = await workers_store.list_workers(conn)
-    now = now_utc()
-    live = [w for w in workers if (now - w["last_seen_at"]).total_seconds() < WORKER_SILENT_SECONDS]
+async def _fleet(conn: Connection, registry: bool) -> list[Signal]:
+    """The workers' and schedulers' tiles (links to the registry when ``registry``: admins)."""
+    live = [w for w in await workers_store.list_workers(conn) if w["live"]]
     slots = sum(w["concurrency"] for w in live)
     busy = sum(w["inflight"] for w in live)
     scheduler = await stats.scheduler_health(conn, silent_seconds=SCHEDULER_SILENT_SECONDS)
@@ -95,16 +93,16 @@ async def _fleet(conn: Connection) -> list[Signal]:
             str(len(live)),
             f"{busy} of {slots} slots busy" if live else "no worker has reported in 15 s",
             "ok" if live else "bad",
-            "/ui/workers",
+            "/ui/workers" if registry else None,
         ),
-        _scheduler_signal(scheduler),
+        _scheduler_signal(scheduler, "/ui/workers" if registry else None),
     ]
 
 
-def _scheduler_signal(health: stats.SchedulerHealth) -> Signal:
+def _scheduler_signal(health: stats.SchedulerHealth, href: str | None) -> Signal:
     age = health.tick_age_seconds
     if health.live == 0 or age is None:
-        return Signal("Scheduler", "down", "no scheduler has ticked recently", "bad", "/ui/workers")
+        return Signal("Scheduler", "down", "no scheduler has ticked recently", "bad", href)
     state = "ok" if age < SCHEDULER_STALE_SECONDS else "bad"
     value = f"{age:.0f} s" if age >= 1 else "< 1 s"
     plural = "s" if health.live != 1 else ""

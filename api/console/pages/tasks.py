@@ -139,8 +139,8 @@ async def _listed(
         lambda n, after: tasks_store.list_tasks(
             conn,
             owner=owner,
-            status=status,
-            schedule_kind=kind,
+            statuses=[status] if status else None,
+            schedule_kinds=[kind] if kind else None,
             created_by=created_by,
             text=text,
             limit=n,
@@ -235,7 +235,6 @@ async def task_page(request: Request, task_id: UUID, session: Signed, conn: Conn
             conn,
             owner=principal.owner_filter,
             task_id=task_id,
-            status=None,
             since=None,
             until=None,
             limit=RECENT_RUNS,
