@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from store.db import Connection, Row
@@ -70,7 +71,9 @@ SELECT w.*, (SELECT t.created_by FROM tasks t WHERE t.id = w.task_id) AS agent_i
             OR (d.state = 'running' AND %(owner)s::uuid = (
                     SELECT t.created_by FROM tasks t WHERE t.id = d.task_id)))
        AND (%(task_id)s::uuid IS NULL OR d.task_id = %(task_id)s::uuid)
+       AND (%(status)s::text IS NULL OR d.state = %(status)s::text)
        AND (%(statuses)s::text[] IS NULL OR d.state = ANY(%(statuses)s::text[]))
+       AND (%(trigger)s::text IS NULL OR d.trigger = %(trigger)s::text)
        AND (%(triggers)s::text[] IS NULL OR d.trigger = ANY(%(triggers)s::text[]))
        AND (%(since)s::timestamptz IS NULL OR d.created_at >= %(since)s::timestamptz)
        AND (%(until)s::timestamptz IS NULL OR d.created_at < %(until)s::timestamptz)
@@ -86,7 +89,9 @@ SELECT id, task_id, agent_id, trigger, status, scheduled_for, queued_at, attempt
   FROM runs
  WHERE (%(owner)s::uuid IS NULL OR agent_id = %(owner)s::uuid)
    AND (%(task_id)s::uuid IS NULL OR task_id = %(task_id)s::uuid)
+   AND (%(status)s::text IS NULL OR status = %(status)s::text)
    AND (%(statuses)s::text[] IS NULL OR status = ANY(%(statuses)s::text[]))
+   AND (%(trigger)s::text IS NULL OR trigger = %(trigger)s::text)
    AND (%(triggers)s::text[] IS NULL OR trigger = ANY(%(triggers)s::text[]))
    AND (%(since)s::timestamptz IS NULL OR queued_at >= %(since)s::timestamptz)
    AND (%(until)s::timestamptz IS NULL OR queued_at < %(until)s::timestamptz)
@@ -139,8 +144,8 @@ async def list_runs(
     params = {
         "owner": owner,
         "task_id": task_id,
-        "statuses": any_of(statuses),
-        "triggers": any_of(triggers),
+        **_one_or_any("status", statuses),
+        **_one_or_any("trigger", triggers),
         "since": since,
         "until": until,
         **page_params(after, limit),
@@ -153,6 +158,15 @@ async def list_runs(
             found += await cursor.fetchall()
     found.sort(key=lambda run: (run["queued_at"], run["id"]), reverse=True)
     return found[:limit]
+
+
+def _one_or_any(name: str, values: Sequence[str] | None) -> dict[str, Any]:
+    """A list filter as ``<name> = value`` when it holds one value, else ``<name>s = ANY``:
+    an index led by the column orders a single value's rows, not several values' (so a
+    status or trigger alone walks its partial index newest first)."""
+    if values and len(set(values)) == 1:
+        return {name: str(values[0]), f"{name}s": None}
+    return {name: None, f"{name}s": any_of(values)}
 
 
 async def count_runs_by_status(
