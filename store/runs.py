@@ -144,8 +144,8 @@ async def list_runs(
     params = {
         "owner": owner,
         "task_id": task_id,
-        **_one_or_any("status", statuses),
-        **_one_or_any("trigger", triggers),
+        **_one_or_any("status", "statuses", statuses),
+        **_one_or_any("trigger", "triggers", triggers),
         "since": since,
         "until": until,
         **page_params(after, limit),
@@ -160,13 +160,13 @@ async def list_runs(
     return found[:limit]
 
 
-def _one_or_any(name: str, values: Sequence[str] | None) -> dict[str, Any]:
+def _one_or_any(name: str, plural: str, values: Sequence[str] | None) -> dict[str, Any]:
     """A list filter as ``<name> = value`` when it holds one value, else ``<name>s = ANY``:
     an index led by the column orders a single value's rows, not several values' (so a
     status or trigger alone walks its partial index newest first)."""
     if values and len(set(values)) == 1:
-        return {name: str(values[0]), f"{name}s": None}
-    return {name: None, f"{name}s": any_of(values)}
+        return {name: str(values[0]), plural: None}
+    return {name: None, plural: any_of(values)}
 
 
 async def count_runs_by_status(
