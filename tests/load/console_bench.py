@@ -182,7 +182,7 @@ def pages(sample: dict[str, str]) -> list[Page]:
         Page("runs, last 24 h", "/ui/runs?range=24h"),
         Page("runs, next page", sample["runs_next"]),
         Page("run", f"/ui/runs/{sample['run_id']}"),
-        Page("workers", "/ui/workers"),
+        Page("workers", "/ui/workers", True),
         Page("tools", "/ui/tools"),
         Page("agents", "/ui/agents", True),
         Page("audit", "/ui/audit", True),
