@@ -81,7 +81,7 @@ async def sign_in(
         path=COOKIE_PATH,
         httponly=True,
         samesite="strict",
-        secure=request.url.scheme == "https",
+        secure=served_over_https(request),
     )
     return True
 
@@ -96,8 +96,16 @@ async def sign_out(conn: Connection, request: Request, response: Response) -> No
         path=COOKIE_PATH,
         httponly=True,
         samesite="strict",
-        secure=request.url.scheme == "https",
+        secure=served_over_https(request),
     )
+
+
+def served_over_https(request: Request) -> bool:
+    """The browser reached us over HTTPS: this request's scheme (uvicorn takes it from
+    ``X-Forwarded-Proto`` when a trusted proxy sends one), or an https ``ORDINAUT_PUBLIC_URL``
+    (a proxy that terminates TLS without saying so)."""
+    public_url = request.app.state.settings.public_url or ""
+    return request.url.scheme == "https" or public_url.startswith("https://")
 
 
 async def current_session(conn: Connection, request: Request) -> ConsoleSession:
@@ -115,12 +123,16 @@ async def current_session(conn: Connection, request: Request) -> ConsoleSession:
 
 def check_origin(request: Request) -> None:
     """A POST must come from a page of this console: its ``Origin`` (or, when a browser
-    sends none, its ``Referer``) must name this host. 403 otherwise."""
+    sends none, its ``Referer``) must name this host, as the request's ``Host`` or
+    ``ORDINAUT_PUBLIC_URL`` names it (a proxy may rewrite ``Host``). 403 otherwise."""
     source = request.headers.get("origin") or request.headers.get("referer")
     if not source or source == "null":
         raise PermissionDenied("the request does not say which page it comes from (Origin)")
-    host = request.headers.get("host", "")
-    if urlsplit(source).netloc.lower() != host.lower():
+    ours = {request.headers.get("host", "").lower()}
+    public_url = request.app.state.settings.public_url
+    if public_url:
+        ours.add(urlsplit(public_url).netloc.lower())
+    if urlsplit(source).netloc.lower() not in ours:
         raise PermissionDenied("cross-site request refused (Origin does not match this site)")
 
 

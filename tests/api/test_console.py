@@ -470,3 +470,17 @@ async def test_a_title_search_reads_a_bounded_number_of_tasks_then_searches_on(
     assert "needle-old" in second.text
     assert "hay-4" in (await ui.get("/ui/tasks?q=HAY")).text  # case-insensitive
     assert "hay-4" not in (await ui.get("/ui/tasks?q=%25")).text  # % is a character
+
+
+async def test_behind_a_proxy_the_public_url_names_the_site_and_makes_the_cookie_secure(
+    app_factory,
+):
+    proxied = await app_factory(public_url="https://ordinaut.example.com")
+    async with client_for(proxied) as http:  # the proxy talks plain HTTP to us, Host "api"
+        outside = {"origin": "https://ordinaut.example.com"}
+        response = await http.post("/ui/login", data={"token": ADMIN_TOKEN}, headers=outside)
+        assert response.status_code == 303
+        assert "Secure" in response.headers["set-cookie"]
+        foreign = {"origin": "https://evil.example"}
+        refused = await http.post("/ui/login", data={"token": ADMIN_TOKEN}, headers=foreign)
+        assert refused.status_code == 403
