@@ -484,3 +484,25 @@ async def test_behind_a_proxy_the_public_url_names_the_site_and_makes_the_cookie
         foreign = {"origin": "https://evil.example"}
         refused = await http.post("/ui/login", data={"token": ADMIN_TOKEN}, headers=foreign)
         assert refused.status_code == 403
+
+
+async def test_every_console_route_needs_a_session(app: FastAPI):
+    """Enumerated, so pages added later are covered: without a session every page and
+    action leads to the sign-in page and does nothing."""
+    from fastapi.routing import APIRoute
+
+    from api.console.routing import router
+
+    checked = 0
+    async with client_for(app) as anonymous:
+        for route in router.routes:
+            assert isinstance(route, APIRoute)
+            if route.path in ("/ui/login", "/ui/{rest:path}"):
+                continue
+            path = re.sub(r"\{[^}]+\}", str(uuid.uuid4()), route.path)
+            for method in route.methods or ():
+                response = await anonymous.request(method, path, headers=ORIGIN)
+                assert response.status_code == 303, (method, route.path, response.text[:200])
+                assert response.headers["location"].startswith("/ui/login"), route.path
+                checked += 1
+    assert checked >= 20
