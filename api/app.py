@@ -12,6 +12,7 @@ from api.audit import AuditMiddleware
 from api.console import install_console
 from api.docs import install_docs
 from api.errors import install_error_handlers
+from api.live import RunFeed
 from api.mcp.http import McpEndpoint
 from api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from api.openapi import install_openapi
@@ -27,6 +28,7 @@ from api.routers import (
     task_lifecycle,
     tasks,
     tools,
+    webhooks,
     workers,
 )
 from engine.catalog import Catalog, file_catalog
@@ -55,16 +57,25 @@ def create_app(settings: Settings) -> FastAPI:
     """The API for ``settings`` (``settings.database_url`` must be set)."""
     if not settings.database_url:
         raise ValueError("create_app needs settings.database_url")
-    pool = create_pool(settings.database_url, max_size=settings.pool_max_size, name="ordinaut-api")
+    pool = create_pool(
+        settings.database_url,
+        max_size=settings.pool_max_size,
+        name="ordinaut-api",
+        timeout=settings.pool_timeout_seconds,
+    )
+    # One LISTEN connection per process for every waiting request and open stream.
+    feed = RunFeed(settings, pool)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await pool.open(wait=False)
         await _bootstrap_admin(pool, settings)
+        await feed.start()
         try:
             async with mcp_endpoint.running():
                 yield
         finally:
+            await feed.close()
             await pool.close()
 
     app = FastAPI(
@@ -78,6 +89,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     app.state.pool = pool
+    app.state.run_feed = feed
     app.state.catalog_provider = _catalog_provider
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
     install_error_handlers(app)
@@ -98,6 +110,7 @@ def create_app(settings: Settings) -> FastAPI:
         runs,
         agents,
         tools,
+        webhooks,
         audit,
         workers,
     ):

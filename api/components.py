@@ -5,13 +5,16 @@ The task document is declared once, in :mod:`engine.document`; the request bodie
 (``TaskPayload``) and the answer (``Task``, ``TaskPage``) are built from it here and reused
 by reference wherever a route takes or returns a task; so are the document's enums
 (``ScheduleKind``, ``BackoffStrategy``, ``CatchUp``) and ``TaskStatus``, which the list
-filters use too. :func:`api.openapi.build_openapi` adds :data:`COMPONENTS` to the document.
+filters use too. The agents' request bodies, small pydantic models read by
+:func:`api.body.model_body`, are components too. :func:`api.openapi.build_openapi`
+adds :data:`COMPONENTS` to the document.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from api.schemas import AgentCreate, AgentUpdate, WebhookSettings
 from engine.document import (
     DOCUMENT_FIELDS,
     PATCH_SCHEMA,
@@ -82,6 +85,9 @@ COMPONENTS: dict[str, dict[str, Any]] = {
         for field, name in ENUM_COMPONENTS.items()
     },
     "TaskStatus": {"type": "string", "enum": list(TASK_STATUSES)},
+    "AgentCreate": AgentCreate.model_json_schema(),
+    "AgentUpdate": AgentUpdate.model_json_schema(),
+    "WebhookSettings": WebhookSettings.model_json_schema(),
     "PipelineStep": STEP_SCHEMA,
     "TaskPayload": {
         **PAYLOAD_SCHEMA,

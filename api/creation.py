@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 from uuid import UUID
 
 from api.deps import Principal
@@ -30,6 +31,28 @@ async def resolve_owner(conn: Connection, created_by: str | None, principal: Pri
     if await agents_store.get_agent(conn, owner) is None:
         raise ValidationFailed([Problem("$.created_by", "no live agent has this id", "agent")])
     return owner
+
+
+async def owner_scopes(conn: Connection, document: Any, principal: Principal) -> frozenset[str]:
+    """The scopes of the agent that will own the task ``document`` describes: the caller's,
+    or those of the agent an admin names in ``created_by`` (an invalid or unknown
+    ``created_by`` is refused later by :func:`resolve_owner`)."""
+    created_by = document.get("created_by") if isinstance(document, dict) else None
+    if not isinstance(created_by, str) or not principal.is_admin:
+        return principal.scopes
+    return await scopes_of(conn, created_by, principal)
+
+
+async def scopes_of(conn: Connection, agent_id: UUID | str, principal: Principal) -> frozenset[str]:
+    """The current scopes of ``agent_id`` (none when it is deleted or unknown)."""
+    try:
+        owner = agent_id if isinstance(agent_id, UUID) else UUID(agent_id)
+    except ValueError:
+        return frozenset()
+    if owner == principal.agent_id:
+        return principal.scopes
+    row = await agents_store.get_agent(conn, owner)
+    return frozenset(row["scopes"]) if row is not None else frozenset()
 
 
 async def create_task_once(

@@ -32,7 +32,7 @@ from engine.settings import Settings
 from engine.tokens import SCOPES, hash_token
 from observability.logging import bind_log_context
 from store import agents as agents_store
-from store.db import Connection
+from store.db import Connection, Pool, translated_errors
 
 BEARER_SCHEME = "HTTPBearer"
 _bearer = HTTPBearer(
@@ -65,15 +65,44 @@ class Principal:
         return None if self.is_admin else self.agent_id
 
 
+@dataclass
+class _Held:
+    """The request's pooled connection, which a handler may give back early."""
+
+    pool: Pool
+    conn: Connection | None
+
+    async def release(self) -> None:
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            await self.pool.putconn(conn)
+
+
 async def connection(request: Request) -> AsyncIterator[Connection]:
     """A pooled connection for this request (autocommit; open a transaction to group).
 
     The pool raises the engine's errors (:mod:`store.db`): a database that cannot be reached
     (or no free connection in time) is a 503, a value the database refuses as data (a NUL
-    character, a number out of range) a 422 — :mod:`api.errors` maps them.
+    character, a number out of range) a 422 — :mod:`api.errors` maps them. A handler that
+    waits (``?wait=N``) gives it back first with :func:`release_connection`.
     """
-    async with request.app.state.pool.connection() as conn:
-        yield conn
+    pool: Pool = request.app.state.pool
+    async with translated_errors():
+        held = _Held(pool, await pool.getconn())
+        request.state.held_connection = held
+        try:
+            assert held.conn is not None
+            yield held.conn
+        finally:
+            await held.release()
+
+
+async def release_connection(request: Request) -> None:
+    """Give the request's connection back to the pool now (before waiting for something
+    that may take a minute); the handler must not use it afterwards."""
+    held: _Held | None = getattr(request.state, "held_connection", None)
+    if held is not None:
+        await held.release()
 
 
 # scope="function": the connection goes back to the pool as soon as the handler returns,

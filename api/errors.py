@@ -109,7 +109,9 @@ async def _ordinaut_error(request: Request, exc: Exception) -> JSONResponse:
         headers["Retry-After"] = str(exc.retry_after)
     if isinstance(exc, StoreUnavailable):
         headers["Retry-After"] = "1"
-    if status >= 500:
+        # Expected while the database restarts: one line each, no traceback.
+        log.warning("request failed: %s", exc.message)
+    elif status >= 500:
         log.error("request failed: %s", exc.message, exc_info=exc)
     return error_response(request, status, exc.code, exc.message, _details(exc), headers)
 

@@ -13,6 +13,11 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
+from engine.document import WEBHOOK_URL_SCHEMA
+
+# An http(s) URL without spaces (engine.document declares the same for tasks).
+WEBHOOK_URL_PATTERN = WEBHOOK_URL_SCHEMA["pattern"]
+
 _DATE_TIME = {"type": "string", "format": "date-time", "description": "ISO 8601 with an offset."}
 
 # ISO 8601 with an explicit offset (``+00:00`` rather than ``Z``). The serializer alone would
@@ -75,7 +80,29 @@ class ErrorResponse(BaseModel):
     error: ErrorInfo
 
 
+class StepTry(BaseModel):
+    """A try of a step that failed and was tried again."""
+
+    try_: int = Field(alias="try", description="1 for the first try.")
+    started_at: TimestampText | None
+    duration_ms: int | None
+    error: dict[str, Any] | None
+    backoff_ms: int = Field(description="The pause after this try, before the next.")
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+
+class SkipReason(BaseModel):
+    if_: str = Field(alias="if", description="The step's condition (JMESPath).")
+    value: Any = Field(description="What it gave (falsy); large values are shortened.")
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+
 class StepResult(BaseModel):
+    """A step; ``started_at``, ``duration_ms``, ``attempt``, ``output`` and ``error`` are its
+    last try's."""
+
     id: str
     uses: str
     status: Literal["succeeded", "failed", "skipped"]
@@ -84,6 +111,12 @@ class StepResult(BaseModel):
     attempt: int = 0
     output: Any = None
     error: dict[str, Any] | None = None
+    tries: list[StepTry] = Field(
+        default=[], description="The failed tries before the last one, oldest first."
+    )
+    skip_reason: SkipReason | None = Field(
+        default=None, description="Why a skipped step did not run: its `if` and the value."
+    )
 
 
 class RunError(BaseModel):
@@ -91,6 +124,59 @@ class RunError(BaseModel):
     type: str
     message: str
     retryable: bool
+
+
+class RunAttempt(BaseModel):
+    """An attempt of the run that failed and after which the run was to be retried."""
+
+    number: int
+    worker_id: str | None
+    started_at: Timestamp | None
+    finished_at: Timestamp | None
+    duration_ms: int | None = Field(description="Null when the worker vanished (lease expired).")
+    error: RunError | None
+
+
+class RunTiming(BaseModel):
+    """Where an ended run's time went, from `scheduled_for` to `finished_at`. The parts add
+    up to `total_ms`."""
+
+    total_ms: int
+    queue_ms: int = Field(description="Until the first attempt started (waiting for a worker).")
+    earlier_attempts_ms: int = Field(
+        description="The failed attempts before the last one and the waits between them."
+    )
+    steps_ms: int = Field(description="The last attempt's steps, every try of each.")
+    step_backoff_ms: int = Field(description="Pauses between a step's tries.")
+    overhead_ms: int = Field(
+        description="The rest of the last attempt: templates, validation, the worker."
+    )
+    completion_ms: int = Field(description="Handing the run to its worker and writing its outcome.")
+
+
+class WebhookDelivery(BaseModel):
+    """A completion webhook: its id is the `webhook-id` header of every try."""
+
+    id: UUID
+    run_id: UUID
+    task_id: UUID
+    url: str
+    status: Literal["pending", "delivered", "failed"] = Field(
+        description="`pending` (not sent yet, or waiting for its next try), `delivered` (a 2xx "
+        "answer), `failed` (given up 24 hours after the run ended)."
+    )
+    attempts: int = Field(description="Tries so far.")
+    next_attempt_at: Timestamp | None = Field(description="When a pending delivery is tried.")
+    last_attempt_at: Timestamp | None
+    last_status: int | None = Field(description="HTTP status of the last answer, if any.")
+    last_error: str | None
+    delivered_at: Timestamp | None
+    created_at: Timestamp
+
+
+class WebhookDeliveryPage(BaseModel):
+    items: list[WebhookDelivery]
+    next_cursor: str | None
 
 
 class Run(BaseModel):
@@ -114,6 +200,17 @@ class Run(BaseModel):
     )
     cancel_requested: bool = Field(
         default=False, description="A cancel was requested; the worker stops the run."
+    )
+    attempts: list[RunAttempt] = Field(
+        default=[],
+        description="Every attempt that failed and after which the run was to be retried, "
+        "oldest first. The run's own fields describe its last attempt.",
+    )
+    timing: RunTiming | None = Field(
+        default=None, description="Where the time went, once the run has ended."
+    )
+    webhook_deliveries: list[WebhookDelivery] = Field(
+        default=[], description="The run's completion webhooks (once it has ended)."
     )
 
 
@@ -144,6 +241,14 @@ class Agent(BaseModel):
     updated_at: Timestamp
     deleted_at: Timestamp | None = Field(
         default=None, description="Set once the agent is deleted (its tokens stop working)."
+    )
+    webhook_url: str | None = Field(
+        default=None, description="Where the completion webhooks of the agent's runs go."
+    )
+    webhook_secret_created_at: Timestamp | None = Field(
+        default=None,
+        description="When the signing secret was made (null: none yet). The secret itself "
+        "is shown only once, when it is made.",
     )
 
 
@@ -201,6 +306,37 @@ class AgentUpdate(BaseModel):
     scopes: list[Scope] | None = Field(
         default=None, max_length=20, description="Replaces the agent's scopes."
     )
+    webhook_url: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=2000,
+        pattern=WEBHOOK_URL_PATTERN,
+        description="Where the agent's completion webhooks go; null stops them.",
+    )
+
+
+class WebhookSettings(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"webhook_url": "https://hooks.example.com/ordinaut"}]},
+    )
+
+    webhook_url: str | None = Field(
+        min_length=1,
+        max_length=2000,
+        pattern=WEBHOOK_URL_PATTERN,
+        description="Where completion webhooks go (a task's `webhook_url` overrides it); "
+        "null stops them.",
+    )
+
+
+class WebhookSecret(BaseModel):
+    secret: str = Field(
+        description="The signing secret, `whsec_` + base64 of its key. Shown this once.",
+        examples=["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"],
+    )
+    created_at: Timestamp
+    agent_id: UUID = Field(description="The agent whose deliveries it signs.")
 
 
 class AuditEntry(BaseModel):

@@ -6,16 +6,31 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 from dataclasses import replace
 
 import uvicorn
 
 from api.app import create_app
+from api.live import RunFeed
 from api.mcp.hosts import bind_host_pattern
 from engine.settings import Settings
 from store.db import wait_for_database
 
 log = logging.getLogger("ordinaut.api")
+
+
+class _Server(uvicorn.Server):
+    """uvicorn waits for open responses before it stops; requests waiting for a run and
+    run streams would hold it up for a minute or for ever. They are told first."""
+
+    def __init__(self, config: uvicorn.Config, feed: RunFeed) -> None:
+        super().__init__(config)
+        self.feed = feed
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self.feed.shut()
+        await super().shutdown(sockets)
 
 
 def serve(settings: Settings, host: str, port: int) -> None:
@@ -26,7 +41,10 @@ def serve(settings: Settings, host: str, port: int) -> None:
         log.info("api stopped before the database was reachable")
         return
     app = create_app(with_bind_host(settings, host))
-    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, lifespan="on")
+    config = uvicorn.Config(
+        app, host=host, port=port, log_config=None, access_log=False, lifespan="on"
+    )
+    _Server(config, app.state.run_feed).run()
 
 
 async def _database_answers(url: str) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,9 +21,13 @@ import jsonschema.validators
 from referencing.exceptions import Unresolvable
 
 from engine.errors import Problem, ValidationFailed
+from engine.jsonshape import non_finite_path
 
 CATALOG_DIR = Path(__file__).resolve().parents[1] / "catalogs"
 TRANSPORTS = ("builtin", "http", "mcp")
+# Tools that act with the task owner's authority: the owner needs this scope to use them
+# (checked when a pipeline is submitted and again when the step runs).
+TOOL_SCOPES = {"events.publish": "events:publish"}
 ANY_OBJECT: dict[str, Any] = {"type": "object"}
 
 TOOL_ENTRY_SCHEMA: dict[str, Any] = {
@@ -78,6 +83,13 @@ class ToolSpec:
     timeout_seconds: float = 30.0
     description: str = ""
 
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.timeout_seconds) and self.timeout_seconds > 0):
+            raise ValueError(
+                f"tool {self.address!r}: timeout_seconds must be a finite number > 0, "
+                f"not {self.timeout_seconds!r}"
+            )
+
     @classmethod
     def from_dict(cls, entry: Mapping[str, Any]) -> ToolSpec:
         return cls(
@@ -103,7 +115,10 @@ class ToolSpec:
     def input_problems(self, arguments: Any, path: str = "$.with") -> list[Problem]:
         """How ``arguments`` violate the input schema (the validator is built once per tool)."""
         if self.input_schema == ANY_OBJECT:
-            return [] if isinstance(arguments, dict) else _not_an_object(arguments, path)
+            if not isinstance(arguments, dict):
+                return _not_an_object(arguments, path)
+            where = non_finite_path(arguments, path)
+            return [] if where is None else [_non_finite(where)]
         return _problems(self._input_validator, arguments, path)
 
     def output_problems(self, output: Any, path: str = "$.output") -> list[Problem]:
@@ -111,7 +126,8 @@ class ToolSpec:
         if self.output_schema == ANY_OBJECT:
             # The default schema: skip the validator on the hot path.
             return [] if isinstance(output, dict) else _not_an_object(output, path)
-        return _problems(self._output_validator, output, path)
+        # Outputs may hold NaN (a tool's JSON): it is stored as null, see store/jsonb.py.
+        return _problems(self._output_validator, output, path, finite=False)
 
     def as_dict(self) -> dict[str, Any]:
         entry: dict[str, Any] = {
@@ -138,7 +154,14 @@ def validator_for_schema(schema: Mapping[str, Any]) -> jsonschema.protocols.Vali
     return _validator(json.dumps(schema, sort_keys=True))
 
 
-def _problems(validator: jsonschema.protocols.Validator, value: Any, path: str) -> list[Problem]:
+def _problems(
+    validator: jsonschema.protocols.Validator, value: Any, path: str, *, finite: bool = True
+) -> list[Problem]:
+    # JSON Schema's bounds are false for NaN (NaN > 86400 and NaN < 0 both are), so a NaN
+    # would pass any "minimum"/"maximum": no non-finite number is valid input anywhere.
+    where = non_finite_path(value, path) if finite else None
+    if where is not None:
+        return [_non_finite(where)]
     try:
         if validator.is_valid(value):  # the common case, and cheaper than collecting errors
             return []
@@ -152,6 +175,10 @@ def _problems(validator: jsonschema.protocols.Validator, value: Any, path: str) 
     return [
         Problem(_json_path(path, error.absolute_path), error.message, "schema") for error in errors
     ]
+
+
+def _non_finite(path: str) -> Problem:
+    return Problem(path, "is not a finite number (NaN and infinities are not JSON)", "non_finite")
 
 
 def _not_an_object(value: Any, path: str) -> list[Problem]:

@@ -10,6 +10,7 @@ sees a task's payload), into a frozen :class:`Step` that the executor reads by a
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
@@ -46,6 +47,18 @@ PAYLOAD_SCHEMA: dict[str, Any] = {
     },
     "required": ["pipeline"],
     "additionalProperties": False,
+}
+
+
+# An http(s) URL without spaces: where completion webhooks are POSTed (the task's, or an
+# agent's). Whether its host may be reached is decided when a delivery is sent.
+WEBHOOK_URL_SCHEMA: dict[str, Any] = {
+    "type": ["string", "null"],
+    "minLength": 1,
+    "maxLength": 2000,
+    "pattern": r"^[Hh][Tt][Tt][Pp][Ss]?://[^/?#\s][^\s]*$",
+    "description": "Completion webhooks of this task's runs go here (default: the owner "
+    "agent's `webhook_url`); null: the owner's.",
 }
 
 
@@ -93,6 +106,8 @@ class TaskSpec:
         0, schema={"type": "integer", "minimum": 0, "maximum": 31536000}
     )
     catch_up: str = _document_field("latest", schema={"enum": list(CATCH_UP_POLICIES)})
+    # Where this task's completion webhooks go instead of its owner's ``webhook_url``.
+    webhook_url: str | None = _document_field(None, schema=WEBHOOK_URL_SCHEMA)
     # Who owns the task: a create may name it (admins only); never stored as sent, never
     # changed by a PATCH.
     created_by: str | None = _document_field(
@@ -151,6 +166,9 @@ class Step:
         """A step from its (schema-valid) document form."""
         condition = step.get("if")
         timeout = step.get("timeout_seconds")
+        if timeout is not None and not (math.isfinite(timeout) and timeout > 0):
+            # Validation refuses these first; a step can never carry a non-finite deadline.
+            raise ValueError(f"step {step['id']!r}: timeout_seconds must be a finite number > 0")
         return cls(
             id=step["id"],
             uses=step["uses"],

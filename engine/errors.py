@@ -19,6 +19,7 @@
         ├── ToolInputInvalid      arguments violate the tool's input schema
         ├── ToolOutputInvalid     the result violates the tool's output schema
         ├── ToolFailed            the tool reported an error (4xx: not retryable; 5xx: retryable)
+        ├── ToolForbidden         the task's owner lacks the scope the tool needs (not retryable)
         ├── StepTimeout           the step exceeded its timeout (retryable)
         └── CircuitOpen           the endpoint's circuit breaker is open (retryable)
 """
@@ -147,6 +148,11 @@ class ToolOutputInvalid(StepError):
 
 class ToolFailed(StepError):
     type = "tool_error"
+
+
+class ToolForbidden(StepError):
+    type = "forbidden"
+    retryable = False
 
 
 class StepTimeout(StepError):

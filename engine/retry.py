@@ -66,3 +66,12 @@ def decide_retry(
 def step_retry_delay(attempt: int, base: float) -> float:
     """Backoff between attempts of one step inside a run (exponential, capped)."""
     return float(min(base * 2 ** (attempt - 1), STEP_RETRY_CAP_SECONDS))
+
+
+def webhook_retry_delay(
+    attempt: int, *, base: float, cap: float, rand: Callable[[], float] = random.random
+) -> float:
+    """The pause after failed try number ``attempt`` of a webhook delivery: exponential
+    from ``base``, capped at ``cap``, then jittered to 50-100 % (so the receivers of a herd
+    of runs that ended together are not called back in lockstep, even at the cap)."""
+    return float(min(base * 2 ** (attempt - 1), cap) * (0.5 + rand() / 2))

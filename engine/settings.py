@@ -51,12 +51,17 @@ class Settings:
     scheduler_horizon_seconds: float = 30.0
     catch_up_grace_seconds: float = 60.0
     max_output_bytes: int = 64 * 1024
+    max_value_bytes: int = 8 * 1024 * 1024
     http_max_response_bytes: int = 1024 * 1024
     breaker_failures: int = 5
     breaker_cooldown_seconds: float = 30.0
     rate_limit_per_minute: int = 600
     pool_max_size: int = 10
+    pool_timeout_seconds: float = 5.0
     audit_retention_days: int = 90
+    webhook_timeout_seconds: float = 10.0
+    webhook_concurrency: int = 8
+    webhook_retry_base_seconds: float = 5.0
     public_url: str | None = None
     mcp_allowed_hosts: tuple[str, ...] = ()
     mcp_read_only: bool = False
@@ -96,6 +101,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
             "ORDINAUT_CATCH_UP_GRACE_SECONDS", _non_negative_float, 60.0
         ),
         max_output_bytes=reader.get("ORDINAUT_MAX_OUTPUT_BYTES", _positive_int, 64 * 1024),
+        max_value_bytes=reader.get("ORDINAUT_MAX_VALUE_BYTES", _positive_int, 8 * 1024 * 1024),
         http_max_response_bytes=reader.get(
             "ORDINAUT_HTTP_MAX_RESPONSE_BYTES", _positive_int, 1024 * 1024
         ),
@@ -105,7 +111,15 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         ),
         rate_limit_per_minute=reader.get("ORDINAUT_RATE_LIMIT_PER_MINUTE", _non_negative_int, 600),
         pool_max_size=reader.get("ORDINAUT_POOL_MAX_SIZE", _positive_int, 10),
+        pool_timeout_seconds=reader.get("ORDINAUT_POOL_TIMEOUT_SECONDS", _positive_float, 5.0),
         audit_retention_days=reader.get("ORDINAUT_AUDIT_RETENTION_DAYS", _days, 90),
+        webhook_timeout_seconds=reader.get(
+            "ORDINAUT_WEBHOOK_TIMEOUT_SECONDS", _positive_float, 10.0
+        ),
+        webhook_concurrency=reader.get("ORDINAUT_WEBHOOK_CONCURRENCY", _positive_int, 8),
+        webhook_retry_base_seconds=reader.get(
+            "ORDINAUT_WEBHOOK_RETRY_BASE_SECONDS", _positive_float, 5.0
+        ),
         public_url=reader.get("ORDINAUT_PUBLIC_URL", _public_url, None),
         mcp_allowed_hosts=reader.get("ORDINAUT_MCP_ALLOWED_HOSTS", _allowed_hosts, ()),
         mcp_read_only=reader.get("ORDINAUT_MCP_READ_ONLY", _boolean, False),

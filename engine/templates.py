@@ -12,7 +12,7 @@ compiled JMESPath expressions are cached by their text.
 from __future__ import annotations
 
 import functools
-import json
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +23,7 @@ import jmespath.exceptions
 import jmespath.parser
 
 from engine.errors import TemplateError, first_line
+from engine.jsonshape import json_text
 from engine.timefuncs import TimeFunctions
 
 FUNCTIONS = TimeFunctions()
@@ -193,9 +194,15 @@ def _render_string(text: str, context: dict[str, Any]) -> Any:
     except TemplateSyntaxError as exc:
         raise TemplateError(f"bad template {text!r}: {exc}") from None
     if len(segments) == 1 and segments[0].is_expression:
-        return _evaluate_segment(segments[0].text, context)
+        value = _evaluate_segment(segments[0].text, context)
+        if isinstance(value, float) and not math.isfinite(value):
+            # A duration or a timeout must never be NaN or infinite; JSON has no such numbers.
+            raise TemplateError(
+                f"expression ${{{segments[0].text}}} gave {value}, which is not a finite number"
+            )
+        return value
     parts = [
-        _to_text(_evaluate_segment(seg.text, context)) if seg.is_expression else seg.text
+        _to_text(seg.text, _evaluate_segment(seg.text, context)) if seg.is_expression else seg.text
         for seg in segments
     ]
     return "".join(parts)
@@ -208,9 +215,12 @@ def _evaluate_segment(expression: str, context: dict[str, Any]) -> Any:
         raise TemplateError(f"expression ${{{expression}}} failed: {first_line(exc)}") from None
 
 
-def _to_text(value: Any) -> str:
+def _to_text(expression: str, value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, str):
         return value
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    try:
+        return json_text(value)
+    except ValueError as exc:
+        raise TemplateError(f"expression ${{{expression}}} cannot be text: {exc}") from None

@@ -33,10 +33,12 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from dateutil.relativedelta import relativedelta
 from jmespath import functions
 
+from engine.jsonshape import DEFAULT_MAX_VALUE_BYTES, json_text
 from engine.timezones import get_zone, parse_iso_datetime
 
 _DURATION = re.compile(
@@ -106,7 +108,21 @@ def start_of(moment: datetime, unit: str) -> datetime:
 
 
 class TimeFunctions(functions.Functions):
-    """The functions listed in this module's docstring (plus JMESPath's builtins)."""
+    """The functions listed in this module's docstring (plus JMESPath's builtins, of which
+    ``to_string`` and ``join`` refuse to build text longer than a step's values may be)."""
+
+    @functions.signature({"types": []})
+    def _func_to_string(self, value: Any) -> str:
+        if isinstance(value, str):
+            return value
+        return json_text(value, ensure_ascii=True)  # as JMESPath's own to_string writes it
+
+    @functions.signature({"types": ["string"]}, {"types": ["array-string"]})
+    def _func_join(self, separator: str, items: list[str]) -> str:
+        size = len(separator) * max(0, len(items) - 1) + sum(len(item) for item in items)
+        if size > DEFAULT_MAX_VALUE_BYTES:
+            raise ValueError(f"join would build {size} characters, over the limit")
+        return separator.join(items)
 
     @functions.signature({"types": ["string"]}, {"types": ["number"]})
     def _func_add_seconds(self, timestamp: str, seconds: float) -> str:

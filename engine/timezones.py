@@ -56,23 +56,37 @@ def tz_version() -> str:
     return tzdata.IANA_VERSION if package_is_newer() else (system_tz_version() or "unknown")
 
 
+# Files the system's zoneinfo directory holds besides zones: the machine's own zone (a
+# link that differs per host) and the POSIX rules template. Never task zones.
+_NOT_ZONES = frozenset({"localtime", "posixrules", "Factory"})
+
+
 @functools.cache
 def available_zones() -> frozenset[str]:
-    """Every zone name we accept."""
-    names = importlib.resources.files("tzdata").joinpath("zones").read_text().split()
-    return frozenset(names) | zoneinfo.available_timezones() | {"UTC"}
+    """Every zone name we accept: those of the tz data that :func:`get_zone` loads from (a
+    name only the other source lists would fail to load)."""
+    if package_is_newer():
+        names = importlib.resources.files("tzdata").joinpath("zones").read_text().split()
+        return frozenset(names) - _NOT_ZONES | {"UTC"}
+    return frozenset(zoneinfo.available_timezones()) - _NOT_ZONES | {"UTC"}
 
 
 @functools.cache
 def get_zone(name: str) -> tzinfo:
-    """The zone called ``name`` (e.g. ``Europe/Chisinau``); raises :class:`UnknownTimezone`."""
+    """The zone called ``name`` (e.g. ``Europe/Chisinau``); raises :class:`UnknownTimezone`.
+
+    Every zone of Ordinaut (tasks, previews, ``to_timezone``, the default) is resolved here.
+    """
     if name not in available_zones():
         raise UnknownTimezone(f"unknown time zone {name!r} (expected an IANA name such as UTC)")
-    if package_is_newer():
-        resource = importlib.resources.files("tzdata.zoneinfo").joinpath(*name.split("/"))
-        with resource.open("rb") as handle:
-            return zoneinfo.ZoneInfo.from_file(handle, key=name)
-    return zoneinfo.ZoneInfo(name)
+    try:
+        if package_is_newer():
+            resource = importlib.resources.files("tzdata.zoneinfo").joinpath(*name.split("/"))
+            with resource.open("rb") as handle:
+                return zoneinfo.ZoneInfo.from_file(handle, key=name)
+        return zoneinfo.ZoneInfo(name)
+    except (OSError, ValueError) as exc:  # listed, yet its file is missing or unreadable
+        raise UnknownTimezone(f"time zone {name!r} cannot be loaded: {exc}") from None
 
 
 def parse_iso_datetime(text: str) -> datetime:

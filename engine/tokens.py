@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Collection
 
 TOKEN_PREFIX = "ord_"
 TOKEN_BYTES = 32
@@ -44,3 +45,8 @@ SCOPES = (
     "tools:read",
     "admin",
 )
+
+
+def holds_scope(scopes: Collection[str], scope: str) -> bool:
+    """Whether an agent with ``scopes`` holds ``scope`` (``admin`` implies every scope)."""
+    return "admin" in scopes or scope in scopes

@@ -9,13 +9,13 @@ fix its document in one round trip. :func:`validate_task` returns a normalised
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
 import jmespath.exceptions
 
-from engine.catalog import Catalog, ToolSpec, schema_problems
+from engine.catalog import TOOL_SCOPES, Catalog, ToolSpec, schema_problems
 from engine.document import DEFAULTS, TASK_SCHEMA, TaskSpec, parse_pipeline
 from engine.errors import Problem, ValidationFailed, first_line
 from engine.schedules import SCHEDULE_KINDS, parse_schedule
@@ -26,6 +26,7 @@ from engine.templates import (
     split_template,
     strip_wrapper,
 )
+from engine.tokens import holds_scope
 
 
 def validate_task(
@@ -34,14 +35,19 @@ def validate_task(
     *,
     default_timezone: str,
     now: datetime,
+    owner_scopes: Collection[str] | None,
     anchor: datetime | None = None,
 ) -> TaskSpec:
     """Validate a whole task document; raise :class:`ValidationFailed` listing every problem.
 
     ``now`` decides whether a schedule can still fire; ``anchor`` (default ``now``) is the
-    task's creation time, the DTSTART of an RRULE without one.
+    task's creation time, the DTSTART of an RRULE without one. ``owner_scopes``: the scopes
+    of the agent that will own the task, which tools such as ``events.publish`` need (None:
+    not checked, for documents that no agent submits).
     """
-    problems = task_problems(document, catalog, default_timezone=default_timezone, now=now)
+    problems = task_problems(
+        document, catalog, default_timezone=default_timezone, now=now, owner_scopes=owner_scopes
+    )
     if problems:
         raise ValidationFailed(problems)
     merged = {**DEFAULTS, "timezone": default_timezone, **document}
@@ -59,16 +65,17 @@ def task_problems(
     *,
     default_timezone: str,
     now: datetime,
+    owner_scopes: Collection[str] | None,
     anchor: datetime | None = None,
 ) -> list[Problem]:
-    """Every problem with ``document`` (empty when it is valid)."""
+    """Every problem with ``document`` (empty when it is valid); see :func:`validate_task`."""
     problems = schema_problems(TASK_SCHEMA, document)
     if not isinstance(document, Mapping):
         return problems
     problems += schedule_problems(document, default_timezone, now, anchor or now)
     payload = document.get("payload")
     if isinstance(payload, Mapping) and isinstance(payload.get("pipeline"), list):
-        problems += pipeline_problems(payload["pipeline"], catalog)
+        problems += pipeline_problems(payload["pipeline"], catalog, owner_scopes=owner_scopes)
     return _unique(problems)
 
 
@@ -91,9 +98,12 @@ def schedule_problems(
     return []
 
 
-def pipeline_problems(pipeline: list[Any], catalog: Catalog) -> list[Problem]:
-    """Unknown tools, duplicate ids, bad templates, unsaved ``steps.X`` references and
-    literal arguments that violate a tool's input schema."""
+def pipeline_problems(
+    pipeline: list[Any], catalog: Catalog, *, owner_scopes: Collection[str] | None = None
+) -> list[Problem]:
+    """Unknown tools, duplicate ids, bad templates, unsaved ``steps.X`` references, literal
+    arguments that violate a tool's input schema, and tools the owner may not use (when
+    ``owner_scopes`` is given)."""
     problems: list[Problem] = []
     seen_ids: set[str] = set()
     saved: set[str] = set()
@@ -102,6 +112,7 @@ def pipeline_problems(pipeline: list[Any], catalog: Catalog) -> list[Problem]:
             continue
         path = f"$.payload.pipeline[{position}]"
         problems += _step_problems(step, path, catalog, seen_ids, saved)
+        problems += _scope_problems(step, path, owner_scopes)
         if isinstance(step.get("id"), str):
             seen_ids.add(step["id"])
         if isinstance(step.get("save_as"), str):
@@ -133,6 +144,17 @@ def _step_problems(
         if isinstance(uses, str) and uses in catalog:
             problems += literal_argument_problems(arguments, catalog[uses], f"{path}.with")
     return problems
+
+
+def _scope_problems(
+    step: Mapping[str, Any], path: str, owner_scopes: Collection[str] | None
+) -> list[Problem]:
+    uses = step.get("uses")
+    needed = TOOL_SCOPES.get(uses) if isinstance(uses, str) else None
+    if needed is None or owner_scopes is None or holds_scope(owner_scopes, needed):
+        return []
+    message = f"{uses} acts as the task's owner, who lacks the {needed!r} scope"
+    return [Problem(f"{path}.uses", message, "forbidden")]
 
 
 def _templates(value: Any, path: str, problems: list[Problem]) -> Iterator[tuple[str, str]]:

@@ -5,6 +5,8 @@ name                                       type       labels                    
 =========================================  =========  ===========================  ==========
 ordinaut_http_requests_total               counter    method, route, status        api
 ordinaut_http_request_duration_seconds     histogram  method, route, status        api
+ordinaut_run_waiters                       gauge      —                            api
+ordinaut_run_stream_subscribers            gauge      —                            api
 ordinaut_runs_total                        counter    status (final), trigger      worker
 ordinaut_run_duration_seconds              histogram  status                       worker
 ordinaut_run_start_delay_seconds           histogram  trigger                      worker
@@ -14,6 +16,7 @@ ordinaut_retries_total                     counter    —                       
 ordinaut_leases_reclaimed_total            counter    —                            worker
 ordinaut_worker_inflight                   gauge      —                            worker
 ordinaut_worker_concurrency                gauge      —                            worker
+ordinaut_webhook_deliveries_total          counter    outcome                      worker
 ordinaut_scheduler_tick_duration_seconds   histogram  —                            scheduler
 ordinaut_scheduler_occurrences_total       counter    —                            scheduler
 ordinaut_scheduler_last_tick_timestamp_seconds  gauge  —                          scheduler
@@ -27,7 +30,8 @@ Label values: ``runs_total.status`` is ``succeeded|dead|canceled``;
 ``run_duration_seconds.status`` adds ``failed`` (an attempt that will be retried);
 ``trigger`` is ``schedule|manual|event|retry``; ``step_duration_seconds.tool`` is the
 tool's address and its ``status`` ``succeeded|failed|skipped``; ``route`` is the route
-template (``/tasks/{task_id}``), or ``unmatched``.
+template (``/tasks/{task_id}``), or ``unmatched``; ``webhook_deliveries_total.outcome`` is
+``delivered|retrying|failed`` (one per try: ``failed`` means given up).
 
 Counters are declared without the ``_total`` suffix; the client library adds it.
 
@@ -148,6 +152,23 @@ DUE_WORK_OLDEST_AGE = Gauge(
     registry=None,
 )
 TASKS = Gauge("ordinaut_tasks", "Tasks by status (not deleted).", ["status"], registry=None)
+RUN_WAITERS = Gauge(
+    "ordinaut_run_waiters",
+    "Requests of this API process waiting for a run to end (?wait=N).",
+    registry=None,
+)
+RUN_STREAM_SUBSCRIBERS = Gauge(
+    "ordinaut_run_stream_subscribers",
+    "Open GET /runs/stream connections of this API process.",
+    registry=None,
+)
+WEBHOOK_DELIVERIES = Counter(
+    "ordinaut_webhook_deliveries",
+    "Tries of completion webhooks by outcome (failed: given up after 24 hours).",
+    ["outcome"],
+    registry=None,
+)
+WEBHOOK_OUTCOMES = ("delivered", "retrying", "failed")
 WORKERS_LIVE = Gauge(
     "ordinaut_workers_live",
     "Workers whose registry heartbeat is recent (from the database).",
@@ -155,7 +176,7 @@ WORKERS_LIVE = Gauge(
 )
 
 GROUPS: dict[Role, tuple[Collector, ...]] = {
-    "api": (HTTP_REQUESTS, HTTP_REQUEST_DURATION),
+    "api": (HTTP_REQUESTS, HTTP_REQUEST_DURATION, RUN_WAITERS, RUN_STREAM_SUBSCRIBERS),
     "worker": (
         RUNS,
         RUN_DURATION,
@@ -166,6 +187,7 @@ GROUPS: dict[Role, tuple[Collector, ...]] = {
         LEASES_RECLAIMED,
         WORKER_INFLIGHT,
         WORKER_CONCURRENCY,
+        WEBHOOK_DELIVERIES,
     ),
     "scheduler": (
         SCHEDULER_TICK_DURATION,
@@ -202,6 +224,8 @@ def _initialise_worker_series() -> None:
             RUNS.labels(status, trigger)
     for status in ATTEMPT_STATUSES:
         RUN_DURATION.labels(status)
+    for outcome in WEBHOOK_OUTCOMES:
+        WEBHOOK_DELIVERIES.labels(outcome)
 
 
 @functools.cache

@@ -3,9 +3,11 @@
 Uses the system ``initdb``/``pg_ctl`` (on PATH, else under ``/usr/lib/postgresql/*/bin``).
 PostgreSQL refuses to run as root, so as root the cluster belongs to the ``postgres`` OS user
 and every server command runs through ``runuser -u postgres --``. The server listens on
-127.0.0.1 only, on a free port, and requires a password (kept in ``<home>/pg/password``, mode
-0600). Where no binaries exist, the ``pgserver`` package (PostgreSQL in a wheel, on a unix
-socket) is the fallback.
+127.0.0.1 only and requires a password (kept in ``<home>/pg/password``, mode 0600). Its port
+is picked free when the cluster first starts and recorded in ``<home>/pg/port``: every later
+start uses it again, so processes that know the cluster's URL reach it after a
+``db stop`` + ``db start``. Where no binaries exist, the ``pgserver`` package (PostgreSQL
+in a wheel, on a unix socket) is the fallback.
 """
 
 from __future__ import annotations
@@ -109,8 +111,9 @@ class EmbeddedPostgres:
         )
         return True
 
-    def restart(self) -> None:
-        """Restart the server with its previous options (tests of reconnection)."""
+    def restart(self, mode: str = "fast") -> None:
+        """Restart the server with its previous options (tests of reconnection); ``mode`` is
+        pg_ctl's shutdown mode: ``fast`` (clean) or ``immediate`` (a crash and recovery)."""
         assert self.bin_dir is not None
         self._run(
             [
@@ -119,7 +122,7 @@ class EmbeddedPostgres:
                 "-D",
                 str(self.data_dir),
                 "-m",
-                "fast",
+                mode,
                 "-w",
                 "-t",
                 "60",
@@ -167,6 +170,16 @@ class EmbeddedPostgres:
             return self.pg_dir / "cluster"
         digest = hashlib.sha256(str(self.home).encode()).hexdigest()[:12]
         return Path(tempfile.gettempdir()) / f"ordinaut-pg-{digest}"
+
+    @property
+    def _port_file(self) -> Path:
+        return self.pg_dir / "port"
+
+    def _recorded_port(self) -> int | None:
+        try:
+            return int(self._port_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
 
     @property
     def _password_file(self) -> Path:
@@ -219,11 +232,14 @@ class EmbeddedPostgres:
             pwfile.unlink(missing_ok=True)
 
     def _start_server(self) -> int:
+        """Start the server on its recorded port (the first start picks a free one and
+        records it); returns the port."""
         assert self.bin_dir is not None
         log_file = self._cluster_root / "server.log"
+        recorded = self._recorded_port()
         last_error = ""
-        for _ in range(3):  # a port picked as free can be taken before the server binds it
-            port = free_port()
+        for _ in range(1 if recorded else 3):  # a free port can be taken before it is bound
+            port = recorded or free_port()
             self.say(f"Starting embedded PostgreSQL on 127.0.0.1:{port}...")
             options = [
                 f"-p {port}",
@@ -249,8 +265,14 @@ class EmbeddedPostgres:
                 check=False,
             )
             if result.returncode == 0:
+                self._port_file.write_text(f"{port}\n")
                 return port
             last_error = _tail(log_file) or result.stderr.strip()
+        if recorded:
+            raise EmbeddedPostgresError(
+                f"PostgreSQL did not start on its port {recorded} (recorded in "
+                f"{self._port_file}; is another process using it?): {last_error}"
+            )
         raise EmbeddedPostgresError(f"PostgreSQL did not start: {last_error}")
 
     def _start_pgserver(self) -> str:

@@ -1,6 +1,7 @@
 """``ordinaut up``: Postgres (when needed), migrations, then API + scheduler + N workers as one
 foreground process tree. Ctrl-C or SIGTERM stops every child (and a Postgres that ``up``
-started); if any child dies, the others are stopped too and ``up`` exits non-zero.
+started). A child that crashes is started again (:mod:`ops.children`); only one that cannot
+stay up stops everything, and ``up`` exits non-zero.
 
 ``up`` tells the truth: it holds a lock on ``ORDINAUT_HOME`` (a second ``up`` on the same
 home refuses, naming the first), refuses a port something already listens on before it
@@ -10,8 +11,6 @@ starts anything, and prints its banner only once the API answering is the child 
 from __future__ import annotations
 
 import asyncio
-import ctypes
-import ctypes.util
 import errno
 import fcntl
 import json
@@ -19,35 +18,22 @@ import os
 import secrets
 import signal
 import socket
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 from engine.settings import Settings
 from engine.tokens import generate_token
+from ops.children import Child, stop_all
 from ops.database import apply_migrations, embedded
 from ops.embedded_pg import EmbeddedPostgresError, free_port
 from ops.terminal import CommandError, say
 
-_PR_SET_PDEATHSIG = 1
-
-
-@dataclass
-class Child:
-    name: str
-    process: subprocess.Popen[bytes]
-
-
-def _die_with_parent() -> None:
-    """Runs in each child before exec: deliver SIGTERM to it if ``up`` itself dies."""
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+READY_TIMEOUT_SECONDS = 60.0
 
 
 def persistent_admin_token(home: Path) -> str:
@@ -186,75 +172,73 @@ def _supervise(
     scheduler_port = free_port()
     worker_ports = [free_port() for _ in range(workers)]
     instance = secrets.token_hex(8)
-    specs = [("api", ["api", "--host", host, "--port", str(port)])]
-    specs.append(("scheduler", ["scheduler", "--metrics-port", str(scheduler_port)]))
-    for index, metrics_port in enumerate(worker_ports, start=1):
-        specs.append(
-            (
-                f"worker-{index}",
-                ["worker", "--concurrency", str(concurrency), "--metrics-port", str(metrics_port)],
-            )
-        )
+    specs = _child_specs(host, port, concurrency, scheduler_port, worker_ports)
     children = [
-        Child(
-            name,
-            subprocess.Popen(
-                [sys.executable, "-m", "ops.cli", *argv],
-                env={**env, "ORDINAUT_INSTANCE_ID": instance} if name == "api" else env,
-                start_new_session=True,
-                preexec_fn=_die_with_parent,
-            ),
-        )
+        Child(name, argv, {**env, "ORDINAUT_INSTANCE_ID": instance} if name == "api" else env)
         for name, argv in specs
     ]
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     url = f"http://{shown}:{port}"
     exit_code = 0
-    ready = _wait_ready(url, instance, children, lambda: stop_requested)
-    if ready:
-        say(
-            f"\nOrdinaut is up.\n  API:          {url}   (docs: {url}/docs)\n"
-            f"  Admin token:  {settings.bootstrap_admin_token}\n"
-            f"  Metrics:      scheduler :{scheduler_port}, workers "
-            + ", ".join(f":{p}" for p in worker_ports)
-            + "\nPress Ctrl-C to stop.\n"
-        )
-    elif not stop_requested and all(c.process.poll() is None for c in children):
-        exit_code = 1  # another server answers, or the API never became ready
-    while ready and not stop_requested:
-        dead = [c for c in children if c.process.poll() is not None]
-        if dead:
-            say(f"{dead[0].name} exited with status {dead[0].process.returncode}; stopping")
+    announced = False
+    ready_by = time.monotonic() + READY_TIMEOUT_SECONDS
+    while not stop_requested:
+        now = time.monotonic()
+        if not all(child.tend(now) for child in children):
             exit_code = 1
             break
+        if not announced:
+            ready = api_ready(url, instance)
+            if ready is False:
+                exit_code = 1
+                break
+            if ready:
+                announced = True
+                say(_banner(url, settings, scheduler_port, worker_ports))
+            elif now > ready_by:
+                say(f"the API did not become ready within {READY_TIMEOUT_SECONDS:g} s")
+                exit_code = 1
+                break
         time.sleep(0.2)
-    dead = [c for c in children if c.process.poll() is not None]
-    if not ready and dead and not stop_requested:
-        say(f"{dead[0].name} exited with status {dead[0].process.returncode}; stopping")
-        exit_code = 1
-    _stop_all(children, grace=settings.shutdown_grace_seconds + 5)
+    stop_all(children, grace=settings.shutdown_grace_seconds + 5)
     say("Ordinaut stopped.")
     return exit_code
 
 
-def _wait_ready(url: str, instance: str, children: list[Child], stopping: object) -> bool:
-    """Until ``url`` answers ready as the API child (``instance``); False when a child
-    exits, a stop is requested, another server answers, or 60 s pass."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if callable(stopping) and stopping():
-            return False
-        if any(c.process.poll() is not None for c in children):
-            return False
-        answered = _readiness(url)
-        if answered is not None and answered.get("instance") != instance:
-            say(f"another server answers at {url}, not the API this `ordinaut up` started")
-            return False
-        if answered is not None and answered.get("status") == "ready":
-            return True
-        time.sleep(0.2)
-    say("the API did not become ready within 60 s")
-    return False
+def _child_specs(
+    host: str, port: int, concurrency: int, scheduler_port: int, worker_ports: list[int]
+) -> list[tuple[str, list[str]]]:
+    """``(name, ordinaut arguments)`` of each child."""
+    specs = [("api", ["api", "--host", host, "--port", str(port)])]
+    specs.append(("scheduler", ["scheduler", "--metrics-port", str(scheduler_port)]))
+    for index, metrics_port in enumerate(worker_ports, start=1):
+        argv = ["worker", "--concurrency", str(concurrency), "--metrics-port", str(metrics_port)]
+        specs.append((f"worker-{index}", argv))
+    return specs
+
+
+def _banner(url: str, settings: Settings, scheduler_port: int, worker_ports: list[int]) -> str:
+    workers = ", ".join(f":{p}" for p in worker_ports)
+    return (
+        f"\nOrdinaut is up.\n  API:          {url}   (docs: {url}/docs)\n"
+        f"  MCP:          {url}/mcp   (streamable HTTP; bearer token)\n"
+        f"  Admin token:  {settings.bootstrap_admin_token}\n"
+        f"  Metrics:      scheduler :{scheduler_port}, workers {workers}\n"
+        "Press Ctrl-C to stop.\n"
+    )
+
+
+def api_ready(url: str, instance: str) -> bool | None:
+    """True when ``url`` answers ready as the API child (``instance``); None while nothing
+    answers or the child is not ready yet; False (said in one line) when another server
+    answers there."""
+    answered = _readiness(url)
+    if answered is None:
+        return None
+    if answered.get("instance") != instance:
+        say(f"another server answers at {url}, not the API this `ordinaut up` started")
+        return False
+    return True if answered.get("status") == "ready" else None
 
 
 def _readiness(url: str) -> dict[str, object] | None:
@@ -271,18 +255,3 @@ def _readiness(url: str) -> dict[str, object] | None:
     except ValueError:
         return {}
     return answer if isinstance(answer, dict) else {}
-
-
-def _stop_all(children: list[Child], *, grace: float) -> None:
-    for child in children:
-        if child.process.poll() is None:
-            child.process.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    for child in children:
-        remaining = max(0.1, deadline - time.monotonic())
-        try:
-            child.process.wait(timeout=remaining)
-        except subprocess.TimeoutExpired:
-            say(f"{child.name} did not stop in time; killing it")
-            child.process.kill()
-            child.process.wait()

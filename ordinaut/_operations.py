@@ -7,6 +7,7 @@ operations through their drivers.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from functools import partial
@@ -34,10 +35,10 @@ Values: TypeAlias = str | Sequence[str] | None
 When: TypeAlias = datetime | str | None
 Params: TypeAlias = tuple[tuple[str, str], ...]
 
-# The longest the server holds a ``?wait=N`` request (DESIGN §4).
+# The longest the server holds a ``?wait=N`` request (DESIGN §4); N may have a fraction.
 MAX_SERVER_WAIT = 60
-# Pauses between polls when the server answered sooner than asked (it does not hold
-# requests): doubling from FIRST_PAUSE up to MAX_PAUSE, never past the deadline.
+# Pauses between polls when the server answered sooner than asked (an older server that
+# does not hold requests): doubling from FIRST_PAUSE up to MAX_PAUSE, never past the deadline.
 FIRST_PAUSE = 0.25
 MAX_PAUSE = 2.0
 
@@ -63,6 +64,8 @@ def _text(value: object) -> str:
         return "true" if value else "false"
     if isinstance(value, datetime):
         return value.isoformat()
+    if isinstance(value, float):  # 30.0 → "30", 29.75 → "29.75" (whole milliseconds)
+        return f"{value:.3f}".rstrip("0").rstrip(".")
     return str(value)
 
 
@@ -218,12 +221,12 @@ def _until_final(ctx: Context, run: Run, deadline: float, timeout: float, *, hel
 
 
 def _poll(ctx: Context, run_id: Id, remaining: float) -> Op[tuple[Run, bool]]:
-    """``GET /runs/{id}?wait=N`` for the whole seconds left (at most 60)."""
+    """``GET /runs/{id}?wait=N`` for the seconds left (at most 60)."""
     return (yield from _held(ctx, "GET", _path("runs", run_id), remaining))
 
 
 def _held(ctx: Context, method: str, path: str, remaining: float) -> Op[tuple[Run, bool]]:
-    """``method path?wait=N`` (N: the whole seconds left, at most 60). A server without
+    """``method path?wait=N`` (N: the seconds left, at most 60). A server without
     ``wait`` refuses the unknown parameter (422 naming ``query.wait``, before doing
     anything): the request is sent again without it, and so are later ones."""
     asked = _server_wait(remaining)
@@ -238,7 +241,7 @@ def _held(ctx: Context, method: str, path: str, remaining: float) -> Op[tuple[Ru
     return (yield from fetch(ctx, Request(method, path), Run.from_api)), False
 
 
-def _timed(ctx: Context, request: Request, asked: int) -> Op[tuple[Run, bool]]:
+def _timed(ctx: Context, request: Request, asked: float) -> Op[tuple[Run, bool]]:
     """The run that ``request`` answers, and whether the server held the request for at
     least half of the ``asked`` seconds (one that does not long-poll answers at once)."""
     started = yield from now()
@@ -247,9 +250,10 @@ def _timed(ctx: Context, request: Request, asked: int) -> Op[tuple[Run, bool]]:
     return run, asked > 0 and elapsed >= asked / 2
 
 
-def _server_wait(seconds: float) -> int:
-    """Whole seconds to ask the server to wait: never past the deadline, at most 60."""
-    return int(min(max(seconds, 0.0), MAX_SERVER_WAIT))
+def _server_wait(seconds: float) -> float:
+    """Seconds to ask the server to wait: never past the deadline (rounded down to the
+    millisecond), at most 60."""
+    return math.floor(min(max(seconds, 0.0), MAX_SERVER_WAIT) * 1000) / 1000
 
 
 def publish_event(

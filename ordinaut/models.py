@@ -2,8 +2,8 @@
 
 Ids are :class:`~uuid.UUID`; timestamps are timezone-aware :class:`~datetime.datetime`.
 Fields the client does not know yet are ignored by the parsers and kept, with everything
-else, in each result's ``raw`` dict (the server is growing: run ``attempts``, step
-``tries`` ...), so an older client neither breaks on a newer server nor loses data.
+else, in each result's ``raw`` dict (a run's ``timing`` and ``webhook_deliveries``, a step's
+``skip_reason`` ...), so an older client neither breaks on a newer server nor loses data.
 """
 
 from __future__ import annotations
@@ -117,8 +117,32 @@ class RunError:
 
 
 @dataclass(frozen=True, kw_only=True)
+class StepTry:
+    """A try of a step that failed before the step's last one, and the pause after it."""
+
+    number: int
+    started_at: datetime | None
+    duration_ms: int | None
+    error: Mapping[str, Any] | None
+    backoff_ms: int
+    raw: Raw = field(repr=False, compare=False)
+
+    @classmethod
+    def from_api(cls, data: Raw) -> Self:
+        return cls(
+            number=data["try"],
+            started_at=_maybe_datetime(data.get("started_at")),
+            duration_ms=data.get("duration_ms"),
+            error=data.get("error"),
+            backoff_ms=data.get("backoff_ms", 0),
+            raw=data,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
 class StepResult:
-    """One step of a run: ``succeeded``, ``failed`` or ``skipped``, with its output or error."""
+    """One step of a run: ``succeeded``, ``failed`` or ``skipped``, with its output or error
+    (of its last try; ``tries`` are the failed ones before it)."""
 
     id: str
     uses: str
@@ -128,6 +152,7 @@ class StepResult:
     attempt: int
     output: Any
     error: Mapping[str, Any] | None
+    tries: tuple[StepTry, ...] = ()
     raw: Raw = field(repr=False, compare=False)
 
     @classmethod
@@ -141,6 +166,33 @@ class StepResult:
             attempt=data.get("attempt", 0),
             output=data.get("output"),
             error=data.get("error"),
+            tries=tuple(StepTry.from_api(t) for t in data.get("tries") or ()),
+            raw=data,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunAttempt:
+    """An attempt of a run that failed and after which the run was to be retried."""
+
+    number: int
+    worker_id: str | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    duration_ms: int | None
+    error: RunError | None
+    raw: Raw = field(repr=False, compare=False)
+
+    @classmethod
+    def from_api(cls, data: Raw) -> Self:
+        error = data.get("error")
+        return cls(
+            number=data["number"],
+            worker_id=data.get("worker_id"),
+            started_at=_maybe_datetime(data.get("started_at")),
+            finished_at=_maybe_datetime(data.get("finished_at")),
+            duration_ms=data.get("duration_ms"),
+            error=None if error is None else RunError.from_api(error),
             raw=data,
         )
 
@@ -166,6 +218,7 @@ class Run:
     retry_of: UUID | None
     next_attempt_at: datetime | None
     cancel_requested: bool
+    attempts: tuple[RunAttempt, ...] = ()
     raw: Raw = field(repr=False, compare=False)
 
     @property
@@ -201,6 +254,7 @@ class Run:
             retry_of=_maybe_uuid(data.get("retry_of")),
             next_attempt_at=_maybe_datetime(data.get("next_attempt_at")),
             cancel_requested=bool(data.get("cancel_requested", False)),
+            attempts=tuple(RunAttempt.from_api(a) for a in data.get("attempts") or ()),
             raw=data,
         )
 

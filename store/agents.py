@@ -17,7 +17,10 @@ from engine.errors import Conflict
 from store.db import Connection, Row
 from store.paging import newest_first, page_params
 
-_AGENT_COLUMNS = " a.id, a.name, a.scopes, a.created_at, a.updated_at, a.deleted_at "
+_AGENT_COLUMNS = """ a.id, a.name, a.scopes, a.created_at, a.updated_at, a.deleted_at,
+    a.webhook_url,
+    (SELECT s.created_at FROM webhook_secrets s WHERE s.agent_id = a.id)
+        AS webhook_secret_created_at """
 _SELECT_AGENT = "SELECT" + _AGENT_COLUMNS + "FROM agents a "
 
 
@@ -26,7 +29,8 @@ async def insert_agent(conn: Connection, *, name: str, scopes: Sequence[str]) ->
     try:
         cursor = await conn.execute(
             "INSERT INTO agents (name, scopes) VALUES (%s, %s) "
-            "RETURNING id, name, scopes, created_at, updated_at, deleted_at",
+            "RETURNING id, name, scopes, created_at, updated_at, deleted_at, webhook_url, "
+            "NULL::timestamptz AS webhook_secret_created_at",
             (name, list(scopes)),
         )
     except psycopg.errors.UniqueViolation:
@@ -130,21 +134,39 @@ async def agent_names(conn: Connection, agent_ids: Sequence[UUID]) -> dict[UUID,
     return {row["id"]: row["name"] for row in await cursor.fetchall()}
 
 
+# ``webhook_url`` is replaced only when ``set_webhook_url`` (null is a value: no webhooks).
 async def update_agent(
-    conn: Connection, agent_id: UUID, *, name: str | None, scopes: Sequence[str] | None
+    conn: Connection,
+    agent_id: UUID,
+    *,
+    name: str | None = None,
+    scopes: Sequence[str] | None = None,
+    set_webhook_url: bool = False,
+    webhook_url: str | None = None,
 ) -> Row | None:
-    """Rename and/or replace the scopes of a live agent; None when there is none."""
+    """Rename, replace the scopes, set the webhook URL of a live agent; None when there is
+    none."""
     try:
         cursor = await conn.execute(
             """
             UPDATE agents a
                SET name = COALESCE(%(name)s, a.name),
                    scopes = COALESCE(%(scopes)s::text[], a.scopes),
+                   webhook_url = CASE WHEN %(set_url)s THEN %(url)s ELSE a.webhook_url END,
                    updated_at = now()
              WHERE a.id = %(id)s AND a.deleted_at IS NULL
-            RETURNING a.id, a.name, a.scopes, a.created_at, a.updated_at, a.deleted_at
+            RETURNING a.id, a.name, a.scopes, a.created_at, a.updated_at, a.deleted_at,
+                      a.webhook_url,
+                      (SELECT s.created_at FROM webhook_secrets s WHERE s.agent_id = a.id)
+                          AS webhook_secret_created_at
             """,
-            {"id": agent_id, "name": name, "scopes": list(scopes) if scopes is not None else None},
+            {
+                "id": agent_id,
+                "name": name,
+                "scopes": list(scopes) if scopes is not None else None,
+                "set_url": set_webhook_url,
+                "url": webhook_url,
+            },
         )
     except psycopg.errors.UniqueViolation:
         raise Conflict(f"an agent named {name!r} already exists") from None

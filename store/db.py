@@ -23,13 +23,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import psycopg
 from psycopg.rows import DictRow, dict_row
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from engine.errors import (
     ConstraintViolated,
@@ -74,16 +75,55 @@ async def translated_errors() -> AsyncIterator[None]:
         raise translated from exc
 
 
+# A checkout waits for a connection in slices this long; between slices it gives up as
+# soon as the pool's last attempt to connect failed (the database is away): requests then
+# answer 503 within a fraction of a second instead of each waiting the whole pool timeout.
+CHECKOUT_SLICE_SECONDS = 0.2
+# The pool retries a lost connection with a doubling delay until this many seconds have
+# passed, then gives that attempt up (a waiting checkout starts a new one at once): attempts
+# are never far apart, so the pool is back within seconds of the database.
+RECONNECT_SECONDS = 5.0
+
+
 class Pool(AsyncConnectionPool[Connection]):
-    """A pool whose ``connection()`` blocks raise the engine's errors, never psycopg's."""
+    """A pool whose ``connection()`` blocks raise the engine's errors, never psycopg's, and
+    that fails fast while the database is away (see :data:`CHECKOUT_SLICE_SECONDS`)."""
+
+    _reachable = True  # did the last attempt to open a connection succeed?
 
     @asynccontextmanager
     async def connection(
         self,
         timeout: float | None = None,  # noqa: ASYNC109 - the signature of the overridden method
     ) -> AsyncIterator[Connection]:
-        async with translated_errors(), super().connection(timeout) as conn:
-            yield conn
+        async with translated_errors():
+            wait = self.timeout if timeout is None else timeout
+            conn = await self._checkout(time.monotonic() + wait)
+            try:
+                async with conn:  # as the base class does: commit, or roll back on an error
+                    yield conn
+            finally:
+                await self.putconn(conn)
+
+    async def _checkout(self, deadline: float) -> Connection:
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                return await self.getconn(max(0.001, min(CHECKOUT_SLICE_SECONDS, left)))
+            except PoolTimeout:
+                if not self._reachable or time.monotonic() >= deadline:
+                    raise
+
+    async def _connect(self, timeout: float | None = None) -> Connection:  # noqa: ASYNC109
+        # psycopg_pool (pinned) opens every connection here, in the background or for a
+        # growing pool: whether the last attempt worked tells a checkout not to wait.
+        try:
+            conn = await super()._connect(timeout)
+        except BaseException:
+            self._reachable = False
+            raise
+        self._reachable = True
+        return conn
 
 
 async def _configure(conn: Connection) -> None:
@@ -119,7 +159,7 @@ def create_pool(
         kwargs={"row_factory": dict_row, "application_name": name, "options": "-c TimeZone=UTC"},
         connection_class=psycopg.AsyncConnection[DictRow],
         check=AsyncConnectionPool.check_connection if check_on_checkout else None,
-        reconnect_timeout=300,
+        reconnect_timeout=RECONNECT_SECONDS,
         timeout=timeout,
     )
 

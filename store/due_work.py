@@ -3,7 +3,9 @@
 Rows are inserted by the scheduler (occurrences), the API (run_now, events, retry) and
 workers (``events.publish``). A statement-level trigger is not used for wake-ups: every
 insert here calls ``pg_notify`` itself, and Postgres folds identical notifications of one
-transaction into one.
+transaction into one. Every statement that changes a run's state also tells the API's
+waiters and streams, from inside itself (:mod:`store.run_events`), and every one that makes
+a run final queues its completion webhook in the same statement (:mod:`store.webhooks`).
 """
 
 from __future__ import annotations
@@ -56,10 +58,12 @@ async def insert_occurrences(conn: Connection, occurrences: Sequence[Occurrence]
               FROM unnest(%s::uuid[], %s::uuid[], %s::timestamptz[], %s::smallint[],
                           %s::text[]) AS o(id, task_id, scheduled_for, priority,
                                            concurrency_key)
-            ON CONFLICT ON CONSTRAINT due_work_one_per_occurrence DO NOTHING
-            RETURNING 1
+            ON CONFLICT (task_id, scheduled_for, due_work_occurrence(trigger, id)) DO NOTHING
+            RETURNING id, attempt
         )
-        SELECT count(*) AS inserted, pg_notify(%s, '') FROM inserted
+        SELECT count(*) AS inserted, pg_notify(%s, ''),
+               notify_run_changes(string_agg(run_change('q', id, attempt), ' '))
+          FROM inserted
         """,
         (
             [o.run_id for o in occurrences],
@@ -85,8 +89,9 @@ async def insert_manual_run(
 ) -> Row:
     """Queue a run now (run_now, an event, a retry of a dead run) and wake the workers.
 
-    ``scheduled_for`` is the statement's clock time, so it is distinct per call and the
-    (task, occurrence) uniqueness holds.
+    ``scheduled_for`` is the statement's clock time. Two requests may draw the same one:
+    that is fine, a requested run is identified by its id (the (task, occurrence)
+    uniqueness covers scheduled occurrences only, see migration 0010).
     """
     cursor = await conn.execute(
         """
@@ -96,9 +101,11 @@ async def insert_manual_run(
             SELECT %(id)s, t.id, clock_timestamp(), now(), t.priority,
                    t.run_lock_key, %(trigger)s, %(event)s, %(retry_of)s
               FROM tasks t WHERE t.id = %(task_id)s
-            RETURNING id
+            RETURNING id, attempt
         )
-        SELECT inserted.id, pg_notify(%(channel)s, '') FROM inserted
+        SELECT id, pg_notify(%(channel)s, ''),
+               notify_run_changes(run_change('q', id, attempt))
+          FROM inserted
         """,
         {
             "id": run_id,
@@ -122,7 +129,11 @@ async def insert_manual_run(
 # future row the scheduler materialised ahead (0.67 ms → 0.04 ms with 50 000 of them). The
 # redundant ``r.concurrency_key IS NOT NULL`` lets the key check use the partial unique
 # index even when the planner hashes the subquery. Rows locked but not picked (a second row
-# of one key) are released when the statement's transaction ends.
+# of one key) are released when the statement's transaction ends. A new attempt starts with
+# no steps (a running run shows the steps this attempt finished). A run whose task was
+# canceled meanwhile is leased like any other but marked ``task_canceled``: the worker
+# records it as canceled without starting it (filtering it out here would leave it queued,
+# to be locked and skipped by every lease; the join with tasks is there anyway).
 _LEASE = """
 WITH locked AS (
     SELECT d.id, d.concurrency_key, d.priority, d.run_at
@@ -142,18 +153,24 @@ WITH locked AS (
                row_number() OVER (PARTITION BY concurrency_key ORDER BY priority, run_at) AS nth
           FROM locked) ranked
      WHERE concurrency_key IS NULL OR nth = 1
+), leased AS (
+    UPDATE due_work d
+       SET state = 'running', leased_by = %(worker)s,
+           lease_expires_at = now() + make_interval(secs => %(lease_seconds)s),
+           attempt = d.attempt + 1, started_at = now(),
+           first_started_at = COALESCE(d.first_started_at, now()), steps = NULL
+      FROM picked p, tasks t
+     WHERE d.id = p.id AND t.id = d.task_id
+    RETURNING d.id, d.task_id, d.scheduled_for, d.trigger, d.attempt, d.event, d.started_at,
+              d.created_at AS queued_at, t.created_by, t.payload, t.timeout_seconds,
+              t.max_retries, t.backoff_strategy, t.status = 'canceled' AS task_canceled
 )
-UPDATE due_work d
-   SET state = 'running', leased_by = %(worker)s,
-       lease_expires_at = now() + make_interval(secs => %(lease_seconds)s),
-       attempt = d.attempt + 1, started_at = now(),
-       first_started_at = COALESCE(d.first_started_at, now())
-  FROM picked p, tasks t
- WHERE d.id = p.id AND t.id = d.task_id
-RETURNING d.id::text AS id, d.task_id::text AS task_id, d.scheduled_for, d.trigger,
-          d.attempt, d.event, d.started_at, d.created_at AS queued_at,
-          t.created_by::text AS agent_id,
-          t.payload::text AS payload, t.timeout_seconds, t.max_retries, t.backoff_strategy
+SELECT id::text AS id, task_id::text AS task_id, scheduled_for, trigger, attempt, event,
+       started_at, queued_at, created_by::text AS agent_id, payload::text AS payload,
+       timeout_seconds, max_retries, backoff_strategy, task_canceled,
+       (SELECT notify_run_changes(string_agg(run_change('r', id, attempt), ' '))
+          FROM leased) AS notified
+  FROM leased
 """
 
 
@@ -188,24 +205,63 @@ async def next_due_at(conn: Connection) -> datetime | None:
     return row["at"] if row else None
 
 
+@dataclass(frozen=True, kw_only=True)
+class Progress:
+    """The steps a running attempt has finished so far."""
+
+    run_id: str
+    attempt: int
+    steps: list[dict[str, Any]]
+
+
+# The heartbeat also carries progress: the finished steps of the runs that have new ones
+# replace the row's ``steps`` (fenced on the attempt), and those runs are notified.
+_HEARTBEAT = """
+WITH progress AS (
+    SELECT * FROM jsonb_to_recordset(%(progress)s::jsonb) AS p(id uuid, attempt int, steps jsonb)
+), extended AS (
+    UPDATE due_work d
+       SET lease_expires_at = now() + make_interval(secs => %(lease_seconds)s),
+           steps = CASE WHEN p.attempt = d.attempt THEN p.steps ELSE d.steps END
+      FROM unnest(%(ids)s::uuid[]) AS u(id) LEFT JOIN progress p ON p.id = u.id
+     WHERE d.id = u.id AND d.leased_by = %(worker)s AND d.state = 'running'
+    RETURNING d.id, d.attempt, d.cancel_requested, p.attempt = d.attempt AS progressed
+)
+SELECT id::text AS id, cancel_requested,
+       (SELECT notify_run_changes(string_agg(run_change('p', id, attempt), ' '))
+          FROM extended WHERE progressed) AS notified
+  FROM extended
+"""
+
+
 async def extend_leases(
-    conn: Connection, *, worker_id: str, run_ids: Sequence[str], lease_seconds: float
+    conn: Connection,
+    *,
+    worker_id: str,
+    run_ids: Sequence[str],
+    lease_seconds: float,
+    progress: Sequence[Progress] = (),
 ) -> list[Row]:
-    """Heartbeat: push the leases this worker still holds forward. Rows missing from the
-    result were lost (reaped); ``cancel_requested`` asks the worker to stop the run. Ids
-    are text, as :func:`lease_batch` returns them."""
+    """Heartbeat: push the leases this worker still holds forward, and write the steps of
+    ``progress`` (runs among ``run_ids``). Rows missing from the result were lost (reaped);
+    ``cancel_requested`` asks the worker to stop the run. Ids are text, as
+    :func:`lease_batch` returns them."""
     if not run_ids:
         return []
+    items = [{"id": p.run_id, "attempt": p.attempt, "steps": p.steps} for p in progress]
     cursor = await conn.execute(
-        """
-        UPDATE due_work
-           SET lease_expires_at = now() + make_interval(secs => %s)
-         WHERE id = ANY(%s::uuid[]) AND leased_by = %s AND state = 'running'
-        RETURNING id::text AS id, cancel_requested
-        """,
-        (lease_seconds, list(run_ids), worker_id),
+        _HEARTBEAT,
+        {
+            "progress": _json(items),
+            "lease_seconds": lease_seconds,
+            "ids": list(run_ids),
+            "worker": worker_id,
+        },
     )
-    return await cursor.fetchall()
+    return [
+        {"id": row["id"], "cancel_requested": row["cancel_requested"]}
+        for row in await cursor.fetchall()
+    ]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -216,7 +272,6 @@ class Finished:
     attempt: int
     agent_id: str
     status: str
-    finished_at: datetime
     duration_ms: int
     steps: list[dict[str, Any]]
     error: dict[str, Any] | None
@@ -229,43 +284,66 @@ class Retrying:
     run_id: str
     attempt: int
     run_at: datetime
+    duration_ms: int
     steps: list[dict[str, Any]]
     error: dict[str, Any]
 
 
 # Completion is fenced on the lease holder and the attempt: a run whose lease was reaped
-# (and perhaps re-leased) is not touched, and its result is dropped.
+# (and perhaps re-leased) is not touched, and its result is dropped. ``finished_at`` is the
+# database's clock, like ``started_at`` (the lease's): the run's timing never mixes clocks.
+# The failed attempts before the last one move along (``attempts``); the last one is the run.
 _FINISH = """
 WITH input AS (
     SELECT * FROM jsonb_to_recordset(%(items)s::jsonb)
-        AS x(id uuid, attempt int, agent_id uuid, status text, finished_at timestamptz,
-             duration_ms int, steps jsonb, error jsonb)
+        AS x(id uuid, attempt int, agent_id uuid, status text, duration_ms int, steps jsonb,
+             error jsonb)
 ), done AS (
     DELETE FROM due_work d USING input i
      WHERE d.id = i.id AND d.attempt = i.attempt AND d.leased_by = %(worker)s
        AND d.state = 'running'
     RETURNING d.id, d.task_id, d.trigger, d.scheduled_for, d.created_at, d.attempt,
-              d.started_at, d.event, d.retry_of
+              d.started_at, d.event, d.retry_of, d.attempts
+), written AS (
+    INSERT INTO runs (id, task_id, agent_id, trigger, status, scheduled_for, queued_at, attempt,
+                      started_at, finished_at, duration_ms, worker_id, steps, error, event,
+                      retry_of, attempts)
+    SELECT done.id, done.task_id, i.agent_id, done.trigger, i.status, done.scheduled_for,
+           done.created_at, done.attempt, done.started_at, now(), i.duration_ms,
+           %(worker)s, i.steps, i.error, done.event, done.retry_of, done.attempts
+      FROM done JOIN input i ON i.id = done.id
+    RETURNING id, task_id, agent_id, status, trigger, attempt
 )
-INSERT INTO runs (id, task_id, agent_id, trigger, status, scheduled_for, queued_at, attempt,
-                  started_at, finished_at, duration_ms, worker_id, steps, error, event,
-                  retry_of)
-SELECT done.id, done.task_id, i.agent_id, done.trigger, i.status, done.scheduled_for,
-       done.created_at, done.attempt, done.started_at, i.finished_at, i.duration_ms,
-       %(worker)s, i.steps, i.error, done.event, done.retry_of
-  FROM done JOIN input i ON i.id = done.id
-RETURNING id::text AS id, status, trigger
+SELECT id::text AS id, status, trigger,
+       (SELECT queue_run_webhooks(array_agg(id), array_agg(task_id), array_agg(agent_id))
+          FROM written) AS hooked,
+       (SELECT notify_run_changes(
+                   string_agg(run_change(left(status, 1), id, attempt), ' '))
+          FROM written) AS notified
+  FROM written
 """
 
+# A failed attempt that will be retried: back to the queue, and kept in ``attempts``.
 _RETRY = """
-UPDATE due_work d
-   SET state = 'failed', run_at = i.run_at, leased_by = NULL, lease_expires_at = NULL,
-       steps = i.steps, last_error = i.error
-  FROM jsonb_to_recordset(%(items)s::jsonb)
-       AS i(id uuid, attempt int, run_at timestamptz, steps jsonb, error jsonb)
- WHERE d.id = i.id AND d.attempt = i.attempt AND d.leased_by = %(worker)s
-   AND d.state = 'running'
-RETURNING d.id::text AS id
+WITH retried AS (
+    UPDATE due_work d
+       SET state = 'failed', run_at = i.run_at, leased_by = NULL, lease_expires_at = NULL,
+           steps = i.steps, last_error = i.error,
+           attempts = COALESCE(d.attempts, '[]'::jsonb) || jsonb_build_array(
+               jsonb_build_object('number', d.attempt, 'worker_id', d.leased_by,
+                                  'started_at', d.started_at, 'finished_at', now(),
+                                  'duration_ms', i.duration_ms, 'error', i.error))
+      FROM jsonb_to_recordset(%(items)s::jsonb)
+           AS i(id uuid, attempt int, run_at timestamptz, duration_ms int, steps jsonb,
+                error jsonb)
+     WHERE d.id = i.id AND d.attempt = i.attempt AND d.leased_by = %(worker)s
+       AND d.state = 'running'
+    RETURNING d.id, d.attempt
+)
+SELECT id::text AS id,
+       (SELECT notify_run_changes(string_agg(run_change('f', id, attempt), ' '))
+          FROM retried) AS notified
+  FROM retried
 """
 
 
@@ -293,6 +371,11 @@ class CompletionResult:
     written: list[Row]  # finished runs recorded (see finish_runs)
     kept: list[str]  # ids of the retries scheduled
     leased: list[Row]  # the next batch (see lease_batch)
+
+    @property
+    def webhooks_queued(self) -> bool:
+        """Whether recording these runs queued completion webhooks."""
+        return any(row["hooked"] for row in self.written)
 
 
 async def complete_and_lease(
@@ -361,7 +444,6 @@ def _finish_params(worker_id: str, runs: Sequence[Finished]) -> dict[str, Any]:
             "attempt": r.attempt,
             "agent_id": r.agent_id,
             "status": r.status,
-            "finished_at": r.finished_at.isoformat(),
             "duration_ms": r.duration_ms,
             "steps": r.steps,
             "error": r.error,
@@ -377,6 +459,7 @@ def _retry_params(worker_id: str, runs: Sequence[Retrying]) -> dict[str, Any]:
             "id": r.run_id,
             "attempt": r.attempt,
             "run_at": r.run_at.isoformat(),
+            "duration_ms": r.duration_ms,
             "steps": r.steps,
             "error": r.error,
         }
@@ -408,33 +491,45 @@ WITH expired AS (
 ), requeued AS (
     UPDATE due_work d
        SET state = 'queued', leased_by = NULL, lease_expires_at = NULL, run_at = now(),
-           cancel_requested = false, last_error = %(error)s
+           cancel_requested = false, last_error = %(error)s,
+           attempts = COALESCE(d.attempts, '[]'::jsonb) || jsonb_build_array(
+               jsonb_build_object('number', d.attempt, 'worker_id', d.leased_by,
+                                  'started_at', d.started_at, 'finished_at', now(),
+                                  'duration_ms', NULL, 'error', %(error)s))
       FROM expired e
      WHERE d.id = e.id AND e.attempt <= e.max_retries AND NOT e.canceled
-    RETURNING d.id
+    RETURNING d.id, d.attempt
 ), removed AS (
     DELETE FROM due_work d USING expired e
      WHERE d.id = e.id AND (e.attempt > e.max_retries OR e.canceled)
     RETURNING d.id, d.task_id, d.trigger, d.scheduled_for, d.created_at, d.attempt,
-              d.started_at, d.event, d.retry_of, d.steps, e.canceled, e.agent_id
+              d.started_at, d.event, d.retry_of, d.steps, d.attempts, e.canceled, e.agent_id
 ), buried AS (
     INSERT INTO runs (id, task_id, agent_id, trigger, status, scheduled_for, queued_at,
                       attempt, started_at, finished_at, duration_ms, worker_id, steps, error,
-                      event, retry_of)
+                      event, retry_of, attempts)
     SELECT id, task_id, agent_id, trigger,
            CASE WHEN canceled THEN 'canceled' ELSE 'dead' END,
            scheduled_for, created_at, attempt, started_at, now(),
            (extract(epoch FROM now() - started_at) * 1000)::integer, NULL,
            COALESCE(steps, '[]'::jsonb),
-           CASE WHEN canceled THEN %(canceled_error)s ELSE %(error)s END, event, retry_of
+           CASE WHEN canceled THEN %(canceled_error)s ELSE %(error)s END, event, retry_of,
+           attempts
       FROM removed
-    RETURNING id, task_id, status, trigger
+    RETURNING id, task_id, agent_id, status, trigger, attempt
 )
 SELECT (SELECT count(*) FROM requeued) AS requeued,
        (SELECT coalesce(jsonb_agg(jsonb_build_object('id', id, 'task_id', task_id,
                                                      'status', status, 'trigger', trigger)),
                         '[]'::jsonb) FROM buried) AS finished,
-       pg_notify(%(channel)s, '')
+       (SELECT queue_run_webhooks(array_agg(id), array_agg(task_id), array_agg(agent_id))
+          FROM buried) AS hooked,
+       pg_notify(%(channel)s, ''),
+       (SELECT notify_run_changes(string_agg(run_change('q', id, attempt), ' '))
+          FROM requeued) AS requeued_notified,
+       (SELECT notify_run_changes(
+                   string_agg(run_change(left(status, 1), id, attempt), ' '))
+          FROM buried) AS buried_notified
 """
 
 LEASE_EXPIRED_ERROR = {
@@ -472,26 +567,79 @@ async def reap_expired_leases(conn: Connection, *, limit: int = 1000) -> tuple[i
     return int(row["requeued"]), list(row["finished"])
 
 
-async def release_leases(conn: Connection, *, worker_id: str, run_ids: Sequence[str]) -> int:
-    """Give unfinished runs back (graceful shutdown): queued again at once, and the attempt
-    that was cut short does not count."""
+# Graceful shutdown gives unfinished runs back: queued again at once, the attempt that was
+# cut short not counted — unless the run's task was canceled (its running runs were to
+# finish, not to run again) or its own cancel was requested: those go to the history as
+# canceled, in the same statement.
+_RELEASE = """
+WITH mine AS (
+    SELECT d.id, t.created_by AS agent_id,
+           d.cancel_requested OR t.status = 'canceled' AS canceled
+      FROM due_work d JOIN tasks t ON t.id = d.task_id
+     WHERE d.id = ANY(%(ids)s::uuid[]) AND d.leased_by = %(worker)s AND d.state = 'running'
+       FOR UPDATE OF d
+), requeued AS (
+    UPDATE due_work d
+       SET state = 'queued', leased_by = NULL, lease_expires_at = NULL, run_at = now(),
+           attempt = d.attempt - 1
+      FROM mine m
+     WHERE d.id = m.id AND NOT m.canceled
+    RETURNING d.id, d.attempt
+), removed AS (
+    DELETE FROM due_work d USING mine m
+     WHERE d.id = m.id AND m.canceled
+    RETURNING d.id, d.task_id, d.trigger, d.scheduled_for, d.created_at, d.attempt,
+              d.started_at, d.event, d.retry_of, d.steps, d.attempts, m.agent_id
+), buried AS (
+    INSERT INTO runs (id, task_id, agent_id, trigger, status, scheduled_for, queued_at,
+                      attempt, started_at, finished_at, duration_ms, worker_id, steps, error,
+                      event, retry_of, attempts)
+    SELECT id, task_id, agent_id, trigger, 'canceled', scheduled_for, created_at, attempt,
+           started_at, now(), (extract(epoch FROM now() - started_at) * 1000)::integer,
+           %(worker)s, COALESCE(steps, '[]'::jsonb), %(error)s, event, retry_of, attempts
+      FROM removed
+    RETURNING id, task_id, agent_id, status, trigger, attempt
+)
+SELECT (SELECT count(*) FROM requeued) AS released,
+       (SELECT coalesce(jsonb_agg(jsonb_build_object('id', id, 'task_id', task_id,
+                                                     'status', status, 'trigger', trigger)),
+                        '[]'::jsonb) FROM buried) AS finished,
+       (SELECT queue_run_webhooks(array_agg(id), array_agg(task_id), array_agg(agent_id))
+          FROM buried) AS hooked,
+       pg_notify(%(channel)s, ''),
+       (SELECT notify_run_changes(string_agg(run_change('q', id, attempt), ' '))
+          FROM requeued) AS requeued_notified,
+       (SELECT notify_run_changes(string_agg(run_change('c', id, attempt), ' '))
+          FROM buried) AS buried_notified
+"""
+
+CANCELED_AT_SHUTDOWN_ERROR = {
+    "step_id": None,
+    "type": "canceled",
+    "message": "task canceled: its run was stopped by a worker shutting down",
+    "retryable": False,
+}
+
+
+async def release_leases(
+    conn: Connection, *, worker_id: str, run_ids: Sequence[str]
+) -> tuple[int, list[Row]]:
+    """Give unfinished runs back at shutdown (see ``_RELEASE``). Returns ``(released,
+    finished)``: how many were queued again, and the runs recorded as canceled."""
     if not run_ids:
-        return 0
+        return 0, []
     cursor = await conn.execute(
-        """
-        WITH released AS (
-            UPDATE due_work
-               SET state = 'queued', leased_by = NULL, lease_expires_at = NULL,
-                   run_at = now(), attempt = attempt - 1
-             WHERE id = ANY(%s::uuid[]) AND leased_by = %s AND state = 'running'
-            RETURNING 1
-        )
-        SELECT count(*) AS released, pg_notify(%s, '') FROM released
-        """,
-        (list(run_ids), worker_id, WAKE_CHANNEL),
+        _RELEASE,
+        {
+            "ids": list(run_ids),
+            "worker": worker_id,
+            "error": Jsonb(CANCELED_AT_SHUTDOWN_ERROR),
+            "channel": WAKE_CHANNEL,
+        },
     )
     row = await cursor.fetchone()
-    return int(row["released"]) if row else 0
+    assert row is not None
+    return int(row["released"]), list(row["finished"])
 
 
 async def cancel_waiting_run(
@@ -505,14 +653,22 @@ async def cancel_waiting_run(
             DELETE FROM due_work d USING tasks t
              WHERE d.id = %(id)s AND t.id = d.task_id AND d.state IN ('queued', 'failed')
             RETURNING d.id, d.task_id, t.created_by AS agent_id, d.trigger, d.scheduled_for,
-                      d.created_at, d.attempt, d.started_at, d.steps, d.event, d.retry_of
+                      d.created_at, d.attempt, d.started_at, d.steps, d.event, d.retry_of,
+                      d.attempts
+        ), written AS (
+            INSERT INTO runs (id, task_id, agent_id, trigger, status, scheduled_for,
+                              queued_at, attempt, started_at, finished_at, steps, error, event,
+                              retry_of, attempts)
+            SELECT id, task_id, agent_id, trigger, 'canceled', scheduled_for, created_at,
+                   attempt, started_at, now(), COALESCE(steps, '[]'::jsonb), %(error)s, event,
+                   retry_of, attempts
+              FROM gone
+            RETURNING id, task_id, agent_id, status, trigger, attempt
         )
-        INSERT INTO runs (id, task_id, agent_id, trigger, status, scheduled_for, queued_at,
-                          attempt, started_at, finished_at, steps, error, event, retry_of)
-        SELECT id, task_id, agent_id, trigger, 'canceled', scheduled_for, created_at, attempt,
-               started_at, now(), COALESCE(steps, '[]'::jsonb), %(error)s, event, retry_of
-          FROM gone
-        RETURNING id, task_id, status, trigger
+        SELECT id, task_id, status, trigger,
+               queue_run_webhooks(ARRAY[id], ARRAY[task_id], ARRAY[agent_id]) AS hooked,
+               notify_run_changes(run_change('c', id, attempt)) AS notified
+          FROM written
         """,
         {"id": run_id, "error": Jsonb(error)},
     )
@@ -563,9 +719,11 @@ async def queue_retry_of(conn: Connection, *, dead_run_id: UUID, new_run_id: UUI
               FROM runs r JOIN tasks t ON t.id = r.task_id
              WHERE r.id = %(dead_id)s AND r.status = 'dead'
                AND t.status <> 'canceled'
-            RETURNING id
+            RETURNING id, attempt
         )
-        SELECT id, pg_notify(%(channel)s, '') FROM inserted
+        SELECT id, pg_notify(%(channel)s, ''),
+               notify_run_changes(run_change('q', id, attempt))
+          FROM inserted
         """,
         {"new_id": new_run_id, "dead_id": dead_run_id, "channel": WAKE_CHANNEL},
     )

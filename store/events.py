@@ -56,11 +56,13 @@ WITH matched AS MATERIALIZED (
                                        'payload', %(payload)s::jsonb,
                                        'published_at', e.created_at)
       FROM matched m CROSS JOIN event e
-    RETURNING 1
+    RETURNING id, attempt
 )
 SELECT e.id AS event_id, e.runs,
        (SELECT count(pg_notify(%(channel)s, '')) FROM (SELECT 1 FROM inserted LIMIT 1) one)
-           AS notified
+           AS notified,
+       (SELECT notify_run_changes(string_agg(run_change('q', id, attempt), ' '))
+          FROM inserted) AS changes_notified
   FROM event e
 """
 

@@ -13,12 +13,12 @@ from store.paging import any_of, newest_first, page_params
 _SELECT_RUN = """
 SELECT id, task_id, agent_id, trigger, status, scheduled_for, queued_at, attempt,
        started_at, finished_at, duration_ms, worker_id, steps, error, event, retry_of,
-       next_attempt_at, cancel_requested
+       next_attempt_at, cancel_requested, attempts
   FROM run_view
 """
 
 
-async def get_run(conn: Connection, run_id: UUID, *, owner: UUID | None) -> Row | None:
+async def get_run(conn: Connection, run_id: UUID | str, *, owner: UUID | None) -> Row | None:
     """One run, finished or not; ``owner`` restricts to one agent's runs (None: any)."""
     cursor = await conn.execute(
         _SELECT_RUN
@@ -28,7 +28,18 @@ async def get_run(conn: Connection, run_id: UUID, *, owner: UUID | None) -> Row 
     return await cursor.fetchone()
 
 
-async def get_runs(conn: Connection, run_ids: Sequence[UUID], *, owner: UUID | None) -> list[Row]:
+async def get_runs(conn: Connection, run_ids: Sequence[UUID | str]) -> list[Row]:
+    """The runs among ``run_ids`` that exist (finished or not), in no particular order:
+    one statement for a whole batch of notifications or deliveries."""
+    if not run_ids:
+        return []
+    cursor = await conn.execute(_SELECT_RUN + " WHERE id = ANY(%s::uuid[])", (list(run_ids),))
+    return await cursor.fetchall()
+
+
+async def get_visible_runs(
+    conn: Connection, run_ids: Sequence[UUID], *, owner: UUID | None
+) -> list[Row]:
     """The runs among ``run_ids`` that exist and ``owner`` may see, newest first."""
     if not run_ids:
         return []
@@ -63,7 +74,7 @@ SELECT w.*, (SELECT t.created_by FROM tasks t WHERE t.id = w.task_id) AS agent_i
            d.leased_by AS worker_id, COALESCE(d.steps, '[]'::jsonb) AS steps,
            d.last_error AS error, d.event, d.retry_of,
            CASE WHEN d.state = 'running' THEN NULL ELSE d.run_at END AS next_attempt_at,
-           d.cancel_requested
+           d.cancel_requested, COALESCE(d.attempts, '[]'::jsonb) AS attempts
       FROM due_work d
      WHERE (%(owner)s::uuid IS NULL
             OR d.task_id IN (SELECT t.id FROM tasks t
@@ -85,7 +96,8 @@ SELECT w.*, (SELECT t.created_by FROM tasks t WHERE t.id = w.task_id) AS agent_i
 _FINISHED = """
 SELECT id, task_id, agent_id, trigger, status, scheduled_for, queued_at, attempt, started_at,
        finished_at, duration_ms, worker_id, steps, error, event, retry_of,
-       NULL::timestamptz AS next_attempt_at, false AS cancel_requested
+       NULL::timestamptz AS next_attempt_at, false AS cancel_requested,
+       COALESCE(attempts, '[]'::jsonb) AS attempts
   FROM runs
  WHERE (%(owner)s::uuid IS NULL OR agent_id = %(owner)s::uuid)
    AND (%(task_id)s::uuid IS NULL OR task_id = %(task_id)s::uuid)

@@ -22,7 +22,7 @@ _SELECT_TASK = """
 SELECT t.id, t.created_by, t.title, t.description, t.schedule_kind, t.schedule_expr,
        t.timezone, t.payload, t.priority, t.max_retries, t.backoff_strategy,
        t.timeout_seconds, t.concurrency_key, t.dedupe_key, t.dedupe_window_seconds,
-       t.catch_up, t.status, t.created_at, t.updated_at,
+       t.catch_up, t.webhook_url, t.status, t.created_at, t.updated_at,
        CASE WHEN t.status = 'active' THEN LEAST(
            (SELECT min(d.run_at) FROM due_work d
              WHERE d.task_id = t.id AND d.state IN ('queued', 'failed')),
@@ -45,13 +45,13 @@ async def insert_task(
         INSERT INTO tasks (created_by, title, description, schedule_kind, schedule_expr,
                            timezone, payload, priority, max_retries, backoff_strategy,
                            timeout_seconds, concurrency_key, dedupe_key,
-                           dedupe_window_seconds, catch_up, anchor_at, expanded_until,
-                           next_expand_at)
+                           dedupe_window_seconds, catch_up, webhook_url, anchor_at,
+                           expanded_until, next_expand_at)
         VALUES (%(created_by)s, %(title)s, %(description)s, %(schedule_kind)s,
                 %(schedule_expr)s, %(timezone)s, %(payload)s, %(priority)s, %(max_retries)s,
                 %(backoff_strategy)s, %(timeout_seconds)s, %(concurrency_key)s,
-                %(dedupe_key)s, %(dedupe_window_seconds)s, %(catch_up)s, %(anchor_at)s,
-                %(expanded_until)s, %(next_expand_at)s)
+                %(dedupe_key)s, %(dedupe_window_seconds)s, %(catch_up)s, %(webhook_url)s,
+                %(anchor_at)s, %(expanded_until)s, %(next_expand_at)s)
         RETURNING id
         """,
         {
@@ -377,8 +377,8 @@ RETURNING t.id
 _LOCK_TASK = """
 SELECT id, created_by, title, description, schedule_kind, schedule_expr, timezone, payload,
        priority, max_retries, backoff_strategy, timeout_seconds, concurrency_key, run_lock_key,
-       dedupe_key, dedupe_window_seconds, catch_up, status, anchor_at, expanded_until,
-       next_expand_at
+       dedupe_key, dedupe_window_seconds, catch_up, webhook_url, status, anchor_at,
+       expanded_until, next_expand_at
   FROM tasks
  WHERE id = %(id)s AND deleted_at IS NULL
    AND (%(owner)s::uuid IS NULL OR created_by = %(owner)s::uuid)
@@ -450,7 +450,7 @@ async def update_task_document(
                max_retries = %(max_retries)s, backoff_strategy = %(backoff_strategy)s,
                timeout_seconds = %(timeout_seconds)s, concurrency_key = %(concurrency_key)s,
                dedupe_key = %(dedupe_key)s, dedupe_window_seconds = %(dedupe_window_seconds)s,
-               catch_up = %(catch_up)s, updated_at = now(),
+               catch_up = %(catch_up)s, webhook_url = %(webhook_url)s, updated_at = now(),
                expanded_until = CASE WHEN %(restart)s THEN %(expanded_until)s
                                      ELSE expanded_until END,
                next_expand_at = CASE WHEN %(restart)s THEN %(next_expand_at)s
@@ -495,23 +495,33 @@ _WAITING_SCOPES = {
     "all": "true",
 }
 
+# Waiters and streams hear ``c`` for the runs recorded as canceled and ``x`` for the ones
+# that vanish; the recorded ones queue their completion webhook.
 _REMOVE_WAITING = """
 WITH removed AS (
     DELETE FROM due_work d USING tasks t
      WHERE d.task_id = %(task_id)s AND t.id = d.task_id AND d.state IN ('queued', 'failed')
        AND ({scope})
     RETURNING d.id, d.task_id, t.created_by AS agent_id, d.trigger, d.scheduled_for,
-              d.created_at, d.attempt, d.steps, d.event, d.retry_of
+              d.created_at, d.attempt, d.started_at, d.steps, d.event, d.retry_of,
+              d.attempts, d.attempt > 0 OR d.trigger <> 'schedule' AS kept
 ), recorded AS (
     INSERT INTO runs (id, task_id, agent_id, trigger, status, scheduled_for, queued_at,
-                      attempt, finished_at, steps, error, event, retry_of)
+                      attempt, started_at, finished_at, steps, error, event, retry_of,
+                      attempts)
     SELECT id, task_id, agent_id, trigger, 'canceled', scheduled_for, created_at, attempt,
-           now(), COALESCE(steps, '[]'::jsonb), %(error)s, event, retry_of
+           started_at, now(), COALESCE(steps, '[]'::jsonb), %(error)s, event, retry_of,
+           attempts
       FROM removed
-     WHERE attempt > 0 OR trigger <> 'schedule'
-    RETURNING id
+     WHERE kept
+    RETURNING id, task_id, agent_id
 )
-SELECT (SELECT count(*) FROM removed) AS removed, (SELECT count(*) FROM recorded) AS recorded
+SELECT (SELECT count(*) FROM removed) AS removed, (SELECT count(*) FROM recorded) AS recorded,
+       (SELECT queue_run_webhooks(array_agg(id), array_agg(task_id), array_agg(agent_id))
+          FROM recorded) AS hooked,
+       (SELECT notify_run_changes(string_agg(
+                   run_change(CASE WHEN kept THEN 'c' ELSE 'x' END, id, attempt), ' '))
+          FROM removed) AS notified
 """
 
 

@@ -34,7 +34,9 @@ async def make_task(
     """A validated task owned by ``owner``, created at ``now`` (default: the current time;
     default document: :func:`echo_task`)."""
     now = now or datetime.now(UTC)
-    spec = validate_task(echo_task(**document), file_catalog(), default_timezone="UTC", now=now)
+    spec = validate_task(
+        echo_task(**document), file_catalog(), default_timezone="UTC", now=now, owner_scopes=None
+    )
     start = expansion_start(spec.schedule, now)
     return await tasks_store.insert_task(
         conn, document=spec.document(), created_by=owner, start=start

@@ -56,6 +56,7 @@ def classify(
         row, result = outcome.row, outcome.result
         steps = [step.as_dict() for step in result.steps]
         error = result.error.as_dict() if result.error else None
+        duration_ms = int(outcome.seconds * 1000)
         status = "succeeded"
         if result.error is not None and result.error.type == "canceled":
             status = "canceled"
@@ -77,6 +78,7 @@ def classify(
                         run_id=row["id"],
                         attempt=row["attempt"],
                         run_at=run_at,
+                        duration_ms=duration_ms,
                         steps=steps,
                         error=error,
                     )
@@ -89,8 +91,7 @@ def classify(
                 attempt=row["attempt"],
                 agent_id=row["agent_id"],
                 status=status,
-                finished_at=now,
-                duration_ms=int(outcome.seconds * 1000),
+                duration_ms=duration_ms,
                 steps=steps,
                 error=error,
             )
@@ -122,6 +123,7 @@ class Flushed:
 
     outcomes: list[Outcome]
     leased: list[Row]
+    webhooks_queued: bool = False
 
 
 @dataclass
@@ -147,14 +149,14 @@ class Completer:
         delay, waited = 0.05, 0.0
         while True:
             try:
-                leased = await self._write(classified, batch, lease_limit)
-                return Flushed(batch, leased)
+                result = await self._write(classified, batch, lease_limit)
+                return Flushed(batch, result.leased, result.webhooks_queued)
             except (ValueRefused, ConstraintViolated) as exc:
                 # A value or row PostgreSQL refuses (outputs are made storable first, so this
                 # is a case nobody foresaw): retrying the batch would be refused forever.
                 log.error("the database refused a batch of outcomes (%s); one by one now", exc)
                 await self._write_one_by_one(batch)
-                return Flushed(batch, [])
+                return Flushed(batch, [], webhooks_queued=True)
             except StoreUnavailable as exc:
                 if give_up_after is not None and waited >= give_up_after:
                     log.error("gave up recording %d outcomes: %s", len(batch), exc.message)
@@ -193,7 +195,9 @@ class Completer:
     def _classify(self, outcomes: list[Outcome]) -> Classified:
         return classify(outcomes, now=self.clock(), settings=self.settings)
 
-    async def _write(self, classified: Classified, batch: list[Outcome], claimed: int) -> list[Row]:
+    async def _write(
+        self, classified: Classified, batch: list[Outcome], claimed: int
+    ) -> due_work_store.CompletionResult:
         async with self.pool.connection() as conn:
             result = await due_work_store.complete_and_lease(
                 conn,
@@ -205,7 +209,7 @@ class Completer:
                 lease_seconds=self.settings.lease_seconds,
             )
         self._observe(classified, batch, result)
-        return result.leased
+        return result
 
     def _observe(
         self, classified: Classified, batch: list[Outcome], result: due_work_store.CompletionResult

@@ -23,6 +23,7 @@ from store import idempotency as idempotency_store
 from store import retention as retention_store
 from store import tasks as tasks_store
 from store import vacuum as vacuum_store
+from store import webhooks as webhooks_store
 from store import workers as workers_store
 from store.db import Pool
 
@@ -42,6 +43,7 @@ class Maintenance:
     worker_id: str
     concurrency: int
     stats: Callable[[], tuple[int, int]]  # (inflight, processed)
+    on_webhooks_queued: Callable[[], None] = lambda: None
 
     @property
     def interval(self) -> float:
@@ -103,6 +105,8 @@ class Maintenance:
         async with self.pool.connection() as conn, conn.transaction():
             requeued, finished = await due_work_store.reap_expired_leases(conn)
             await tasks_store.complete_finished_tasks(conn, [r["task_id"] for r in finished])
+        if finished:
+            self.on_webhooks_queued()  # perhaps: the buried runs' owners may have webhooks
         if requeued or finished:
             metrics.LEASES_RECLAIMED.inc(requeued + len(finished))
             for run in finished:
@@ -151,6 +155,9 @@ class Maintenance:
                 lambda: idempotency_store.prune_keys(conn, older_than_seconds=ttl)
             )
             await _until_none_left(lambda: console_sessions_store.prune_expired_sessions(conn))
+            await _until_none_left(
+                lambda: webhooks_store.prune_deliveries(conn, older_than_days=days)
+            )
         if pruned:
             log.info("pruned %d runs older than %d days", pruned, days)
 

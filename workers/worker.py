@@ -14,12 +14,18 @@ Cooperating asyncio tasks share one process:
 - the **listener** turns NOTIFYs into wake-ups and cancel requests;
 - the **lease heartbeat** extends the leases of runs in flight; a run whose lease was lost
   is stopped (the fenced completion would drop its result anyway);
-- **maintenance** keeps the registry row fresh and reaps expired leases (:mod:`.maintenance`).
+- **progress**: a running run shows the steps it finished. They are written by the lease
+  heartbeat, and every second for runs that have been running for a second or more, never
+  per step: a run shorter than a second costs no write until its completion;
+- **maintenance** keeps the registry row fresh and reaps expired leases (:mod:`.maintenance`);
+- the **webhook sender** delivers completion webhooks from the outbox (:mod:`.webhooks`).
 
 The worker owns its slots: both loops reserve them before a lease and start what came back.
 
 On stop (SIGTERM): no new leases; in-flight runs get ``shutdown_grace_seconds`` to finish;
-the rest are stopped and their leases released so another worker takes them at once.
+the rest are stopped and their leases released so another worker takes them at once —
+except runs of tasks canceled meanwhile, which are recorded as canceled. A leased run whose
+task is canceled is never started: it is recorded as canceled at once.
 """
 
 from __future__ import annotations
@@ -60,6 +66,8 @@ from workers.completion import Completer, Outcome
 from workers.maintenance import Maintenance
 from workers.tools.builtin import BuiltinTransport
 from workers.tools.router import ToolRouter
+from workers.tools.ssrf import AllowList
+from workers.webhooks import WebhookSender
 
 log = logging.getLogger("ordinaut.worker")
 
@@ -68,6 +76,8 @@ COMPLETION_BATCH = 100
 COMPLETION_LINGER_SECONDS = 0.002  # a batch gathers outcomes this long after the first
 MAX_UNWRITTEN = 200  # outcomes waiting to be written before leasing pauses
 DUE_MARGIN_SECONDS = 0.002
+# A run that has been running this long has its finished steps written (then every second).
+PROGRESS_SECONDS = 1.0
 
 # Returns the current catalog (files + runtime tools); implementations cache it.
 CatalogProvider = Callable[[], Awaitable[Catalog]]
@@ -79,11 +89,28 @@ def make_worker_id() -> str:
 
 @dataclass
 class _Inflight:
-    """A run this worker executes; ``stop_reason`` says why it was stopped, if it was."""
+    """A run this worker executes; ``stop_reason`` says why it was stopped, if it was.
+    ``outcome`` grows as steps finish; ``steps_written`` of them are in the database."""
 
     row: Row
     task: asyncio.Task[None] | None = None
     stop_reason: str | None = None  # "canceled" | "lease_lost" | "shutdown"
+    outcome: PipelineOutcome | None = None
+    started: float = field(default_factory=time.monotonic)
+    steps_written: int = 0
+
+    def progress(self, now: float, *, running_for: float) -> due_work_store.Progress | None:
+        """The steps finished since the last write, when the run still executes and has
+        been running for ``running_for`` seconds (a finished run's completion writes all)."""
+        outcome = self.outcome
+        if outcome is None or self.task is None or self.task.done():
+            return None
+        if len(outcome.steps) <= self.steps_written or now - self.started < running_for:
+            return None
+        steps = [step.as_dict() for step in outcome.steps]
+        return due_work_store.Progress(
+            run_id=self.row["id"], attempt=self.row["attempt"], steps=steps
+        )
 
     def stop(self, reason: str) -> None:
         if self.stop_reason is None and self.task is not None and not self.task.done():
@@ -118,12 +145,16 @@ class Worker:
         self._stopping = False
         self._router = self.tools or ToolRouter({"builtin": BuiltinTransport()})
         self._completer = Completer(self.settings, self.pool, self.worker_id, self.clock)
+        self._webhooks = WebhookSender(
+            self.settings, self.pool, allow=AllowList.parse(self.settings.http_allow)
+        )
         self._maintenance = Maintenance(
             self.settings,
             self.pool,
             self.worker_id,
             self.concurrency,
             lambda: (len(self._inflight), self._completer.processed),
+            on_webhooks_queued=self._webhooks.wake,
         )
 
     @property
@@ -150,7 +181,9 @@ class Worker:
             "listen": asyncio.create_task(self._listen()),
             "complete": asyncio.create_task(self._complete_loop()),
             "lease-heartbeat": asyncio.create_task(self._lease_heartbeat()),
+            "progress": asyncio.create_task(self._progress()),
             "maintenance": asyncio.create_task(self._maintenance.run()),
+            "webhooks": asyncio.create_task(self._webhooks.run()),
         }
         background = list(self._loops.values())
         lease_loop = self._loops["lease"] = asyncio.create_task(self._lease_loop())
@@ -164,6 +197,7 @@ class Worker:
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)
         await self._flush(give_up_after=5.0)
+        await self._webhooks.aclose(grace=min(self.settings.shutdown_grace_seconds, 5.0))
         await self._maintenance.unregister()
 
     async def _drain(self) -> None:
@@ -179,10 +213,17 @@ class Worker:
         if released:
             with contextlib.suppress(StoreError):
                 async with self.pool.connection(timeout=5) as conn:
-                    count = await due_work_store.release_leases(
+                    count, canceled = await due_work_store.release_leases(
                         conn, worker_id=self.worker_id, run_ids=released
                     )
-                log.info("released %d runs at shutdown", count, extra={"worker_id": self.worker_id})
+                for run in canceled:
+                    metrics.child(metrics.RUNS, run["status"], run["trigger"]).inc()
+                log.info(
+                    "released %d runs at shutdown (%d of canceled tasks recorded as canceled)",
+                    count,
+                    len(canceled),
+                    extra={"worker_id": self.worker_id},
+                )
             for run_id in released:
                 self._inflight.pop(run_id, None)
 
@@ -285,8 +326,13 @@ class Worker:
         )
         self._forget(flushed.outcomes)
         self._start_leased(flushed.leased, claimed)
+        if flushed.webhooks_queued:
+            self._webhooks.wake()
 
     def _start(self, row: Row) -> None:
+        if row["task_canceled"]:
+            self._skip_canceled(row)
+            return
         if row["attempt"] == 1:
             self._observe_start_delay(row)
         entry = _Inflight(row)
@@ -314,11 +360,19 @@ class Worker:
         histogram = metrics.RUN_LATE_START if late else metrics.RUN_START_DELAY
         metrics.child(histogram, row["trigger"]).observe(delay)
 
+    def _skip_canceled(self, row: Row) -> None:
+        """A leased run whose task was canceled: record it as canceled without running it
+        (it holds no slot; its outcome is written with the next batch)."""
+        self._inflight[row["id"]] = _Inflight(row)
+        error = RunError(step_id=None, type="canceled", message="task canceled", retryable=False)
+        self._outcomes.append(Outcome(row, PipelineOutcome(error=error), 0.0))
+        self._outcome_ready.set()
+
     async def _execute(self, entry: _Inflight) -> None:
         # This task runs in its own copy of the logging context: tool logs carry the run.
         bind_log_context(run_id=str(entry.row["id"]), task_id=str(entry.row["task_id"]))
         row = entry.row
-        outcome = PipelineOutcome()
+        outcome = entry.outcome = PipelineOutcome()
         started = time.perf_counter()
         try:
             executor = await self._executor()
@@ -376,6 +430,7 @@ class Worker:
                 observe_step=_observe_step,
                 observe_retry=_log_step_retry,
                 max_output_bytes=self.settings.max_output_bytes,
+                max_value_bytes=self.settings.max_value_bytes,
             )
         return self._executor_cache
 
@@ -429,24 +484,48 @@ class Worker:
         while True:
             await asyncio.sleep(interval)
             self._completer.run_log.flush()  # the sum of a busy second, when all went quiet
-            # Every lease we hold, including runs that ended but are not written yet.
+            # Every lease we hold, including runs that ended but are not written yet, and
+            # the finished steps of the runs still executing.
             running = list(self._inflight)
-            if not running:
-                continue
-            try:
-                async with self.pool.connection() as conn:
-                    held = await due_work_store.extend_leases(
-                        conn,
-                        worker_id=self.worker_id,
-                        run_ids=running,
-                        lease_seconds=self.settings.lease_seconds,
-                    )
-            except StoreError as exc:
-                log.warning(
-                    "lease heartbeat failed: %s", exc.message, extra={"worker_id": self.worker_id}
+            if running:
+                await self._beat(running, self._pending_progress(running_for=0.0))
+
+    async def _progress(self) -> None:
+        """Every second: write the finished steps of runs running for a second or more
+        (their leases are extended on the way)."""
+        while True:
+            await asyncio.sleep(PROGRESS_SECONDS)
+            progress = self._pending_progress(running_for=PROGRESS_SECONDS)
+            if progress:
+                await self._beat([p.run_id for p in progress], progress)
+
+    def _pending_progress(self, *, running_for: float) -> list[due_work_store.Progress]:
+        now = time.monotonic()
+        pending = (
+            entry.progress(now, running_for=running_for) for entry in self._inflight.values()
+        )
+        return [progress for progress in pending if progress is not None]
+
+    async def _beat(self, running: list[Any], progress: list[due_work_store.Progress]) -> None:
+        try:
+            async with self.pool.connection() as conn:
+                held = await due_work_store.extend_leases(
+                    conn,
+                    worker_id=self.worker_id,
+                    run_ids=running,
+                    lease_seconds=self.settings.lease_seconds,
+                    progress=progress,
                 )
-                continue
-            self._apply_heartbeat(running, held)
+        except StoreError as exc:
+            log.warning(
+                "lease heartbeat failed: %s", exc.message, extra={"worker_id": self.worker_id}
+            )
+            return
+        for written in progress:
+            entry = self._inflight.get(written.run_id)
+            if entry is not None:
+                entry.steps_written = max(entry.steps_written, len(written.steps))
+        self._apply_heartbeat(running, held)
 
     def _apply_heartbeat(self, running: list[Any], held: list[Row]) -> None:
         still_held = {row["id"]: row["cancel_requested"] for row in held}

@@ -1,4 +1,5 @@
-"""Agent operations (admin): create an agent with its first token, delete one, issue a token.
+"""Agent operations (admin): create an agent with its first token, delete one, issue a token,
+make a webhook signing secret.
 
 Tokens are random (256 bits), returned once by the operation that creates them, and stored
 only as SHA-256 digests. Deleting an agent revokes its tokens in the same statement. The
@@ -12,15 +13,27 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
+from engine import webhooks
 from engine.errors import Conflict, NotFound
 from engine.tokens import SCOPES, display_prefix, generate_token, hash_token
 from store import agents as agents_store
+from store import webhooks as webhooks_store
 from store.db import Connection, Row
+
+_AGENT_FIELDS = (
+    "id",
+    "name",
+    "created_at",
+    "updated_at",
+    "deleted_at",
+    "webhook_url",
+    "webhook_secret_created_at",
+)
 
 
 def agent_view(row: Row, tokens: list[Row] | None = None) -> dict[str, Any]:
     """An agent as the API shows it (scopes in the documented order)."""
-    agent = {key: row[key] for key in ("id", "name", "created_at", "updated_at", "deleted_at")}
+    agent = {key: row[key] for key in _AGENT_FIELDS}
     agent["scopes"] = ordered_scopes(row["scopes"])
     if tokens is not None:
         agent["tokens"] = tokens
@@ -60,6 +73,14 @@ async def issue_token(conn: Connection, agent_id: UUID, *, keep_existing: bool) 
             await agents_store.revoke_tokens(conn, agent_id)
         token = await _issue_token(conn, agent_id)
     return {**agent_view(row), "token": token}
+
+
+async def new_webhook_secret(conn: Connection, agent_id: UUID) -> dict[str, Any]:
+    """A new signing key for the agent (the previous one stops signing); its ``whsec_`` form
+    is answered and never again."""
+    key, shown = webhooks.new_secret()
+    created_at = await webhooks_store.replace_secret(conn, agent_id, key)
+    return {"secret": shown, "created_at": created_at, "agent_id": agent_id}
 
 
 async def _issue_token(conn: Connection, agent_id: UUID) -> str:

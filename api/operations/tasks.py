@@ -21,7 +21,6 @@ from engine.expansion import plan_occurrence, resumed_state
 from engine.lifecycle import decide
 from engine.schedules import Schedule, parse_schedule
 from store import due_work as due_work_store
-from store import runs as runs_store
 from store import tasks as tasks_store
 from store.db import Connection, Row
 from store.expansion import PlannedTask, apply_plans
@@ -72,16 +71,14 @@ def schedule_of(task: Row) -> Schedule | None:
 
 
 async def run_now(conn: Connection, principal: Principal, task_id: UUID) -> Row:
-    """Queue a run of the task now (trigger ``manual``); 409 for a canceled task."""
+    """Queue a run of the task now (trigger ``manual``); 409 for a canceled task. The
+    queued row (its ``id``): callers read the run as they present it."""
     task = await visible_task(conn, task_id, principal.owner_filter)
     if task["status"] == "canceled":
         raise Conflict("the task is canceled")
-    row = await due_work_store.insert_manual_run(
+    return await due_work_store.insert_manual_run(
         conn, run_id=uuid.uuid4(), task_id=task_id, trigger="manual"
     )
-    run = await runs_store.get_run(conn, row["id"], owner=None)
-    assert run is not None
-    return run
 
 
 async def pause_task(conn: Connection, principal: Principal, task_id: UUID) -> Row:

@@ -5,6 +5,10 @@ only as SHA-256 digests. Deleting an agent revokes its tokens in the same statem
 look-ups are not cached, so a deleted agent's or a revoked token's next request is a 401.
 The last live agent holding ``admin`` can be neither deleted nor stripped of ``admin``
 (409), so an installation cannot lock itself out.
+
+Completion webhooks: an agent sets its ``webhook_url`` (``PATCH /agents/me``) and makes its
+signing secret (``POST /agents/me/webhook-secret``, shown once; making another replaces it);
+admins do both for any agent.
 """
 
 from __future__ import annotations
@@ -12,8 +16,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 
+from api.body import json_body_openapi, model_body
+from api.components import ref
 from api.deps import Admin, Caller, Conn
 from api.operations import agents as operations
 from api.operations.agents import agent_view, keep_an_admin, ordered_scopes
@@ -26,6 +32,8 @@ from api.schemas import (
     AgentPage,
     AgentUpdate,
     AgentWithToken,
+    WebhookSecret,
+    WebhookSettings,
 )
 from engine.errors import NotFound
 from store import agents as agents_store
@@ -56,6 +64,40 @@ async def me(principal: Caller, conn: Conn) -> Any:
     return agent_view(row)
 
 
+@router.patch(
+    "/me",
+    operation_id="agents_update_me",
+    response_model=Agent,
+    summary="Set where the completion webhooks of your runs go",
+    description="`webhook_url` receives a signed `run.finished` POST whenever one of your "
+    "runs ends (a task's own `webhook_url` overrides it); null stops them. Deliveries are "
+    "signed with your secret (`POST /agents/me/webhook-secret`). Any valid token.",
+    openapi_extra=json_body_openapi(ref("WebhookSettings")),
+)
+async def update_me(request: Request, principal: Caller, conn: Conn) -> Any:
+    body = await model_body(request, WebhookSettings)
+    row = await agents_store.update_agent(
+        conn, principal.agent_id, set_webhook_url=True, webhook_url=body.webhook_url
+    )
+    if row is None:
+        raise NotFound("agent not found")
+    return agent_view(row)
+
+
+@router.post(
+    "/me/webhook-secret",
+    operation_id="agents_create_my_webhook_secret",
+    status_code=status.HTTP_201_CREATED,
+    response_model=WebhookSecret,
+    summary="Make your webhook signing secret (shown once; replaces the previous one)",
+    description='Answers `{"secret": "whsec_..."}` this once; the previous secret stops '
+    "signing at once. Verify deliveries with any Standard Webhooks library. Any valid token.",
+    openapi_extra={"x-audit-action": "agents.webhook_secret.create"},
+)
+async def create_my_secret(principal: Caller, conn: Conn) -> Any:
+    return await operations.new_webhook_secret(conn, principal.agent_id)
+
+
 @router.post(
     "",
     operation_id="agents_create",
@@ -64,8 +106,10 @@ async def me(principal: Caller, conn: Conn) -> Any:
     summary="Create an agent and its first token",
     description="Answers the agent's fields plus `token`, shown this once.",
     responses=CONFLICT,
+    openapi_extra=json_body_openapi(ref("AgentCreate")),
 )
-async def create_agent(body: AgentCreate, principal: Admin, conn: Conn) -> Any:
+async def create_agent(request: Request, principal: Admin, conn: Conn) -> Any:
+    body = await model_body(request, AgentCreate)
     return await operations.create_agent(conn, name=body.name, scopes=body.scopes)
 
 
@@ -113,13 +157,22 @@ async def get_agent(agent_id: UUID, principal: Admin, conn: Conn) -> Any:
     summary="Rename an agent or replace its scopes",
     description="Scope changes apply to the agent's very next request.",
     responses={**AGENT_NOT_FOUND, **CONFLICT},
+    openapi_extra=json_body_openapi(ref("AgentUpdate")),
 )
-async def update_agent(agent_id: UUID, body: AgentUpdate, principal: Admin, conn: Conn) -> Any:
+async def update_agent(agent_id: UUID, request: Request, principal: Admin, conn: Conn) -> Any:
+    body = await model_body(request, AgentUpdate)
     scopes = ordered_scopes(body.scopes) if body.scopes is not None else None
     async with conn.transaction():
         if scopes is not None and "admin" not in scopes:
             await keep_an_admin(conn, agent_id)
-        row = await agents_store.update_agent(conn, agent_id, name=body.name, scopes=scopes)
+        row = await agents_store.update_agent(
+            conn,
+            agent_id,
+            name=body.name,
+            scopes=scopes,
+            set_webhook_url="webhook_url" in body.model_fields_set,
+            webhook_url=body.webhook_url,
+        )
     if row is None:
         raise NotFound(f"agent {agent_id} not found")
     return agent_view(row)
@@ -161,3 +214,18 @@ async def create_token(
     ] = False,
 ) -> Any:
     return await operations.issue_token(conn, agent_id, keep_existing=keep_existing)
+
+
+@router.post(
+    "/{agent_id:uuid}/webhook-secret",
+    operation_id="agents_create_webhook_secret",
+    status_code=status.HTTP_201_CREATED,
+    response_model=WebhookSecret,
+    summary="Make an agent's webhook signing secret (shown once; replaces the previous one)",
+    responses=AGENT_NOT_FOUND,
+    openapi_extra={"x-audit-action": "agents.webhook_secret.create"},
+)
+async def create_secret(agent_id: UUID, principal: Admin, conn: Conn) -> Any:
+    if await agents_store.get_agent(conn, agent_id) is None:
+        raise NotFound(f"agent {agent_id} not found")
+    return await operations.new_webhook_secret(conn, agent_id)

@@ -1,14 +1,18 @@
-"""``/runs``: run history and state."""
+"""``/runs``: run history and state, waiting for a run to end, and the live stream."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Request, status
+from fastapi.responses import StreamingResponse
 
 from api.deps import Conn, RunsRead, RunsWrite
+from api.live import KEEPALIVE_SECONDS, RunFeed
 from api.operations import runs as operations
 from api.pagination import DEFAULT_LIMIT, CursorParam, Limit, list_page
 from api.responses import RUN_NOT_FOUND, STATE_CONFLICT
@@ -16,6 +20,17 @@ from api.schemas import Run, RunPage, RunStatus, RunTrigger
 from store import runs as runs_store
 
 router = APIRouter(prefix="/runs", tags=["runs"])
+
+MAX_WAIT_SECONDS = 60
+Wait = Annotated[
+    float | None,
+    Query(
+        ge=0,
+        le=MAX_WAIT_SECONDS,
+        description="Seconds (at most 60) to hold the answer until the run has ended "
+        "(`succeeded`, `dead` or `canceled`); when they run out, the run as it is then.",
+    ),
+]
 
 
 @router.get(
@@ -39,7 +54,7 @@ async def list_runs(
     limit: Limit = DEFAULT_LIMIT,
     cursor: CursorParam = None,
 ) -> Any:
-    return await list_page(
+    listed = await list_page(
         lambda n, after: runs_store.list_runs(
             conn,
             owner=principal.owner_filter,
@@ -55,6 +70,69 @@ async def list_runs(
         cursor=cursor,
         key="queued_at",
     )
+    return {**listed, "items": await operations.present_runs(conn, listed["items"])}
+
+
+STREAM_DESCRIPTION = """Server-sent events (`text/event-stream`) about your runs (an admin's:
+everyone's), as they happen, until the client disconnects or the server stops. Filters:
+`task_id`, and `status` (repeatable), which keeps the events whose run has that status.
+
+Each event has `event:`, `id:` and `data:` lines (JSON); `: keepalive` comments come every
+15 s of silence. Events:
+
+- `run.queued`, `run.running`, `run.failed` (an attempt failed, a retry waits),
+  `run.succeeded`, `run.dead`, `run.canceled`:
+  `{"id", "task_id", "status", "attempt", "run"}`; `run` is the run as `GET /runs/{id}`
+  shows it at that moment, or null when it has already moved on (a later event follows).
+- `step.finished`: `{"run_id", "task_id", "attempt", "index", "step"}`, each step of an
+  attempt in order, before the state event it led to. Steps of runs shorter than a second
+  arrive together with the run's end; longer runs' steps within about a second.
+
+Nothing is replayed: on reconnecting, read `GET /runs` for what happened meanwhile."""
+
+
+@router.get(
+    "/stream",
+    operation_id="runs_stream",
+    response_class=StreamingResponse,
+    summary="Follow runs live: server-sent events (scope runs:read)",
+    description=STREAM_DESCRIPTION,
+    responses={
+        200: {
+            "description": "An endless stream of server-sent events.",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        }
+    },
+)
+async def stream_runs(
+    request: Request,
+    principal: RunsRead,
+    task_id: UUID | None = None,
+    status: Annotated[list[RunStatus] | None, Query()] = None,
+) -> StreamingResponse:
+    feed: RunFeed = request.app.state.run_feed
+
+    async def events() -> AsyncIterator[bytes]:
+        async with feed.subscription(
+            owner=principal.owner_filter, task_id=task_id, statuses=status or ()
+        ) as subscriber:
+            yield b": subscribed\n\n"
+            while True:
+                try:
+                    async with asyncio.timeout(KEEPALIVE_SECONDS):
+                        event = await subscriber.events.get()
+                except TimeoutError:
+                    yield b": keepalive\n\n"
+                    continue
+                if event is None:  # the server stops, or this client fell too far behind
+                    return
+                yield feed.format(event)
+
+    return StreamingResponse(
+        events(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
 
 
 @router.get(
@@ -62,10 +140,14 @@ async def list_runs(
     operation_id="runs_get",
     response_model=Run,
     summary="One run with its per-step results and structured error (scope runs:read)",
+    description="With `wait=N` (at most 60 seconds) the answer comes as soon as the run has "
+    "ended, or with the run as it is when the time runs out (check `status`).",
     responses=RUN_NOT_FOUND,
 )
-async def get_run(run_id: UUID, principal: RunsRead, conn: Conn) -> Any:
-    return await operations.visible_run(conn, run_id, principal)
+async def get_run(
+    run_id: UUID, request: Request, principal: RunsRead, conn: Conn, wait: Wait = None
+) -> Any:
+    return await operations.wait_for_run(request, conn, run_id, principal.owner_filter, wait)
 
 
 @router.post(

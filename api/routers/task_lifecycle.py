@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 
 from api.body import json_body, json_body_openapi
 from api.components import TASK_ANSWER, ref
+from api.creation import scopes_of
 from api.deps import AppCatalog, AppSettings, Conn, TasksRead, TasksWrite
 from api.operations import tasks as operations
 from api.operations.tasks import SNOOZE_SCHEMA, locked_task, schedule_of, task_answer
@@ -78,7 +79,12 @@ async def update_task(
         # is still pending may not fire "after now", and its title can still change.
         since = now if rescheduled else task["anchor_at"]
         spec = validate_task(
-            merged, catalog, default_timezone=settings.default_timezone, now=since, anchor=since
+            merged,
+            catalog,
+            default_timezone=settings.default_timezone,
+            now=since,
+            anchor=since,
+            owner_scopes=await scopes_of(conn, task["created_by"], principal),
         )
         document = spec.document()
         restart = None

@@ -10,12 +10,14 @@ from pydantic import BaseModel, Field
 
 from api.body import json_body, json_body_openapi
 from api.components import TASK_ANSWER, json_response, ref
-from api.creation import create_task_once, resolve_owner
+from api.creation import create_task_once, owner_scopes, resolve_owner
 from api.deps import AppCatalog, AppSettings, Conn, TasksRead, TasksWrite
 from api.idempotency import IdempotencyKey
 from api.operations import tasks as operations
+from api.operations.runs import wait_for_run
 from api.pagination import DEFAULT_LIMIT, CursorParam, Limit, list_page
 from api.responses import IDEMPOTENCY_CONFLICT, INVALID, TASK_NOT_FOUND, error
+from api.routers.runs import Wait
 from api.schemas import ErrorDetail, Run, ScheduleKind, TaskStatus
 from engine.clock import now_utc
 from engine.errors import ValidationFailed
@@ -55,7 +57,13 @@ async def create_task(
 ) -> Any:
     document = await json_body(request)
     now = now_utc()
-    spec = validate_task(document, catalog, default_timezone=settings.default_timezone, now=now)
+    spec = validate_task(
+        document,
+        catalog,
+        default_timezone=settings.default_timezone,
+        now=now,
+        owner_scopes=await owner_scopes(conn, document, principal),
+    )
     owner = await resolve_owner(conn, spec.created_by, principal)
     start = expansion_start(spec.schedule, now)
 
@@ -93,14 +101,22 @@ class TaskValidation(BaseModel):
     openapi_extra=json_body_openapi(ref("TaskCreate"), QUICK_START_TASK),
 )
 async def validate_task_document(
-    request: Request, principal: TasksRead, settings: AppSettings, catalog: AppCatalog
+    request: Request,
+    principal: TasksRead,
+    conn: Conn,
+    settings: AppSettings,
+    catalog: AppCatalog,
 ) -> Any:
     try:
         document = await json_body(request)
     except ValidationFailed as exc:
         return {"valid": False, "problems": [p.as_dict() for p in exc.problems]}
     problems = task_problems(
-        document, catalog, default_timezone=settings.default_timezone, now=now_utc()
+        document,
+        catalog,
+        default_timezone=settings.default_timezone,
+        now=now_utc(),
+        owner_scopes=await owner_scopes(conn, document, principal),
     )
     return {"valid": not problems, "problems": [p.as_dict() for p in problems]}
 
@@ -157,7 +173,13 @@ async def get_task(task_id: UUID, principal: TasksRead, conn: Conn) -> Any:
     status_code=status.HTTP_202_ACCEPTED,
     response_model=Run,
     summary="Queue a run of the task now (scope tasks:write)",
+    description="202 with the queued run. With `wait=N` (at most 60 seconds) the answer comes "
+    "once the run has ended (`succeeded`, `dead` or `canceled`, with its outputs), or with "
+    "the run as it is when the time runs out (check `status`; then `GET /runs/{id}?wait=N`).",
     responses={**TASK_NOT_FOUND, **error(409, "The task is canceled.")},
 )
-async def run_now(task_id: UUID, principal: TasksWrite, conn: Conn) -> Any:
-    return await operations.run_now(conn, principal, task_id)
+async def run_now(
+    task_id: UUID, request: Request, principal: TasksWrite, conn: Conn, wait: Wait = None
+) -> Any:
+    run = await operations.run_now(conn, principal, task_id)
+    return await wait_for_run(request, conn, run["id"], None, wait)

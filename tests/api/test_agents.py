@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import httpx
@@ -10,7 +11,7 @@ from fastapi import FastAPI
 
 from engine.tokens import hash_token
 from store.db import connect
-from tests.api.conftest import client_for, running_app
+from tests.api.conftest import client_for, quick_task, running_app
 from tests.support import ADMIN_TOKEN
 
 
@@ -186,3 +187,55 @@ async def test_me_works_with_any_valid_token(make_agent):
     assert response.status_code == 200
     assert response.json()["scopes"] == []
     assert (await bot.client.get("/tasks")).status_code == 403
+
+
+async def test_webhook_settings_of_an_agent(client: httpx.AsyncClient, make_agent: Any, fresh_db):
+    agent = await make_agent("runs:read")
+    for bad in ("ftp://hooks.example/x", "hooks.example/x", "https://", "https://a b", ""):
+        refused = await agent.client.patch("/agents/me", json={"webhook_url": bad})
+        assert refused.status_code == 422, bad
+        assert refused.json()["error"]["details"][0]["path"] == "$.webhook_url"
+    assert (await agent.client.patch("/agents/me", json={})).status_code == 422
+    set_up = await agent.client.patch(
+        "/agents/me", json={"webhook_url": "https://hooks.example/ordinaut?team=7"}
+    )
+    assert set_up.status_code == 200, set_up.text
+    assert set_up.json()["webhook_url"] == "https://hooks.example/ordinaut?team=7"
+    assert set_up.json()["webhook_secret_created_at"] is None
+
+    first = (await agent.client.post("/agents/me/webhook-secret")).json()
+    second = (await agent.client.post("/agents/me/webhook-secret")).json()
+    assert first["secret"] != second["secret"] and second["agent_id"] == agent.id
+    assert all(s["secret"].startswith("whsec_") for s in (first, second))
+    me = (await agent.client.get("/agents/me")).json()
+    assert me["webhook_secret_created_at"] == second["created_at"]
+    assert "secret" not in me
+    conn = await connect(fresh_db)
+    async with conn:
+        cursor = await conn.execute(
+            "SELECT secret FROM webhook_secrets WHERE agent_id = %s", (agent.id,)
+        )
+        (row,) = await cursor.fetchall()
+    assert base64.b64encode(row["secret"]).decode() == second["secret"].removeprefix("whsec_")
+
+    # Admins set any agent's; null stops the webhooks.
+    cleared = await client.patch(f"/agents/{agent.id}", json={"webhook_url": None})
+    assert cleared.status_code == 200 and cleared.json()["webhook_url"] is None
+    renamed = await client.patch(f"/agents/{agent.id}", json={"name": "renamed"})
+    assert renamed.json()["webhook_url"] is None and renamed.json()["name"] == "renamed"
+    made = await client.post(f"/agents/{agent.id}/webhook-secret")
+    assert made.status_code == 201 and made.json()["agent_id"] == agent.id
+    missing = await client.post("/agents/00000000-0000-4000-8000-000000000000/webhook-secret")
+    assert missing.status_code == 404
+
+
+async def test_a_task_may_send_its_webhooks_elsewhere(client: httpx.AsyncClient):
+    created = await client.post("/tasks", json=quick_task(webhook_url="https://hooks.example/task"))
+    assert created.status_code == 201, created.text
+    task = created.json()
+    assert task["webhook_url"] == "https://hooks.example/task"
+    refused = await client.patch(f"/tasks/{task['id']}", json={"webhook_url": "file:///etc"})
+    assert refused.status_code == 422
+    assert refused.json()["error"]["details"][0]["path"] == "$.webhook_url"
+    cleared = await client.patch(f"/tasks/{task['id']}", json={"webhook_url": None})
+    assert cleared.status_code == 200 and cleared.json()["webhook_url"] is None

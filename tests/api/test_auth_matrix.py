@@ -9,7 +9,9 @@ shared one.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import MutableMapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,6 +23,7 @@ from api.deps import route_auth
 from api.openapi import api_routes
 from engine.tokens import SCOPES
 from tests.api.conftest import AgentHandle, client_for, quick_task
+from tests.support import ADMIN_TOKEN
 
 # Routes anyone may call (DESIGN section 4). Everything else needs a token.
 PUBLIC = {("GET", "/health"), ("GET", "/health/ready"), ("GET", "/metrics")}
@@ -121,6 +124,54 @@ async def call(
     return await http.request(method, url, **kwargs)
 
 
+def is_stream(openapi: dict[str, Any], path: str, method: str) -> bool:
+    """Whether the route answers an endless stream (server-sent events)."""
+    answers = openapi["paths"][path][method.lower()]["responses"]
+    return "text/event-stream" in answers.get("200", {}).get("content", {})
+
+
+async def stream_status(app: FastAPI, method: str, url: str, token: str) -> int:
+    """The status a streaming route answers; then the client goes away (httpx's ASGI
+    transport waits for the whole body, which a stream never finishes)."""
+    path, _, query = url.partition("?")
+    started, gone = asyncio.Event(), asyncio.Event()
+    answer: dict[str, int] = {}
+    requested = False
+
+    async def receive() -> MutableMapping[str, Any]:
+        nonlocal requested
+        if not requested:
+            requested = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await gone.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            answer["status"] = message["status"]
+            started.set()
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": query.encode(),
+        "headers": [(b"host", b"api"), (b"authorization", f"Bearer {token}".encode())],
+        "client": ("127.0.0.1", 1),
+        "server": ("api", 80),
+    }
+    served = asyncio.create_task(app(scope, receive, send))
+    await asyncio.wait_for(started.wait(), timeout=10)
+    gone.set()
+    await asyncio.wait_for(served, timeout=10)
+    return answer["status"]
+
+
 def assert_error(response: httpx.Response, status: int, label: str) -> None:
     assert response.status_code == status, f"{label}: {response.status_code} {response.text}"
     error = response.json()["error"]
@@ -198,6 +249,13 @@ async def test_the_matrix(app: FastAPI, client: httpx.AsyncClient, make_agent: A
                     response = await call(other.client, method, url, body)
                     assert_error(response, 404, f"{label} on another agent's object")
 
+                if is_stream(openapi, path, method):
+                    owner_status = await stream_status(app, method, url, objects.owner.token)
+                    assert owner_status == 200, f"{label} by the owner: {owner_status}"
+                    admin_status = await stream_status(app, method, url, ADMIN_TOKEN)
+                    assert admin_status == 200, f"{label} as admin: {admin_status}"
+                    checked += 1
+                    continue
                 if "admin" not in auth.scopes:  # the owner's own call passes auth
                     response = await call(objects.owner.client, method, url, body)
                     assert response.status_code not in (401, 403, 404), (

@@ -38,9 +38,12 @@ async def test_unknown_route_and_wrong_method(client: httpx.AsyncClient):
 
 
 async def test_me_is_not_mistaken_for_an_agent_id(client: httpx.AsyncClient):
-    response = await client.patch("/agents/me", json={"name": "x"})
+    response = await client.delete("/agents/me")
     error_of(response, 405, "method_not_allowed")
-    assert response.headers["allow"] == "GET"
+    assert response.headers["allow"] == "GET, PATCH"
+    # PATCH /agents/me sets the caller's webhook URL; it is not PATCH /agents/{id}.
+    renamed = await client.patch("/agents/me", json={"name": "x"})
+    assert error_of(renamed, 422, "validation_error")["details"][-1]["path"] == "$.name"
     error_of(await client.get("/agents/not-a-uuid"), 404, "not_found")
     # Likewise for routes whose literal segment sits where another route has an id.
     literal = await client.get("/tasks/validate")

@@ -108,9 +108,20 @@ def test_bad_configuration_fails_at_construction(options, message):
 
 
 def test_results_ignore_unknown_fields_and_keep_them_in_raw():
+    failure = {"step_id": "s", "type": "tool_error", "message": "no", "retryable": True}
     document = run_document(
         "succeeded",
-        attempts=[{"attempt": 1, "error": {"type": "tool_failed"}}],
+        attempts=[
+            {
+                "number": 1,
+                "worker_id": "w1",
+                "started_at": "2026-03-30T06:00:00+00:00",
+                "finished_at": "2026-03-30T06:00:00.25+00:00",
+                "duration_ms": 250,
+                "error": failure,
+                "region": "eu",
+            }
+        ],
         steps=[
             {
                 "id": "s",
@@ -121,7 +132,16 @@ def test_results_ignore_unknown_fields_and_keep_them_in_raw():
                 "attempt": 2,
                 "output": {"v": 1},
                 "error": None,
-                "tries": [{"try": 1}],
+                "tries": [
+                    {
+                        "try": 1,
+                        "started_at": "2026-03-30T06:00:01+00:00",
+                        "duration_ms": 2,
+                        "error": {"type": "tool_error"},
+                        "backoff_ms": 500,
+                    }
+                ],
+                "skip_reason": None,
             }
         ],
         webhook={"delivered": True},
@@ -132,9 +152,18 @@ def test_results_ignore_unknown_fields_and_keep_them_in_raw():
     assert run.finished_at == datetime(2026, 3, 30, 6, 0, 2, tzinfo=UTC)
     assert run.finished_at.utcoffset() == timedelta(hours=3)
     assert run.steps[0].started_at == datetime(2026, 3, 30, 6, 0, 1, 500000, tzinfo=UTC)
-    assert run.raw["attempts"][0]["attempt"] == 1 and run.steps[0].raw["tries"] == [{"try": 1}]
+    (attempt,) = run.attempts
+    assert (attempt.number, attempt.worker_id, attempt.duration_ms) == (1, "w1", 250)
+    assert attempt.error is not None and attempt.error.type == "tool_error"
+    assert attempt.finished_at == datetime(2026, 3, 30, 6, 0, 0, 250000, tzinfo=UTC)
+    (tried,) = run.steps[0].tries
+    assert (tried.number, tried.backoff_ms, tried.duration_ms) == (1, 500, 2)
+    assert run.raw["webhook"] == {"delivered": True} and attempt.raw["region"] == "eu"
+    assert "skip_reason" in run.steps[0].raw
     task = Task.from_api(task_document(owner_webhook="x"))
     assert task.raw["owner_webhook"] == "x" and task.next_run_at is not None
+    older = Run.from_api(run_document("queued"))
+    assert older.attempts == () and all(step.tries == () for step in older.steps)
 
 
 async def test_multi_valued_filters_repeat_the_parameter(open_client):

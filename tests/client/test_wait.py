@@ -1,11 +1,11 @@
 """Waiting for a run: ``runs.wait`` and ``tasks.run_now(wait=...)``.
 
-The loop asks ``GET /runs/{id}?wait=N`` (N ≤ 60). Against a fake server on a fake clock:
-a server that long-polls is asked in 60-second slices without pauses; one that answers at
-once (it does not hold requests) is asked again only after growing pauses; one that refuses
-``wait`` (422 naming ``query.wait``) is polled without it. Against
-the real server: a run that outlasts the wait gives ``WaitTimeout`` with its last state,
-after a handful of requests, not a busy loop.
+The loop asks ``GET /runs/{id}?wait=N`` (N ≤ 60, the seconds left to the millisecond).
+Against a fake server on a fake clock: a server that long-polls is asked in 60-second
+slices without pauses; one that answers at once (it does not hold requests) is asked again
+only after growing pauses; one that refuses ``wait`` (422 naming ``query.wait``) is polled
+without it. Against the real server, which holds the request until the run ends or N runs
+out: one request per wait, no pause, no busy loop.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ async def test_a_server_that_answers_at_once_is_asked_again_after_growing_pauses
         run = await resolve(c.runs.wait(RUN_ID, timeout=30))
     assert run.status == "succeeded" and run.is_final
     assert clock.sleeps == [0.25, 0.5, 1.0]
-    assert waits(script) == ["30", "29", "29", "28"]  # whole seconds left, never past the deadline
+    assert waits(script) == ["30", "29.75", "29.25", "28.25"]  # the time left, never past it
     assert all(r.url.path == f"/runs/{RUN_ID}" for r in script.requests)
 
 
@@ -96,7 +96,7 @@ async def test_run_now_with_wait_follows_the_run_until_it_is_final(open_client):
         run = await resolve(c.tasks.run_now(TASK_ID, wait=5))
     assert run.status == "dead" and run.error is not None and run.error.type == "tool_failed"
     assert [r.method for r in script.requests] == ["POST", "GET", "GET"]
-    assert waits(script) == ["5", "4", "4"] and clock.sleeps == [0.25, 0.5]
+    assert waits(script) == ["5", "4.75", "4.25"] and clock.sleeps == [0.25, 0.5]
 
 
 async def test_run_now_without_wait_answers_the_queued_run(open_client):
@@ -130,10 +130,14 @@ async def test_a_run_that_outlasts_the_wait_on_the_real_server(live, open_client
         elapsed = time.monotonic() - started
         assert error.run.status in ("queued", "running") and error.run.task_id == task.id
         assert 1.5 <= elapsed < 3.0
-        # POST, then GETs between pauses of 0.25 s and 0.5 s (and what is left): no busy loop.
-        assert 3 <= len(counted) - 1 <= 5, [r.url for r in counted]
+        # The server held the POST for the whole 1.5 s: no further request, no pause.
+        assert [r.url.params.get("wait") for r in counted[1:]] == ["1.5"], counted
+        counted.clear()
+        started = time.monotonic()
         run = await resolve(c.runs.wait(error.run.id, timeout=30))
         assert run.status == "succeeded" and run.step("nap").status == "succeeded"
+        # One GET, answered the moment the run ended (about 3 s after it started).
+        assert len(counted) == 1 and time.monotonic() - started < 3.0
 
 
 async def test_a_server_that_refuses_wait_is_polled_without_it(open_client):

@@ -147,9 +147,10 @@ async def test_only_failed_or_dead_runs_can_be_retried(client):
 
 
 async def test_outputs_postgres_cannot_store_are_stored_replaced(client):
-    """A NUL character, a lone surrogate and NaN (all reachable from a template or a tool's
-    JSON) are refused by jsonb; the run is recorded with them replaced and the worker goes
-    on (it used to retry the refused batch forever)."""
+    """A NUL character and a lone surrogate (reachable from a template or a tool's JSON) are
+    refused by jsonb; the run is recorded with them replaced and the worker goes on (it used
+    to retry the refused batch forever). A template that gives NaN or an infinity fails its
+    step instead (issue 17: no non-finite number reaches a tool)."""
     echo = {
         "id": "odd",
         "uses": "debug.echo",
@@ -157,8 +158,6 @@ async def test_outputs_postgres_cannot_store_are_stored_replaced(client):
             "nul": 'a${`"\\u0000"`}b',
             "lone": '${`"\\udc80"`}',
             "pair": '${`"\\ud83d\\ude00"`}',
-            "nan": "${`NaN`}",
-            "inf": ["${`-Infinity`}", 1.5],
             "ok": "fine",
         },
     }
@@ -170,10 +169,13 @@ async def test_outputs_postgres_cannot_store_are_stored_replaced(client):
         "nul": "a\ufffdb",
         "lone": "\ufffd",
         "pair": "\U0001f600",
-        "nan": None,
-        "inf": [None, 1.5],
         "ok": "fine",
     }
+    nan = {"id": "nan", "uses": "debug.echo", "with": {"inf": ["${`-Infinity`}", 1.5]}}
+    task = await create_task(client, pipeline_task(nan))
+    (run_id,) = await run_now(client, task["id"])
+    run = await run_status(client, run_id, "succeeded", "dead")
+    assert (run["status"], run["error"]["type"]) == ("dead", "template_error"), run
     later = await create_task(client, failing(0))
     (later_run,) = await run_now(client, later["id"])
     assert (await run_status(client, later_run, "succeeded", "dead"))["status"] == "succeeded"

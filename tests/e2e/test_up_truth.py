@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from ops.supervisor import _wait_ready
+from ops.supervisor import api_ready
 from tests.support import REPO, Cluster, free_port
 
 pytestmark = pytest.mark.e2e
@@ -109,7 +109,7 @@ def test_the_banner_waits_for_its_own_api_not_any_server(capsys: pytest.CaptureF
     thread.start()
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}"
-        assert not _wait_ready(url, "the-nonce-of-this-up", [], lambda: False)
+        assert api_ready(url, "the-nonce-of-this-up") is False
     finally:
         server.shutdown()
     assert "another server answers at" in capsys.readouterr().err

@@ -266,3 +266,33 @@ async def test_http_request_circuits_are_per_agent(server, client):
     outcome = await ex.run(parse_pipeline([step]), params={}, run=replace(RUN, agent_id="agent-2"))
     assert outcome.error is None, outcome.error
     assert outcome.steps[0].output["status"] == 200
+
+
+async def test_timeouts_are_deadlines_for_the_whole_request_even_when_the_server_trickles(
+    server, client
+):
+    """Issue 17, defect 9: a server sending a byte a second never leaves a read idle for
+    long, so per-read timeouts never fire. ``timeout_seconds`` of ``http.request`` and a
+    step's ``timeout_seconds`` (for both HTTP transports) end the whole request."""
+    ex = executor(client, allow=["127.0.0.1"])
+    trickle = server.url + "/trickle?bytes=60&interval=0.25"
+    started = time.monotonic()
+    _, error = await one_step(
+        ex, "http.request", {"method": "GET", "url": trickle, "timeout_seconds": 1}
+    )
+    assert time.monotonic() - started < 2.5
+    assert error is not None and error.type == "timeout", error
+
+    started = time.monotonic()
+    _, error = await one_step(
+        ex, "http.request", {"method": "GET", "url": trickle}, timeout_seconds=1
+    )
+    assert time.monotonic() - started < 2.5
+    assert error is not None and error.type == "timeout", error
+
+    tool = http_tool(server, "/trickle?bytes=60&interval=0.25")
+    ex = executor(client, [tool])
+    started = time.monotonic()
+    _, error = await one_step(ex, tool.address, {}, timeout_seconds=1)
+    assert time.monotonic() - started < 2.5
+    assert error is not None and error.type == "timeout", error

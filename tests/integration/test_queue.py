@@ -49,7 +49,6 @@ def finished(row, status="succeeded", error=None):
         attempt=row["attempt"],
         agent_id=row["agent_id"],
         status=status,
-        finished_at=datetime.now(UTC),
         duration_ms=5,
         steps=[{"id": "echo", "status": status}],
         error=error,
@@ -187,7 +186,16 @@ async def test_a_failed_attempt_waits_for_its_retry(conn):
     kept = await q.schedule_retries(
         conn,
         worker_id="w1",
-        runs=[q.Retrying(run_id=row["id"], attempt=1, run_at=retry_at, steps=[], error=error)],
+        runs=[
+            q.Retrying(
+                run_id=row["id"],
+                attempt=1,
+                run_at=retry_at,
+                duration_ms=7,
+                steps=[],
+                error=error,
+            )
+        ],
     )
     assert kept == [row["id"]]
     run = await stored_run(conn, row["id"])
@@ -221,7 +229,7 @@ async def test_released_leases_are_ready_again_without_using_an_attempt(conn):
     _, task = await owner_and_task(conn)
     await queue(conn, task)
     (row,) = await q.lease_batch(conn, worker_id="w1", limit=1, lease_seconds=30)
-    assert await q.release_leases(conn, worker_id="w1", run_ids=[row["id"]]) == 1
+    assert await q.release_leases(conn, worker_id="w1", run_ids=[row["id"]]) == (1, [])
     (again,) = await q.lease_batch(conn, worker_id="w2", limit=1, lease_seconds=30)
     assert again["attempt"] == 1
 

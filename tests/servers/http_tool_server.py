@@ -10,6 +10,8 @@ Routes (any method):
 - ``/list``: 200 with a JSON array (not an object)
 - ``/redirect``: 302 to ``/echo``
 - ``/flaky?fail=N``: 503 for the first N calls to this path, then 200 ``{"calls": n}``
+- ``/trickle?bytes=N&interval=S``: 200 announcing N bytes of JSON, then one byte every S
+  seconds (a server that keeps a request alive without ever being idle for long)
 
 Every request is recorded (``server.requests``) so tests can check headers and bodies.
 """
@@ -106,8 +108,24 @@ class _Handler(BaseHTTPRequestHandler):
                 self._json(503, {"error": "try later"})
             else:
                 self._json(200, {"calls": count})
+        elif path == "/trickle":
+            self._trickle(int(query.get("bytes", "60")), float(query.get("interval", "1")))
         else:
             self._json(404, {"error": "no such route"})
+
+    def _trickle(self, size: int, interval: float) -> None:
+        body = json.dumps({"pad": "x" * max(0, size - 11)}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        for index in range(len(body)):
+            try:
+                self.wfile.write(body[index : index + 1])
+                self.wfile.flush()
+            except OSError:  # the client gave up: stop trickling
+                return
+            time.sleep(interval)
 
     def _json(self, status: int, value: Any) -> None:
         self._send(status, json.dumps(value).encode(), "application/json")

@@ -118,8 +118,24 @@ async def test_if_skips_a_step_and_later_steps_see_it_missing(condition):
         "attempt": 0,
         "output": None,
         "error": None,
+        "skip_reason": {"if": "steps.check.ok", "value": False},
     }
     assert outcome.steps[2].output == {"skipped": True}
+    assert outcome.steps[2].skip_reason is None and "skip_reason" not in outcome.steps[2].as_dict()
+
+
+async def test_a_skipped_step_says_which_falsy_value_its_condition_gave():
+    outcome = await run(
+        [
+            {"id": "s", "uses": "debug.echo", "with": {"items": ["a", "b"]}, "save_as": "s"},
+            {"id": "t", "uses": "debug.echo", "if": "steps.s.items[?@ == 'none']"},
+            {"id": "u", "uses": "debug.echo", "if": "${steps.s.missing}"},
+            {"id": "v", "uses": "debug.echo", "if": "length(steps.s.items) > `1` && steps.s"},
+        ]
+    )
+    assert outcome.steps[1].skip_reason == {"if": "steps.s.items[?@ == 'none']", "value": []}
+    assert outcome.steps[2].skip_reason == {"if": "steps.s.missing", "value": None}
+    assert outcome.steps[3].status == "succeeded" and outcome.steps[3].skip_reason is None
 
 
 async def test_a_failing_condition_is_a_template_error_naming_the_step():
@@ -174,9 +190,18 @@ async def test_step_retries_happen_inside_the_run_with_backoff():
         executor(sleep=sleeps, retry_base_seconds=0.5),
     )
     assert outcome.succeeded
-    assert outcome.steps[0].attempt == 3
-    assert outcome.steps[0].output == {"attempt": 3}
+    step = outcome.steps[0]
+    assert step.attempt == 3
+    assert step.output == {"attempt": 3}
     assert sleeps.delays == [0.5, 1.0]
+    # The two failed tries are kept, each with its error and the pause that followed it.
+    assert step.tries is not None
+    assert [t["try"] for t in step.tries] == [1, 2]
+    assert [t["error"]["type"] for t in step.tries] == ["tool_error", "tool_error"]
+    assert all(t["error"]["retryable"] for t in step.tries)
+    assert all(t["started_at"] and t["duration_ms"] >= 0 for t in step.tries)
+    assert all(t["backoff_ms"] >= 0 for t in step.tries)
+    assert step.as_dict()["tries"] == step.tries
 
 
 async def test_step_retries_give_up_after_max_retries():
@@ -188,6 +213,9 @@ async def test_step_retries_give_up_after_max_retries():
     assert outcome.error is not None and outcome.error.retryable
     assert outcome.steps[0].attempt == 3
     assert len(sleeps.delays) == 2
+    # The last try is the step itself; the two before it are its tries.
+    assert [t["try"] for t in outcome.steps[0].tries or []] == [1, 2]
+    assert outcome.steps[0].error is not None
 
 
 async def test_non_retryable_errors_are_not_retried_within_the_run():

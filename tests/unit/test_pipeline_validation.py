@@ -129,7 +129,7 @@ def test_structural_and_pipeline_problems_come_together():
         ],
         schedule_kind="sometimes",
     )
-    problems = task_problems(document, CATALOG, default_timezone="UTC", now=NOW)
+    problems = task_problems(document, CATALOG, default_timezone="UTC", now=NOW, owner_scopes=None)
     assert {p.path for p in problems} >= {
         "$.schedule_kind",
         "$.payload.pipeline[0]",
@@ -147,7 +147,7 @@ def test_validate_task_raises_with_every_problem():
         ]
     )
     with pytest.raises(ValidationFailed) as caught:
-        validate_task(document, CATALOG, default_timezone="UTC", now=NOW)
+        validate_task(document, CATALOG, default_timezone="UTC", now=NOW, owner_scopes=None)
     assert paths(caught.value.problems) == [
         ("$.payload.pipeline[0].with", "schema"),
         ("$.payload.pipeline[1].id", "duplicate_id"),
@@ -167,6 +167,7 @@ def test_expressions_nested_too_deeply_to_parse_are_problems_not_crashes():
         CATALOG,
         default_timezone="UTC",
         now=NOW,
+        owner_scopes=None,
     )
     assert ("$.payload.pipeline[0].if", "jmespath") in paths(problems)
     assert ("$.payload.pipeline[1].with.x", "jmespath") in paths(problems)

@@ -166,3 +166,34 @@ async def test_working_endpoints_are_forgotten_and_the_table_is_bounded(monkeypa
     assert list(breakers._circuits) == ["b", "c", "d"]  # the oldest went first
     await call(breakers, "c")
     assert list(breakers._circuits) == ["b", "d"]  # a success needs no state
+
+
+async def test_a_refusal_never_echoes_what_a_private_name_resolved_to():
+    """Issue 17, defect 12: "refusing to connect to vm (127.0.0.1)" told an agent what an
+    internal name resolves to. The refusal says the host is not allowed, nothing more."""
+    resolve = resolver(
+        {"vm": ["127.0.0.1"], "db.internal": ["10.20.30.40"], "mixed.test": ["1.1.1.1", "fd00::7"]}
+    )
+    cases = (("vm", "127.0.0.1"), ("db.internal", "10.20.30.40"), ("mixed.test", "fd00::7"))
+    for host, address in cases:
+        with pytest.raises(AddressRefused) as caught:
+            await checked_address(host, 80, AllowList(), resolve)
+        message = str(caught.value)
+        assert address not in message
+        assert host in message and "not allowed" in message
+        for detail in ("loopback", "private", "link-local"):
+            assert detail not in message
+    # A literal address the agent wrote itself may be named, with the reason.
+    with pytest.raises(AddressRefused, match=r"127\.0\.0\.1.*loopback"):
+        await checked_address("127.0.0.1", 80, AllowList(), resolve)
+
+
+async def test_an_unresolvable_name_reads_like_a_refused_one():
+    """Whether an internal name exists is not disclosed either."""
+    with pytest.raises(AddressRefused) as refused:
+        await checked_address("vm", 80, AllowList(), resolver({"vm": ["127.0.0.1"]}))
+    with pytest.raises(AddressRefused) as unresolved:
+        await checked_address("no-such-host.invalid", 80, AllowList())  # the system resolver
+    assert str(refused.value).replace("vm", "HOST") == str(unresolved.value).replace(
+        "no-such-host.invalid", "HOST"
+    )

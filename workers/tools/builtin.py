@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from engine.catalog import ToolSpec
-from engine.errors import ToolFailed, ToolNotFound
+from engine.errors import ToolFailed, ToolInputInvalid, ToolNotFound
 from engine.pipeline import CallContext
 
 Handler = Callable[[dict[str, Any], CallContext], Awaitable[dict[str, Any]]]
@@ -39,7 +40,11 @@ async def debug_log(arguments: dict[str, Any], context: CallContext) -> dict[str
 
 async def debug_sleep(arguments: dict[str, Any], context: CallContext) -> dict[str, Any]:
     """Sleep ``seconds`` and return ``{slept}``."""
-    await asyncio.sleep(float(arguments["seconds"]))
+    seconds = float(arguments["seconds"])
+    if not (math.isfinite(seconds) and seconds >= 0):
+        # asyncio.sleep(nan) corrupts the event loop's timer heap: never let one through.
+        raise ToolInputInvalid(f"debug.sleep: seconds must be a finite number >= 0, not {seconds}")
+    await asyncio.sleep(seconds)
     return {"slept": arguments["seconds"]}
 
 

@@ -6,18 +6,23 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from engine.errors import StoreError, ToolFailed, ToolInputInvalid
+from engine.catalog import TOOL_SCOPES
+from engine.errors import StoreError, ToolFailed, ToolForbidden, ToolInputInvalid
 from engine.pipeline import CallContext
 from engine.schedules.events import TopicError, parse_topic
+from engine.tokens import holds_scope
+from store import agents as agents_store
 from store import events as events_store
-from store.db import Pool
+from store.db import Connection, Pool
 from workers.tools.builtin import Handler
 
 
 def events_publisher(pool: Pool) -> Handler:
     """``events.publish {topic, payload}``: publish as the task's owner and start only that
     owner's matching event tasks (even for an admin: a pipeline never starts other agents'
-    tasks). Once per run and step: a retried run gets the first publication's answer."""
+    tasks). Once per run and step: a retried run gets the first publication's answer. The
+    owner must hold ``events:publish`` when the step runs (it may have lost it since the
+    task was accepted): otherwise the step fails, not retryably, and nothing is published."""
 
     async def publish(arguments: dict[str, Any], context: CallContext) -> dict[str, Any]:
         try:
@@ -27,6 +32,7 @@ def events_publisher(pool: Pool) -> Handler:
         owner = uuid.UUID(context.agent_id) if context.agent_id else None
         try:
             async with pool.connection() as conn, conn.transaction():
+                await _owner_may_publish(conn, owner)
                 event_id, runs = await events_store.publish_event(
                     conn,
                     topic=topic,
@@ -41,3 +47,12 @@ def events_publisher(pool: Pool) -> Handler:
         return {"event_id": str(event_id), "runs": refs}
 
     return publish
+
+
+async def _owner_may_publish(conn: Connection, owner: uuid.UUID | None) -> None:
+    scope = TOOL_SCOPES["events.publish"]
+    agent = await agents_store.get_agent(conn, owner) if owner is not None else None
+    if agent is None or not holds_scope(agent["scopes"], scope):
+        raise ToolForbidden(
+            f"events.publish: the task's owner lacks the {scope!r} scope (or no longer exists)"
+        )

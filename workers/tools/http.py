@@ -14,12 +14,19 @@ json}`` when the body is JSON, else ``{status, headers, text}``, whatever the st
 its ``location`` header are the result).
 
 Both read at most ``max_response_bytes`` of (decoded) body — more is a non-retryable error —
-and both stop at the step's deadline. Each endpoint has a circuit breaker.
+and both stop at the step's deadline, which bounds the whole request (connecting, sending,
+waiting and reading: a server that trickles a byte a second is cut off too, where httpx's
+own timeouts, which bound each read, would never fire); ``http.request``'s
+``timeout_seconds`` is such a deadline as well. Each endpoint has a circuit breaker.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import math
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -181,7 +188,12 @@ class HttpRequestTool:
         # One circuit per agent and origin: the URL, headers and timeout are the agent's, so
         # one agent's failing calls must not make a site fail fast for every other agent.
         circuit = f"{origin} (agent {context.agent_id})"
-        async with self.breakers.guard(circuit), within_deadline(context):
+        limit = _request_timeout(arguments.get("timeout_seconds"), context)
+        async with (
+            self.breakers.guard(circuit),
+            within_deadline(context),
+            _whole_request_within(limit, origin),
+        ):
             try:
                 address = await checked_address(host, port, self.allow, self.resolve)
             except AddressRefused as exc:
@@ -206,16 +218,42 @@ class HttpRequestTool:
         headers = {k: v for k, v in headers.items() if k.lower() != "host"}
         headers["Host"] = url.netloc.decode("ascii")
         headers.setdefault("Idempotency-Key", context.idempotency_key)
-        limit = float(arguments.get("timeout_seconds") or context.remaining())
+        limit = _request_timeout(arguments.get("timeout_seconds"), context)
         extensions = {"sni_hostname": url.host} if url.scheme == "https" else {}
         return self.client.build_request(
             arguments["method"].upper(),
             url.copy_with(host=address),
             headers=headers,
             json=arguments.get("json"),
-            timeout=httpx.Timeout(max(min(limit, context.remaining()), 0.001)),
+            timeout=httpx.Timeout(max(limit, 0.001)),
             extensions=extensions,
         )
+
+
+def _request_timeout(requested: Any, context: CallContext) -> float:
+    """Seconds the request may take: its ``timeout_seconds`` when given, at most what is left
+    of the step; a non-finite or non-positive value is refused (the input check refuses it
+    first: this keeps a NaN from ever becoming a deadline)."""
+    if requested is None:
+        return context.remaining()
+    seconds = float(requested)
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise ToolInputInvalid(
+            f"http.request: timeout_seconds must be a finite number > 0, not {requested!r}"
+        )
+    return min(seconds, context.remaining())
+
+
+@asynccontextmanager
+async def _whole_request_within(seconds: float, origin: str) -> AsyncIterator[None]:
+    """A deadline for everything inside, as a retryable :class:`StepTimeout`."""
+    try:
+        async with asyncio.timeout(seconds):
+            yield
+    except TimeoutError:
+        raise StepTimeout(
+            f"http.request {origin}: no complete answer within {seconds:g}s"
+        ) from None
 
 
 def _parse_url(raw: str) -> httpx.URL:

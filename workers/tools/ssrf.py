@@ -12,12 +12,18 @@ metadata address 169.254.169.254, fe80::/10), shared (100.64/10), unspecified, r
 documentation and multicast ranges, and IPv6 forms that embed such an IPv4 address
 (``::ffff:127.0.0.1``, ``::127.0.0.1``, ``::ffff:0:127.0.0.1``, 6to4, NAT64 including
 local-use 64:ff9b:1::/48, Teredo).
+
+A refusal never tells the agent what a name resolved to, nor whether it resolved at all:
+"refusing to connect to 'vm': the host is not allowed" is all it learns about an internal name
+(otherwise refusals would map the internal DNS). The worker's log has the detail at DEBUG.
+A literal address the agent wrote itself is named with the reason.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 import socket
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -25,6 +31,8 @@ from dataclasses import dataclass
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 Resolver = Callable[[str, int], Awaitable[list[str]]]
+
+log = logging.getLogger("ordinaut.tools.ssrf")
 
 # IPv6 ranges whose low 32 bits are an IPv4 address: NAT64 (well-known and local-use),
 # IPv4-compatible (::a.b.c.d, deprecated but still routed by some stacks) and SIIT
@@ -39,6 +47,10 @@ _EMBEDS_IPV4_LOW_BITS = (
 
 class AddressRefused(ValueError):
     """The URL's host is (or resolves to) an address that ``http.request`` may not reach."""
+
+
+class Unresolvable(AddressRefused):
+    """The name resolves to nothing (a resolver raises this; the refusal hides it)."""
 
 
 @dataclass(frozen=True)
@@ -103,7 +115,7 @@ async def system_resolver(host: str, port: int) -> list[str]:
     try:
         infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
-        raise AddressRefused(f"cannot resolve {host!r}: {exc.strerror}") from None
+        raise Unresolvable(f"cannot resolve {host!r}: {exc.strerror}") from None
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
@@ -112,21 +124,43 @@ async def checked_address(
 ) -> IPAddress:
     """Resolve ``host`` and return the address to connect to; raise :class:`AddressRefused`
     when any address it resolves to is not allowed (a name that mixes public and private
-    answers is refused as a whole)."""
+    answers is refused as a whole), or when it resolves to nothing."""
     try:
-        addresses = [ipaddress.ip_address(host.strip("[]"))]
+        literal = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
+        return await _checked_name(host, port, allow, resolve)
+    reason = blocked_reason(literal)
+    if reason is not None and not allow.allows_address(literal) and not allow.allows_host(host):
+        raise AddressRefused(
+            f"refusing to connect to {literal}: {reason} address; "
+            "list it in ORDINAUT_HTTP_ALLOW to allow it"
+        )
+    return literal
+
+
+async def _checked_name(host: str, port: int, allow: AllowList, resolve: Resolver) -> IPAddress:
+    try:
         addresses = [ipaddress.ip_address(a.split("%")[0]) for a in await resolve(host, port)]
+    except Unresolvable as exc:
+        log.debug("http.request refused %r: %s", host, exc)
+        raise _name_refused(host) from None
     if not addresses:
-        raise AddressRefused(f"{host!r} resolves to no address")
+        log.debug("http.request refused %r: it resolves to no address", host)
+        raise _name_refused(host)
     if allow.allows_host(host):
         return addresses[0]
     for address in addresses:
         reason = blocked_reason(address)
         if reason is not None and not allow.allows_address(address):
-            shown = host if str(address) == host.strip("[]") else f"{host} ({address})"
-            raise AddressRefused(
-                f"refusing to connect to {shown}: {reason} address; "
-                "list it in ORDINAUT_HTTP_ALLOW to allow it"
-            )
+            log.debug("http.request refused %r: %s resolves to a %s address", host, host, reason)
+            raise _name_refused(host)
     return addresses[0]
+
+
+def _name_refused(host: str) -> AddressRefused:
+    """The same words whether the name is private, mixed or unknown: nothing about the
+    internal DNS leaks through refusals."""
+    return AddressRefused(
+        f"refusing to connect to {host!r}: the host is not allowed (http.request reaches "
+        "public addresses only, unless ORDINAUT_HTTP_ALLOW lists the host)"
+    )

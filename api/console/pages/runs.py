@@ -294,7 +294,9 @@ async def bulk_confirm(request: Request, session: Signed, conn: Conn) -> Respons
         ids = [_uuid(value, "run") for value in form.get("run_id", [])[:BULK_LIMIT]]
         if not ids:
             return redirect(back, ("error", "Select one or more runs first."))
-        found = await runs_store.get_runs(conn, [i for i in ids if i], owner=principal.owner_filter)
+        found = await runs_store.get_visible_runs(
+            conn, [i for i in ids if i], owner=principal.owner_filter
+        )
         targets = [run for run in found if run["status"] in action.acts_on]
         more, selected = False, len(ids)
     titles = await tasks_store.task_titles(conn, [run["task_id"] for run in targets])

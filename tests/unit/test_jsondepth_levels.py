@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from engine.jsondepth import nests_deeper_than
+from engine.jsonshape import nests_deeper_than
 
 
 def nested(depth: int) -> Any:
