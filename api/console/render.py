@@ -25,6 +25,7 @@ from api.console.mirror import (
     WORKERS_LIST,
 )
 from api.console.session import COOKIE_PATH, CSRF_FIELD, ConsoleSession
+from api.console.timeline import when
 from engine.clock import now_utc
 from engine.timezones import get_zone
 
@@ -100,10 +101,11 @@ def _zoned(value: datetime | None, zone: str, *, short: bool = False) -> str:
     return shown.strftime(pattern) + (shown.tzname() or "")
 
 
-def _time(value: datetime | None, zone: str | None = None) -> Markup:
+def _time(value: datetime | str | None, zone: str | None = None) -> Markup:
     """A relative time with the exact one on hover (``console.js`` keeps it fresh). Built
     with an f-string: ``Markup.format`` costs a formatter per call, and lists call this
-    twice a row."""
+    twice a row. ``value`` may be ISO 8601 text (runs as ``GET /runs/{id}`` presents them)."""
+    value = when(value)
     if value is None:
         return Markup('<span class="muted">—</span>')
     exact = escape(_exact(value, zone))

@@ -506,3 +506,136 @@ async def test_every_console_route_needs_a_session(app: FastAPI):
                 assert response.headers["location"].startswith("/ui/login"), route.path
                 checked += 1
     assert checked >= 20
+
+
+async def test_the_run_page_shows_tries_skip_reasons_attempts_timing_and_deliveries(
+    browser_for, make_agent, fresh_db: str
+):
+    """The run page reads the run as GET /runs/{id} presents it: a step's failed tries with
+    the backoff after each, why a step was skipped, the failed attempts before this one, the
+    timing breakdown and the webhook deliveries."""
+    agent = await make_agent("tasks:read", "tasks:write", "runs:read")
+    task = (await agent.client.post("/tasks", json=quick_task())).json()
+    run_id = await insert_run_with_history(fresh_db, task["id"], agent.id)
+    rest = (await agent.client.get(f"/runs/{run_id}")).json()
+    ui = await browser_for(agent.token)
+    page = (await ui.get(f"/ui/runs/{run_id}")).text
+    assert "Try 1" in page and "HTTP 503 from the upstream" in page
+    assert "then waited 1.2 s before try 2" in page and "2 tries" in page
+    assert (
+        "if: steps.fetch.output.changed" in page and 'gave <span class="mono">false</span>' in page
+    )
+    assert "Earlier attempts" in page and "worker-old" in page and "lease lost" in page
+    assert 'id="timing"' in page and "backoff between tries" in page
+    assert rest["timing"]["step_backoff_ms"] == 1200
+    assert "Webhook deliveries" in page and "https://hooks.example/done" in page
+    assert "HTTP 500" in page
+    assert "data-run-stream" not in page  # ended: nothing to follow
+    fragment = await ui.get(f"/ui/runs/{run_id}/body")
+    assert fragment.status_code == 200 and "<html" not in fragment.text
+    assert 'id="run-body"' in fragment.text and "Try 1" in fragment.text
+
+
+async def test_the_run_stream_of_the_console_is_the_sessions_own(browser_for, make_agent):
+    """The console's run stream follows one run the session may read: another agent's run
+    is a 404 (its events never reach that session); a run that has ended says so at once."""
+    scopes = ("tasks:read", "tasks:write", "runs:read", "runs:write")
+    alice, bob = await make_agent(*scopes), await make_agent(*scopes)
+    task = (await alice.client.post("/tasks", json=quick_task())).json()
+    run = (await alice.client.post(f"/tasks/{task['id']}/run_now")).json()
+    mine, theirs = await browser_for(alice.token), await browser_for(bob.token)
+    page = (await mine.get(f"/ui/runs/{run['id']}")).text
+    assert f'data-run-stream="/ui/runs/{run["id"]}/stream"' in page  # queued: followed
+    assert (await theirs.get(f"/ui/runs/{run['id']}/stream")).status_code == 404
+    assert (await theirs.get(f"/ui/runs/{run['id']}/body")).status_code == 404
+    await alice.client.post(f"/runs/{run['id']}/cancel")
+    ended = await mine.get(f"/ui/runs/{run['id']}/stream")
+    assert ended.status_code == 200
+    assert ended.headers["content-type"].startswith("text/event-stream")
+    assert ended.text == "event: ended\ndata: {}\n\n"
+
+
+async def insert_run_with_history(database_url: str, task_id: str, agent_id: str) -> str:
+    """A succeeded second attempt whose first step was retried once and whose second step
+    was skipped, after a first attempt that failed; its webhook delivery failed once."""
+    run_id = str(uuid.uuid4())
+    t0 = datetime.now(UTC) - timedelta(minutes=5)
+    at = lambda ms: (t0 + timedelta(milliseconds=ms)).isoformat()  # noqa: E731
+    failure = {
+        "step_id": "fetch",
+        "type": "http_error",
+        "message": "HTTP 503 from the upstream",
+        "retryable": True,
+    }
+    steps = [
+        {
+            "id": "fetch",
+            "uses": "http.request",
+            "status": "succeeded",
+            "started_at": at(3300),
+            "duration_ms": 40,
+            "attempt": 2,
+            "output": {"changed": False},
+            "tries": [
+                {
+                    "try": 1,
+                    "started_at": at(2050),
+                    "duration_ms": 50,
+                    "error": failure,
+                    "backoff_ms": 1200,
+                }
+            ],
+        },
+        {
+            "id": "notify",
+            "uses": "debug.echo",
+            "status": "skipped",
+            "started_at": None,
+            "duration_ms": 0,
+            "skip_reason": {"if": "steps.fetch.output.changed", "value": False},
+        },
+    ]
+    attempts = [
+        {
+            "number": 1,
+            "worker_id": "worker-old",
+            "started_at": at(100),
+            "finished_at": at(900),
+            "duration_ms": 800,
+            "error": {
+                "step_id": None,
+                "type": "lease_lost",
+                "message": "lease lost",
+                "retryable": True,
+            },
+        }
+    ]
+    conn = await connect(database_url)
+    async with conn:
+        await conn.execute(
+            """
+            INSERT INTO runs (id, task_id, agent_id, trigger, status, scheduled_for, queued_at,
+                              attempt, started_at, finished_at, duration_ms, steps, attempts)
+            VALUES (%s, %s, %s, 'manual', 'succeeded', %s, %s, 2, %s, %s, 1400, %s, %s)
+            """,
+            (
+                run_id,
+                task_id,
+                agent_id,
+                t0,
+                t0,
+                t0 + timedelta(milliseconds=2000),
+                t0 + timedelta(milliseconds=3450),
+                Jsonb(steps),
+                Jsonb(attempts),
+            ),
+        )
+        await conn.execute(
+            """
+            INSERT INTO webhook_deliveries (run_id, task_id, agent_id, url, attempts,
+                                            last_attempt_at, last_status, last_error)
+            VALUES (%s, %s, %s, 'https://hooks.example/done', 1, now(), 500, 'HTTP 500')
+            """,
+            (run_id, task_id, agent_id),
+        )
+    return run_id

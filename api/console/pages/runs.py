@@ -3,17 +3,18 @@ confirmation naming the count) and one run (its steps on a timeline, errors, act
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import Query, Request
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
 
 from api.console.mirror import RUN_CANCEL, RUN_READ, RUN_RETRY, RUNS_LIST, Done, Mirror, record
-from api.console.render import page, redirect, safe_next
+from api.console.render import page, redirect, safe_next, secured
 from api.console.routing import (
     Form,
     Signed,
@@ -29,10 +30,12 @@ from api.console.routing import (
 from api.console.session import ConsoleSession
 from api.console.timeline import timeline
 from api.deps import Conn, Principal
+from api.live import KEEPALIVE_SECONDS, RunFeed
 from api.operations import runs as operations
 from api.pagination import list_page
 from engine.clock import now_utc
 from engine.errors import Conflict, NotFound, ValidationFailed
+from engine.runs import FINAL_STATUSES
 from engine.timezones import parse_iso_datetime
 from store import runs as runs_store
 from store import tasks as tasks_store
@@ -201,19 +204,79 @@ async def runs_page(
 
 @router.get("/runs/{run_id}")
 async def run_page(request: Request, run_id: UUID, session: Signed, conn: Conn) -> Response:
+    context = await _run_context(request, session, conn, run_id)
+    return page(request, "run.html", session, **context)
+
+
+@router.get("/runs/{run_id}/body")
+async def run_fragment(request: Request, run_id: UUID, session: Signed, conn: Conn) -> Response:
+    """The run page's body alone: the page fetches it again when the run stream says the run
+    changed."""
+    context = await _run_context(request, session, conn, run_id)
+    return page(request, "_run_body.html", session, **context)
+
+
+@router.get("/runs/{run_id}/stream")
+async def run_stream(request: Request, run_id: UUID, session: Signed, conn: Conn) -> Response:
+    """Server-sent events about this one run, for the page that shows it: the REST stream's
+    subscription (``api/live.py``) with the session's owner filter, authenticated by the
+    session cookie. Events: ``changed`` (a step finished or the state changed; the page
+    fetches its body again), then ``ended`` once the run is final, and the stream closes."""
     principal = allowed(request, session, RUN_READ).principal
     run = await operations.visible_run(conn, run_id, principal)
-    titles = await tasks_store.task_titles(conn, [run["task_id"]])
-    return page(
-        request,
-        "run.html",
-        session,
-        run=run,
-        title=titles.get(run["task_id"], "?"),
-        timeline=timeline(run, now=now_utc()),
-        can_retry=RUN_RETRY.allows(request.app, principal) and run["status"] in RETRYABLE,
-        can_cancel=RUN_CANCEL.allows(request.app, principal) and run["status"] in CANCELABLE,
+    feed: RunFeed = request.app.state.run_feed
+    owner, task_id, wanted = principal.owner_filter, run["task_id"], str(run_id)
+    final = run["status"] in FINAL_STATUSES
+
+    async def events() -> AsyncIterator[bytes]:
+        if final:
+            yield b"event: ended\ndata: {}\n\n"
+            return
+        async with feed.subscription(owner=owner, task_id=task_id, statuses=()) as subscriber:
+            # Subscribed: whatever happened since the page was read comes next.
+            yield b"event: changed\ndata: {}\n\n"
+            while True:
+                try:
+                    async with asyncio.timeout(KEEPALIVE_SECONDS):
+                        event = await subscriber.events.get()
+                except TimeoutError:
+                    yield b": keepalive\n\n"
+                    continue
+                if event is None:  # the server stops, or this page fell too far behind
+                    return
+                if wanted not in (event.data.get("id"), event.data.get("run_id")):
+                    continue
+                if event.name.startswith("run.") and event.status in FINAL_STATUSES:
+                    yield b"event: ended\ndata: {}\n\n"
+                    return
+                yield b"event: changed\ndata: {}\n\n"
+
+    return secured(
+        StreamingResponse(
+            events(),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
     )
+
+
+async def _run_context(
+    request: Request, session: ConsoleSession, conn: Connection, run_id: UUID
+) -> dict[str, Any]:
+    """The run as ``GET /runs/{id}`` answers it (attempts, tries, skip reasons, timing,
+    webhook deliveries), its task's title, its timeline and the actions the token may take."""
+    principal = allowed(request, session, RUN_READ).principal
+    run = await operations.read_run(conn, run_id, principal.owner_filter)
+    task_id = UUID(run["task_id"])
+    titles = await tasks_store.task_titles(conn, [task_id])
+    return {
+        "run": run,
+        "title": titles.get(task_id, "?"),
+        "timeline": timeline(run, now=now_utc()),
+        "live": run["status"] not in FINAL_STATUSES,
+        "can_retry": RUN_RETRY.allows(request.app, principal) and run["status"] in RETRYABLE,
+        "can_cancel": RUN_CANCEL.allows(request.app, principal) and run["status"] in CANCELABLE,
+    }
 
 
 RETRYABLE = ("failed", "dead")
@@ -226,7 +289,7 @@ async def _run_action(
     conn: Connection,
     run_id: UUID,
     mirror: Mirror,
-    perform: Callable[[Connection, Principal, UUID], Awaitable[Row]],
+    perform: Callable[[Connection, Principal, UUID], Awaitable[dict[str, Any]]],
     message: str,
 ) -> Response:
     await posted_form(request, session, mirror)
@@ -262,7 +325,7 @@ class BulkAction:
     verb: str
     mirror: Mirror
     acts_on: tuple[str, ...]
-    perform: Callable[[Connection, Principal, UUID], Awaitable[Row]]
+    perform: Callable[[Connection, Principal, UUID], Awaitable[dict[str, Any]]]
 
 
 BULK = {

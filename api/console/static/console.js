@@ -44,10 +44,56 @@
     });
   }
 
+  // A run page follows its run while it executes: the console's run stream (server-sent
+  // events, the session cookie authenticates it) says when the run changed, and the page
+  // reads its body again (the same HTML the server renders; no client-side templates).
+  function followRun() {
+    var body = document.querySelector("[data-run-stream]");
+    if (!body || !window.EventSource || !window.fetch) return;
+    var source = new EventSource(body.getAttribute("data-run-stream"));
+    var url = body.getAttribute("data-run-body");
+    var reading = false, again = false;
+    function reread() {
+      if (reading) { again = true; return; }
+      reading = true;
+      fetch(url, { credentials: "same-origin", headers: { "HX-Request": "true" } })
+        .then(function (response) { return response.ok ? response.text() : null; })
+        .then(function (html) {
+          var current = document.getElementById("run-body");
+          if (html && current) {
+            var holder = document.createElement("div");
+            holder.innerHTML = html;
+            var fresh = holder.querySelector("#run-body");
+            if (fresh) {
+              // Folded outputs the reader opened stay open.
+              var open = {};
+              current.querySelectorAll("tr[data-step] details[open]").forEach(function (d) {
+                open[d.closest("tr").getAttribute("data-step")] = true;
+              });
+              fresh.querySelectorAll("tr[data-step]").forEach(function (row) {
+                var d = row.querySelector("details");
+                if (d && open[row.getAttribute("data-step")]) d.open = true;
+              });
+              current.replaceWith(fresh);
+              refreshTimes(fresh);
+            }
+          }
+        })
+        .catch(function () {})
+        .then(function () {
+          reading = false;
+          if (again) { again = false; reread(); }
+        });
+    }
+    source.addEventListener("changed", reread);
+    source.addEventListener("ended", function () { source.close(); reread(); });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     refreshTimes();
     setInterval(refreshTimes, 15000);
     document.querySelectorAll("form[data-bulk-form]").forEach(updateBulk);
+    followRun();
   });
 
   document.addEventListener("htmx:afterSwap", function (event) {
