@@ -119,7 +119,9 @@ class Console:
 
     def open(self, path: str) -> Any:
         response = self.page.goto(self.base_url + path)
-        self.page.wait_for_load_state("networkidle")
+        # A page that follows a running run keeps its event stream open: never "idle".
+        if self.page.query_selector("[data-run-stream]") is None:
+            self.page.wait_for_load_state("networkidle")
         return response
 
     def sign_in(self, token: str) -> None:

@@ -284,3 +284,68 @@ def test_the_dst_occurrence_is_marked(stack: Stack, console: Any):
     marks = ui.page.inner_text(".occurrences")
     assert "DST" in marks and "02:30 does not exist on 14 March" in marks
     assert "runs at 03:00" in marks
+
+
+def test_a_running_runs_steps_appear_without_reloading(stack: Stack, console: Any):
+    """The run page follows its run through the console's run stream: the steps of a 5-step
+    run appear one by one while it runs, then it reads succeeded, with no navigation."""
+    _, token = stack.agent(named("watcher"), *AGENT_SCOPES)
+    naps = [{"id": f"nap{i}", "uses": "debug.sleep", "with": {"seconds": 1.5}} for i in range(5)]
+    with stack.client(token) as api:
+        task = api.post("/tasks", json=pipeline(*naps, title=named("Slow report"))).json()
+        run = api.post(f"/tasks/{task['id']}/run_now").json()
+    ui = console()
+    ui.sign_in(token)
+    navigations: list[str] = []
+    ui.page.on("framenavigated", lambda frame: navigations.append(frame.url))
+    ui.page.goto(f"{stack.base_url}/ui/runs/{run['id']}")
+    navigations.clear()
+    assert ui.page.query_selector("[data-run-stream]") is not None  # it follows the run
+    seen: list[int] = []
+    for count in range(1, 6):
+        ui.page.wait_for_function(
+            "n => document.querySelectorAll('#steps tr[data-step]').length >= n",
+            arg=count,
+            timeout=20_000,
+        )
+        shown = len(ui.page.query_selector_all("#steps tr[data-step]"))
+        seen.append(shown)
+        if count == 2:
+            assert "running" in ui.page.inner_text("header")
+            ui.screenshot("agent-run-live")
+    ui.page.wait_for_function(
+        "() => document.querySelector('#run-body header').innerText.includes('succeeded')",
+        timeout=20_000,
+    )
+    assert navigations == [], navigations  # no reload, no navigation
+    assert seen[0] < 5, seen  # the first steps showed while later ones still ran
+    assert len(set(seen)) >= 3, seen  # they came in several updates, not all at the end
+    steps = ui.page.inner_text("#steps")
+    assert all(f"nap{i}" in steps for i in range(5))
+    assert ui.page.query_selector("[data-run-stream]") is None  # ended: no longer followed
+    ui.screenshot("agent-run-live-ended")
+
+
+def test_the_console_stream_of_a_run_is_the_sessions_own(stack: Stack):
+    """Agent B, signed in, cannot follow agent A's run through the console stream (404), and
+    A's stream of her running run carries its events."""
+    _, alice = stack.agent(named("alice"), *AGENT_SCOPES)
+    _, bob = stack.agent(named("bob"), *AGENT_SCOPES)
+    nap = {"id": "nap", "uses": "debug.sleep", "with": {"seconds": 1.0}}
+    with stack.client(alice) as api:
+        task = api.post("/tasks", json=pipeline(nap, nap | {"id": "nap2"})).json()
+        run = api.post(f"/tasks/{task['id']}/run_now").json()
+    origin = {"origin": stack.base_url}
+    with (
+        httpx.Client(base_url=stack.base_url, timeout=30) as a,
+        httpx.Client(base_url=stack.base_url, timeout=30) as b,
+    ):
+        for http, token in ((a, alice), (b, bob)):
+            signed = http.post("/ui/login", data={"token": token}, headers=origin)
+            assert signed.status_code == 303, signed.text
+        assert b.get(f"/ui/runs/{run['id']}/stream").status_code == 404
+        assert b.get(f"/ui/runs/{run['id']}/body").status_code == 404
+        with a.stream("GET", f"/ui/runs/{run['id']}/stream") as stream:
+            assert stream.status_code == 200
+            names = [line[7:] for line in stream.iter_lines() if line.startswith("event: ")]
+    assert names[0] == "changed" and names[-1] == "ended" and len(names) >= 3, names
