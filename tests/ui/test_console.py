@@ -225,6 +225,7 @@ def test_every_page_for_an_agent_and_an_admin(stack: Stack, console: Any):
                 GREET,
                 {"id": "nap", "uses": "debug.sleep", "with": {"seconds": 0.2}, "save_as": "nap"},
                 {"id": "log", "uses": "debug.log", "with": {"message": "x"}, "if": "`false`"},
+                {"id": "flaky", "uses": "debug.fail", "with": {"times": 1}, "max_retries": 2},
                 title=named("Weekday briefing"),
             ),
         ).json()
@@ -257,6 +258,10 @@ def test_every_page_for_an_agent_and_an_admin(stack: Stack, console: Any):
             response = ui.open(path)
             assert response.status == 200, (role, path)
             ui.screenshot(f"{role}-{name}")
+            if name == "run":  # a step retried inside the run, and a skipped one
+                steps = ui.page.inner_text("#steps")
+                assert "Try 1" in steps and "before try 2" in steps, steps
+                assert "Skipped: if: `false` gave false" in steps, steps
         for name, path in admin_only.items():
             response = ui.open(path)
             assert response.status == (200 if role == "admin" else 403), (role, path)
