@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 
 from api.audit import AuditMiddleware
+from api.console import install_console
 from api.docs import install_docs
 from api.errors import install_error_handlers
 from api.live import RunFeed
@@ -116,6 +117,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.include_router(module.router)
     mcp_endpoint = McpEndpoint(app, pool, settings)
     app.router.routes.extend(mcp_endpoint.routes())
+    install_console(app)
     return app
 
 

@@ -244,6 +244,31 @@ def _entry(
     }
 
 
+def action_entry(
+    route: APIRoute,
+    method: str,
+    *,
+    principal: Principal,
+    subject_id: str | None,
+    status: int,
+    request_id: str | None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The audit row of ``method`` on ``route`` performed by other means than the REST call
+    (the web console): the same action and subject type as the call would record."""
+    described = route_audit(route)
+    details: dict[str, Any] = {"method": method, "route": route.path, "status": status}
+    return {
+        "actor_id": principal.agent_id,
+        "actor_name": principal.name,
+        "action": described.action(method),
+        "subject_type": described.subject_type,
+        "subject_id": subject_id,
+        "details": {**details, **(extra or {})},
+        "request_id": request_id,
+    }
+
+
 def _subject_id(described: RouteAudit, path_params: dict[str, Any], response: Any) -> str | None:
     if described.first_param is not None and described.first_param in path_params:
         return str(path_params[described.first_param])

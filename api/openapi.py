@@ -62,13 +62,14 @@ _ERROR_TEXT = {
 
 def api_routes(app: FastAPI) -> Iterator[tuple[str, APIRoute]]:
     """Every API route of ``app`` as ``(path template, route)``, through included routers.
+    Routes outside the OpenAPI document (the web console's) are not API routes.
 
     The route is the object the router puts in ``scope["route"]`` when it serves a request,
     so what is derived from it here (scope, audit action) is what the middleware sees.
     """
     for context in iter_route_contexts(app.routes):
         route = context.original_route
-        if isinstance(route, APIRoute):
+        if isinstance(route, APIRoute) and route.include_in_schema:
             yield context.path_format or route.path_format, route
 
 

@@ -66,6 +66,7 @@ class Settings:
     mcp_allowed_hosts: tuple[str, ...] = ()
     mcp_read_only: bool = False
     instance_id: str | None = None
+    console_session_hours: float = 12.0
 
     def with_database_url(self, url: str) -> Settings:
         """A copy pointing at ``url`` (used once the embedded Postgres is up)."""
@@ -123,6 +124,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         mcp_allowed_hosts=reader.get("ORDINAUT_MCP_ALLOWED_HOSTS", _allowed_hosts, ()),
         mcp_read_only=reader.get("ORDINAUT_MCP_READ_ONLY", _boolean, False),
         instance_id=reader.get("ORDINAUT_INSTANCE_ID", _instance_id, None),
+        console_session_hours=reader.get("ORDINAUT_CONSOLE_SESSION_HOURS", _hours, 12.0),
     )
     return settings
 
@@ -210,6 +212,13 @@ def _non_negative_float(raw: str) -> float:
     value = float(raw)
     if not 0 <= value <= MAX_SECONDS:
         raise ValueError(f"must be a number of at least 0 and at most {MAX_SECONDS} (10 years)")
+    return value
+
+
+def _hours(raw: str) -> float:
+    value = float(raw)
+    if not 0 < value <= MAX_SECONDS / 3600:
+        raise ValueError(f"must be a number greater than 0 and at most {MAX_SECONDS // 3600}")
     return value
 
 

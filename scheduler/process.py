@@ -12,22 +12,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from engine.clock import now_utc
+from engine.errors import StoreError
 from engine.settings import Settings
 from observability import metrics
 from observability.http import serve_metrics
 from scheduler.gauges import QUEUE_EVERY_SECONDS, TASKS_EVERY_SECONDS, GaugeRefresher
 from scheduler.tick import Scheduler
+from store import schedulers as schedulers_store
 from store.db import create_pool, wait_for_database
 
 log = logging.getLogger("ordinaut")
 
 POOL_SIZE = 4
+# How often the scheduler registry learns this scheduler's last tick (the console shows it).
+RECORD_EVERY_SECONDS = 5.0
 # /health answers 503 when no tick succeeded for this long (or ten ticks, if longer).
 HEALTHY_TICK_AGE_SECONDS = 30.0
 
@@ -44,6 +51,7 @@ class SchedulerProcess:
         )
         self.scheduler = Scheduler(settings, self.pool)
         self.last_tick_at: datetime | None = None
+        self.scheduler_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         # Held during a tick: shutdown waits for it rather than cancel it.
         self._busy = asyncio.Lock()
 
@@ -72,6 +80,7 @@ class SchedulerProcess:
         metronome.shutdown(wait=False)
         if server:
             server.close()
+        await self._forget()
         await self.pool.close()
         log.info("scheduler stopped")
 
@@ -84,6 +93,7 @@ class SchedulerProcess:
             (self.tick, self.settings.scheduler_tick_seconds),
             (gauges.refresh_queue, QUEUE_EVERY_SECONDS),
             (gauges.refresh_tasks, TASKS_EVERY_SECONDS),
+            (self.record, RECORD_EVERY_SECONDS),
         )
         for job, every in jobs:
             metronome.add_job(
@@ -113,6 +123,25 @@ class SchedulerProcess:
                 result.tasks,
                 result.seconds,
             )
+
+    async def record(self) -> None:
+        """Tell the scheduler registry when this scheduler last ticked."""
+        try:
+            async with self.pool.connection() as conn:
+                await schedulers_store.record_scheduler(
+                    conn,
+                    scheduler_id=self.scheduler_id,
+                    host=socket.gethostname(),
+                    pid=os.getpid(),
+                    last_tick_at=self.last_tick_at,
+                )
+        except StoreError as exc:
+            log.warning("scheduler registry not updated: %s", exc.message)
+
+    async def _forget(self) -> None:
+        with contextlib.suppress(StoreError):
+            async with self.pool.connection(timeout=5) as conn:
+                await schedulers_store.forget_scheduler(conn, self.scheduler_id)
 
     async def health(self) -> tuple[bool, dict[str, Any]]:
         at = self.last_tick_at

@@ -124,6 +124,16 @@ async def list_agents(
     return await cursor.fetchall()
 
 
+async def agent_names(conn: Connection, agent_ids: Sequence[UUID]) -> dict[UUID, str]:
+    """Names of agents by id (deleted ones too: they still own tasks)."""
+    if not agent_ids:
+        return {}
+    cursor = await conn.execute(
+        "SELECT id, name FROM agents WHERE id = ANY(%s::uuid[])", (list(set(agent_ids)),)
+    )
+    return {row["id"]: row["name"] for row in await cursor.fetchall()}
+
+
 # ``webhook_url`` is replaced only when ``set_webhook_url`` (null is a value: no webhooks).
 async def update_agent(
     conn: Connection,

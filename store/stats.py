@@ -10,8 +10,9 @@ the task count reads the whole table and is therefore refreshed far less often (
 from __future__ import annotations
 
 from dataclasses import dataclass
+from uuid import UUID
 
-from store.db import Connection
+from store.db import Connection, Row
 
 TASK_STATUSES = ("active", "paused", "canceled", "completed")
 
@@ -70,6 +71,119 @@ async def live_workers(conn: Connection, *, silent_seconds: float) -> int:
     row = await cursor.fetchone()
     assert row is not None
     return int(row["live"])
+
+
+async def ready_runs(conn: Connection, *, owner: UUID | None, cap: int) -> QueueStats:
+    """:func:`queue_stats` for the console: one agent's ready runs (``owner``; None: all),
+    the count stopping at ``cap`` (a backlog of millions is "at least ``cap``"). A run's
+    owner is looked up by primary key, run by run: the ready runs are few, the tasks many."""
+    cursor = await conn.execute(
+        """
+        SELECT (SELECT count(*) FROM (
+                    SELECT 1 FROM due_work d
+                     WHERE d.state IN ('queued', 'failed') AND d.run_at <= now()
+                       AND (%(owner)s::uuid IS NULL OR %(owner)s::uuid = (
+                            SELECT t.created_by FROM tasks t WHERE t.id = d.task_id))
+                     LIMIT %(cap)s) capped) AS ready,
+               COALESCE(EXTRACT(EPOCH FROM now() - (
+                    SELECT min(d.run_at) FROM due_work d
+                     WHERE d.state IN ('queued', 'failed') AND d.run_at <= now()
+                       AND (%(owner)s::uuid IS NULL OR %(owner)s::uuid = (
+                            SELECT t.created_by FROM tasks t WHERE t.id = d.task_id)))),
+                        0)::float8 AS oldest_age
+        """,
+        {"owner": owner, "cap": cap},
+        prepare=False,
+    )
+    row = await cursor.fetchone()
+    assert row is not None
+    return QueueStats(int(row["ready"]), max(0.0, float(row["oldest_age"])))
+
+
+@dataclass(frozen=True)
+class SchedulerHealth:
+    """Schedulers heard from recently, and how long ago the freshest one ticked."""
+
+    live: int
+    tick_age_seconds: float | None  # None: no tick recorded by a live scheduler
+
+
+async def scheduler_health(conn: Connection, *, silent_seconds: float) -> SchedulerHealth:
+    cursor = await conn.execute(
+        """
+        SELECT count(*) AS live,
+               EXTRACT(EPOCH FROM now() - max(last_tick_at))::float8 AS tick_age
+          FROM schedulers
+         WHERE last_seen_at >= now() - make_interval(secs => %s)
+        """,
+        (silent_seconds,),
+    )
+    row = await cursor.fetchone()
+    assert row is not None
+    age = row["tick_age"]
+    return SchedulerHealth(int(row["live"]), None if age is None else max(0.0, float(age)))
+
+
+async def list_schedulers(conn: Connection) -> list[Row]:
+    """The scheduler registry (``id, host, pid, started_at, last_seen_at, last_tick_at``)."""
+    cursor = await conn.execute(
+        "SELECT id, host, pid, started_at, last_seen_at, last_tick_at FROM schedulers "
+        "ORDER BY started_at"
+    )
+    return await cursor.fetchall()
+
+
+async def runs_per_minute(conn: Connection, *, owner: UUID | None, minutes: int) -> list[Row]:
+    """Finished runs per minute and status over the last ``minutes`` minutes (``minute``,
+    ``status``, ``n``), the current minute included; minutes without runs are absent.
+    ``date_bin`` rather than ``date_trunc``: no time zone to consult per row (half the time)."""
+    cursor = await conn.execute(
+        """
+        SELECT date_bin('1 minute', finished_at, timestamptz '2000-01-01') AS minute, status,
+               count(*) AS n
+          FROM runs
+         WHERE finished_at >= date_trunc('minute', now()) - make_interval(mins => %(back)s)
+           AND (%(owner)s::uuid IS NULL OR agent_id = %(owner)s::uuid)
+         GROUP BY 1, 2
+        """,
+        {"owner": owner, "back": minutes - 1},
+        prepare=False,
+    )
+    return await cursor.fetchall()
+
+
+async def dead_runs_since(
+    conn: Connection, *, owner: UUID | None, seconds: float, cap: int, newest: int
+) -> tuple[int, list[Row]]:
+    """Runs that ended ``dead`` within the last ``seconds``: how many (stopping at ``cap``)
+    and the ``newest`` of them (``id, task_id, finished_at, error``). Both read the partial
+    index of runs that did not succeed."""
+    params = {"owner": owner, "seconds": seconds, "cap": cap, "newest": newest}
+    counted = await conn.execute(
+        """
+        SELECT count(*) AS n FROM (
+            SELECT 1 FROM runs
+             WHERE status = 'dead' AND status <> 'succeeded'
+               AND finished_at >= now() - make_interval(secs => %(seconds)s)
+               AND (%(owner)s::uuid IS NULL OR agent_id = %(owner)s::uuid)
+             LIMIT %(cap)s) capped
+        """,
+        params,
+        prepare=False,
+    )
+    count_row = await counted.fetchone()
+    listed = await conn.execute(
+        """
+        SELECT id, task_id, finished_at, error FROM runs
+         WHERE status = 'dead' AND status <> 'succeeded'
+           AND finished_at >= now() - make_interval(secs => %(seconds)s)
+           AND (%(owner)s::uuid IS NULL OR agent_id = %(owner)s::uuid)
+         ORDER BY finished_at DESC LIMIT %(newest)s
+        """,
+        params,
+        prepare=False,
+    )
+    return (int(count_row["n"]) if count_row else 0), await listed.fetchall()
 
 
 # Per-task tables of the "Ordinaut tasks and tools" dashboard, run by Grafana's PostgreSQL

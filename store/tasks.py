@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -13,6 +14,7 @@ from psycopg.types.json import Jsonb
 from engine.expansion import ExpansionStart
 from store.db import Connection, Row
 from store.paging import any_of, newest_first, page_params
+from store.stats import TASK_STATUSES
 
 # ``next_run_at`` is derived, never stored: the earliest pending run of the task, or its
 # next not-yet-materialised occurrence. Paused, canceled and completed tasks have none.
@@ -80,6 +82,11 @@ async def get_task(conn: Connection, task_id: UUID, *, owner: UUID | None) -> Ro
 _NEWEST_FIRST = newest_first("t.created_at", "t.id")
 
 
+# List statements are sent unprepared (``prepare=False``): their optional filters ("x IS
+# NULL OR col = x") would make a cached generic plan walk the wrong index, while a plan made
+# for the values at hand folds the unused filters away and picks the index that matches.
+
+
 async def list_tasks(
     conn: Connection,
     *,
@@ -88,26 +95,197 @@ async def list_tasks(
     schedule_kinds: Sequence[str] | None = None,
     limit: int,
     after: tuple[datetime, UUID] | None,
+    created_by: UUID | None = None,
+    text: str | None = None,
 ) -> list[Row]:
     """Visible tasks, newest first; ``after`` is the (created_at, id) of the previous page's
-    last row."""
+    last row. ``created_by`` narrows to one agent's tasks (within ``owner``'s reach);
+    ``text`` matches a task id exactly or a part of the title (case-insensitive)."""
     cursor = await conn.execute(
         _SELECT_TASK
         + """
          WHERE t.deleted_at IS NULL
            AND (%(owner)s::uuid IS NULL OR t.created_by = %(owner)s::uuid)
+           AND (%(created_by)s::uuid IS NULL OR t.created_by = %(created_by)s::uuid)
            AND (%(statuses)s::text[] IS NULL OR t.status = ANY(%(statuses)s::text[]))
            AND (%(kinds)s::text[] IS NULL OR t.schedule_kind = ANY(%(kinds)s::text[]))
+           AND (%(id)s::uuid IS NULL OR t.id = %(id)s::uuid)
+           AND (%(pattern)s::text IS NULL OR t.title ILIKE %(pattern)s::text)
         """
         + _NEWEST_FIRST,
         {
             "owner": owner,
+            "created_by": created_by,
             "statuses": any_of(statuses),
             "kinds": any_of(schedule_kinds),
+            **_text_filter(text),
             **page_params(after, limit),
         },
+        prepare=False,
     )
     return await cursor.fetchall()
+
+
+def _text_filter(text: str | None) -> dict[str, Any]:
+    """``text``: a task id (exact match) or a piece of the title (ILIKE, wildcards escaped)."""
+    if not text:
+        return {"id": None, "pattern": None}
+    try:
+        return {"id": UUID(text.strip()), "pattern": None}
+    except ValueError:
+        escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return {"id": None, "pattern": f"%{escaped}%"}
+
+
+@dataclass(frozen=True)
+class TitleSearch:
+    """Tasks whose title matched, newest first, and where the search stopped."""
+
+    rows: list[Row]
+    # The oldest task looked at when the scan budget ran out (search on from there), or None
+    # when every task in reach was looked at.
+    stopped_at: tuple[datetime, UUID] | None
+
+
+# A title search reads at most %(budget)s tasks (newest first, within the other filters) per
+# call: a word that matches nothing would otherwise read every task. The scan is pipelined:
+# it stops at the page's last match, or at the budget's last task, which it returns too
+# (``hit`` false) as the place to search on from. The caller offers to.
+_SEARCH_TITLES = """
+SELECT s.id, s.created_at, s.hit, s.n FROM (
+    SELECT t.id, t.created_at, t.title ILIKE %(pattern)s::text AS hit,
+           row_number() OVER (ORDER BY t.created_at DESC, t.id DESC) AS n
+      FROM tasks t
+     WHERE t.deleted_at IS NULL
+       AND (%(owner)s::uuid IS NULL OR t.created_by = %(owner)s::uuid)
+       AND (%(created_by)s::uuid IS NULL OR t.created_by = %(created_by)s::uuid)
+       AND (%(status)s::text IS NULL OR t.status = %(status)s::text)
+       AND (%(kind)s::text IS NULL OR t.schedule_kind = %(kind)s::text)
+       AND (%(after_at)s::timestamptz IS NULL
+            OR (t.created_at, t.id) < (%(after_at)s::timestamptz, %(after_id)s::uuid))
+     ORDER BY t.created_at DESC, t.id DESC
+     LIMIT %(budget)s
+) s
+ WHERE s.hit OR s.n = %(budget)s
+ ORDER BY s.created_at DESC, s.id DESC
+ LIMIT %(limit)s
+"""
+
+
+async def search_titles(
+    conn: Connection,
+    *,
+    owner: UUID | None,
+    created_by: UUID | None,
+    status: str | None,
+    schedule_kind: str | None,
+    text: str,
+    limit: int,
+    after: tuple[datetime, UUID] | None,
+    budget: int,
+) -> TitleSearch:
+    """Visible tasks whose title contains ``text`` (case-insensitive), newest first, up to
+    ``limit``, among at most ``budget`` tasks after the keyset ``after``."""
+    cursor = await conn.execute(
+        _SEARCH_TITLES,
+        {
+            "owner": owner,
+            "created_by": created_by,
+            "status": status,
+            "kind": schedule_kind,
+            "pattern": _text_filter(text)["pattern"],
+            "budget": budget,
+            **page_params(after, limit),
+        },
+        prepare=False,
+    )
+    scanned = await cursor.fetchall()
+    hits = [row["id"] for row in scanned if row["hit"]]
+    last = scanned[-1] if scanned else None
+    stopped_at = None
+    if last is not None and len(hits) < limit and last["n"] == budget:
+        stopped_at = (last["created_at"], last["id"])  # nothing after the budget's last read
+    rows: list[Row] = []
+    if hits:
+        listed = await conn.execute(
+            _SELECT_TASK + " WHERE t.id = ANY(%s::uuid[]) ORDER BY t.created_at DESC, t.id DESC",
+            (hits,),
+        )
+        rows = await listed.fetchall()
+    return TitleSearch(rows=rows, stopped_at=stopped_at)
+
+
+# One capped count per status, each on the index its status selects (tasks_status_recent,
+# or tasks_owner_status_recent for one agent): statuses are literals so the planner sees them.
+_COUNT_BY_STATUS = """
+SELECT (SELECT count(*) FROM (SELECT 1 FROM tasks t
+               WHERE t.status = 'active' AND t.deleted_at IS NULL
+                 AND (%(owner)s::uuid IS NULL OR t.created_by = %(owner)s::uuid)
+               LIMIT %(cap)s) s) AS active,
+       (SELECT count(*) FROM (SELECT 1 FROM tasks t
+               WHERE t.status = 'paused' AND t.deleted_at IS NULL
+                 AND (%(owner)s::uuid IS NULL OR t.created_by = %(owner)s::uuid)
+               LIMIT %(cap)s) s) AS paused,
+       (SELECT count(*) FROM (SELECT 1 FROM tasks t
+               WHERE t.status = 'canceled' AND t.deleted_at IS NULL
+                 AND (%(owner)s::uuid IS NULL OR t.created_by = %(owner)s::uuid)
+               LIMIT %(cap)s) s) AS canceled,
+       (SELECT count(*) FROM (SELECT 1 FROM tasks t
+               WHERE t.status = 'completed' AND t.deleted_at IS NULL
+                 AND (%(owner)s::uuid IS NULL OR t.created_by = %(owner)s::uuid)
+               LIMIT %(cap)s) s) AS completed
+"""
+
+
+async def count_tasks_by_status(
+    conn: Connection, *, owner: UUID | None, cap: int
+) -> dict[str, int]:
+    """Visible tasks per status within ``owner``'s reach (None: all), each count stopping at
+    ``cap`` (River UI's way of keeping counts cheap on big tables: ``cap`` means "at least
+    this many"). One statement."""
+    cursor = await conn.execute(_COUNT_BY_STATUS, {"owner": owner, "cap": cap}, prepare=False)
+    row = await cursor.fetchone()
+    assert row is not None
+    return {status: int(row[status]) for status in TASK_STATUSES}
+
+
+async def last_finished_runs(conn: Connection, task_ids: Sequence[UUID]) -> dict[UUID, Row]:
+    """The newest finished run (``status, finished_at, id``) of each task that has one."""
+    if not task_ids:
+        return {}
+    cursor = await conn.execute(
+        """
+        SELECT t.id AS task_id, r.id, r.status, r.finished_at
+          FROM unnest(%s::uuid[]) AS t(id)
+          CROSS JOIN LATERAL (
+              SELECT r.id, r.status, r.finished_at FROM runs r
+               WHERE r.task_id = t.id
+               ORDER BY r.queued_at DESC, r.id DESC
+               LIMIT 1) r
+        """,
+        (list(task_ids),),
+    )
+    return {row.pop("task_id"): row for row in await cursor.fetchall()}
+
+
+async def schedule_anchors(conn: Connection, task_ids: Sequence[UUID]) -> dict[UUID, datetime]:
+    """Each task's schedule anchor (the start of an RRULE without DTSTART)."""
+    if not task_ids:
+        return {}
+    cursor = await conn.execute(
+        "SELECT id, anchor_at FROM tasks WHERE id = ANY(%s::uuid[])", (list(set(task_ids)),)
+    )
+    return {row["id"]: row["anchor_at"] for row in await cursor.fetchall()}
+
+
+async def task_titles(conn: Connection, task_ids: Sequence[UUID]) -> dict[UUID, str]:
+    """Titles of tasks by id (deleted tasks too: their runs are still shown)."""
+    if not task_ids:
+        return {}
+    cursor = await conn.execute(
+        "SELECT id, title FROM tasks WHERE id = ANY(%s::uuid[])", (list(set(task_ids)),)
+    )
+    return {row["id"]: row["title"] for row in await cursor.fetchall()}
 
 
 # The scheduler's batch: active tasks whose next occurrence falls within the horizon, in

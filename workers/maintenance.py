@@ -1,5 +1,6 @@
 """Housekeeping every worker does: the registry heartbeat, the lease reaper, stale registry
-rows and retention (run history, events, audit entries, Idempotency-Key answers). Each
+rows and retention (run history, events, audit entries, Idempotency-Key answers, expired
+console sessions). Each
 statement is safe to run from many workers at once."""
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from engine.errors import StoreError
 from engine.settings import Settings
 from observability import metrics
 from store import audit as audit_store
+from store import console_sessions as console_sessions_store
 from store import due_work as due_work_store
 from store import idempotency as idempotency_store
 from store import retention as retention_store
@@ -152,6 +154,7 @@ class Maintenance:
             await _until_none_left(
                 lambda: idempotency_store.prune_keys(conn, older_than_seconds=ttl)
             )
+            await _until_none_left(lambda: console_sessions_store.prune_expired_sessions(conn))
             await _until_none_left(
                 lambda: webhooks_store.prune_deliveries(conn, older_than_days=days)
             )

@@ -13,7 +13,6 @@ admins do both for any agent.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -22,6 +21,8 @@ from fastapi import APIRouter, Query, Request, Response, status
 from api.body import json_body_openapi, model_body
 from api.components import ref
 from api.deps import Admin, Caller, Conn
+from api.operations import agents as operations
+from api.operations.agents import agent_view, keep_an_admin, ordered_scopes
 from api.pagination import DEFAULT_LIMIT, CursorParam, Limit, list_page
 from api.responses import AGENT_NOT_FOUND, error
 from api.schemas import (
@@ -34,12 +35,8 @@ from api.schemas import (
     WebhookSecret,
     WebhookSettings,
 )
-from engine import webhooks
-from engine.errors import Conflict, NotFound
-from engine.tokens import SCOPES, display_prefix, generate_token, hash_token
+from engine.errors import NotFound
 from store import agents as agents_store
-from store import webhooks as webhooks_store
-from store.db import Connection, Row
 
 router = APIRouter(prefix="/agents", tags=["agents"])
 
@@ -53,38 +50,6 @@ CONFLICT = error(
 )
 
 
-_AGENT_FIELDS = (
-    "id",
-    "name",
-    "created_at",
-    "updated_at",
-    "deleted_at",
-    "webhook_url",
-    "webhook_secret_created_at",
-)
-
-
-def _agent(row: Row, tokens: list[Row] | None = None) -> dict[str, Any]:
-    agent = {key: row[key] for key in _AGENT_FIELDS}
-    agent["scopes"] = _ordered(row["scopes"])
-    if tokens is not None:
-        agent["tokens"] = tokens
-    return agent
-
-
-def _ordered(scopes: Sequence[str]) -> list[str]:
-    """Scopes without duplicates, in the documented order."""
-    return [scope for scope in SCOPES if scope in set(scopes)]
-
-
-async def _issue_token(conn: Connection, agent_id: UUID) -> str:
-    token = generate_token()
-    await agents_store.insert_token(
-        conn, agent_id=agent_id, token_hash=hash_token(token), prefix=display_prefix(token)
-    )
-    return token
-
-
 @router.get(
     "/me",
     operation_id="agents_me",
@@ -96,7 +61,7 @@ async def me(principal: Caller, conn: Conn) -> Any:
     row = await agents_store.get_agent(conn, principal.agent_id)
     if row is None:  # deleted between authentication and now
         raise NotFound("agent not found")
-    return _agent(row)
+    return agent_view(row)
 
 
 @router.patch(
@@ -116,7 +81,7 @@ async def update_me(request: Request, principal: Caller, conn: Conn) -> Any:
     )
     if row is None:
         raise NotFound("agent not found")
-    return _agent(row)
+    return agent_view(row)
 
 
 @router.post(
@@ -130,7 +95,7 @@ async def update_me(request: Request, principal: Caller, conn: Conn) -> Any:
     openapi_extra={"x-audit-action": "agents.webhook_secret.create"},
 )
 async def create_my_secret(principal: Caller, conn: Conn) -> Any:
-    return await _new_secret(conn, principal.agent_id)
+    return await operations.new_webhook_secret(conn, principal.agent_id)
 
 
 @router.post(
@@ -145,10 +110,7 @@ async def create_my_secret(principal: Caller, conn: Conn) -> Any:
 )
 async def create_agent(request: Request, principal: Admin, conn: Conn) -> Any:
     body = await model_body(request, AgentCreate)
-    async with conn.transaction():
-        row = await agents_store.insert_agent(conn, name=body.name, scopes=_ordered(body.scopes))
-        token = await _issue_token(conn, row["id"])
-    return {**_agent(row), "token": token}
+    return await operations.create_agent(conn, name=body.name, scopes=body.scopes)
 
 
 @router.get(
@@ -170,7 +132,7 @@ async def list_agents(
         cursor=cursor,
         key="created_at",
     )
-    return {**listed, "items": [_agent(row) for row in listed["items"]]}
+    return {**listed, "items": [agent_view(row) for row in listed["items"]]}
 
 
 @router.get(
@@ -185,7 +147,7 @@ async def get_agent(agent_id: UUID, principal: Admin, conn: Conn) -> Any:
     if row is None:
         raise NotFound(f"agent {agent_id} not found")
     tokens = await agents_store.list_tokens(conn, [agent_id])
-    return _agent(row, tokens[agent_id])
+    return agent_view(row, tokens[agent_id])
 
 
 @router.patch(
@@ -199,10 +161,10 @@ async def get_agent(agent_id: UUID, principal: Admin, conn: Conn) -> Any:
 )
 async def update_agent(agent_id: UUID, request: Request, principal: Admin, conn: Conn) -> Any:
     body = await model_body(request, AgentUpdate)
-    scopes = _ordered(body.scopes) if body.scopes is not None else None
+    scopes = ordered_scopes(body.scopes) if body.scopes is not None else None
     async with conn.transaction():
         if scopes is not None and "admin" not in scopes:
-            await _keep_an_admin(conn, agent_id)
+            await keep_an_admin(conn, agent_id)
         row = await agents_store.update_agent(
             conn,
             agent_id,
@@ -213,7 +175,7 @@ async def update_agent(agent_id: UUID, request: Request, principal: Admin, conn:
         )
     if row is None:
         raise NotFound(f"agent {agent_id} not found")
-    return _agent(row)
+    return agent_view(row)
 
 
 @router.delete(
@@ -227,11 +189,7 @@ async def update_agent(agent_id: UUID, request: Request, principal: Admin, conn:
     responses={**AGENT_NOT_FOUND, **CONFLICT},
 )
 async def delete_agent(agent_id: UUID, principal: Admin, conn: Conn) -> Response:
-    async with conn.transaction():
-        await _keep_an_admin(conn, agent_id)
-        deleted = await agents_store.delete_agent(conn, agent_id)
-    if not deleted:
-        raise NotFound(f"agent {agent_id} not found")
+    await operations.delete_agent(conn, agent_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -255,14 +213,7 @@ async def create_token(
         bool, Query(description="Keep the agent's current tokens valid.")
     ] = False,
 ) -> Any:
-    async with conn.transaction():
-        row = await agents_store.get_agent(conn, agent_id)
-        if row is None:
-            raise NotFound(f"agent {agent_id} not found")
-        if not keep_existing:
-            await agents_store.revoke_tokens(conn, agent_id)
-        token = await _issue_token(conn, agent_id)
-    return {**_agent(row), "token": token}
+    return await operations.issue_token(conn, agent_id, keep_existing=keep_existing)
 
 
 @router.post(
@@ -277,22 +228,4 @@ async def create_token(
 async def create_secret(agent_id: UUID, principal: Admin, conn: Conn) -> Any:
     if await agents_store.get_agent(conn, agent_id) is None:
         raise NotFound(f"agent {agent_id} not found")
-    return await _new_secret(conn, agent_id)
-
-
-async def _new_secret(conn: Connection, agent_id: UUID) -> dict[str, Any]:
-    """A new signing key for the agent; its ``whsec_`` form is answered and never again."""
-    key, shown = webhooks.new_secret()
-    created_at = await webhooks_store.replace_secret(conn, agent_id, key)
-    return {"secret": shown, "created_at": created_at, "agent_id": agent_id}
-
-
-async def _keep_an_admin(conn: Connection, agent_id: UUID) -> None:
-    """409 when ``agent_id`` is the last live admin (call inside the transaction that
-    removes its admin scope or deletes it)."""
-    await agents_store.lock_admins(conn)
-    target = await agents_store.get_agent(conn, agent_id)
-    if target is None or "admin" not in target["scopes"]:
-        return
-    if await agents_store.count_other_admins(conn, agent_id) == 0:
-        raise Conflict("this is the last live agent with the 'admin' scope")
+    return await operations.new_webhook_secret(conn, agent_id)

@@ -2,13 +2,13 @@
 
 Every change runs in one transaction that first locks the task row, so two changes of one
 task (or a change and a scheduler tick) never interleave. Legal transitions are decided by
-:mod:`engine.lifecycle`; repeating a change is a no-op that answers 200.
+:mod:`engine.lifecycle`; repeating a change is a no-op that answers 200. Pause, resume,
+cancel and snooze are :mod:`api.operations.tasks`, which the web console performs too.
 """
 
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -19,61 +19,28 @@ from api.body import json_body, json_body_openapi
 from api.components import TASK_ANSWER, ref
 from api.creation import scopes_of
 from api.deps import AppCatalog, AppSettings, Conn, TasksRead, TasksWrite
+from api.operations import tasks as operations
+from api.operations.tasks import SNOOZE_SCHEMA, locked_task, schedule_of, task_answer
 from api.responses import INVALID, TASK_NOT_FOUND, error
 from engine.catalog import schema_problems
 from engine.clock import now_utc
 from engine.document import DOCUMENT_FIELDS, PATCH_SCHEMA, SCHEDULE_FIELDS
-from engine.errors import Conflict, NotFound, ValidationFailed
-from engine.expansion import expansion_start, plan_occurrence, resumed_state
+from engine.errors import NotFound, ValidationFailed
+from engine.expansion import expansion_start
 from engine.lifecycle import decide
-from engine.schedules import Schedule, parse_schedule
 from engine.schedules.preview import MAX_COUNT, parse_after, preview
 from engine.validation import validate_task
 from store import tasks as tasks_store
-from store.db import Connection, Row
-from store.expansion import PlannedTask, apply_plans
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
 
 CONFLICT = error(409, "Not allowed in the task's current status.")
-SNOOZE_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "delay_seconds": {
-            "type": "number",
-            "exclusiveMinimum": 0,
-            "maximum": 31536000,
-            "description": "How long to delay the next pending occurrence (at most a year).",
-        }
-    },
-    "required": ["delay_seconds"],
-    "additionalProperties": False,
-}
 
 
 class Preview(BaseModel):
     occurrences: list[str] = Field(
         description="ISO 8601 instants with the zone's offset, e.g. 2026-03-30T09:00:00+03:00.",
         examples=[["2026-03-30T09:00:00+03:00", "2026-03-31T09:00:00+03:00"]],
-    )
-
-
-async def _locked(conn: Connection, task_id: UUID, owner: UUID | None) -> Row:
-    task = await tasks_store.lock_task(conn, task_id, owner=owner)
-    if task is None:
-        raise NotFound(f"task {task_id} not found")
-    return task
-
-
-async def _answer(conn: Connection, task_id: UUID) -> Row:
-    task = await tasks_store.get_task(conn, task_id, owner=None)
-    assert task is not None
-    return task
-
-
-def _schedule_of(task: Row) -> Schedule | None:
-    return parse_schedule(
-        task["schedule_kind"], task["schedule_expr"], task["timezone"], anchor=task["anchor_at"]
     )
 
 
@@ -104,7 +71,7 @@ async def update_task(
         raise ValidationFailed(problems)
     now = now_utc()
     async with conn.transaction():
-        task = await _locked(conn, task_id, principal.owner_filter)
+        task = await locked_task(conn, task_id, principal.owner_filter)
         decide("update", task["status"])
         merged = {**{k: task[k] for k in DOCUMENT_FIELDS}, **patch}
         rescheduled = any(merged[k] != task[k] for k in SCHEDULE_FIELDS)
@@ -132,7 +99,7 @@ async def update_task(
             task["concurrency_key"],
         ):
             await tasks_store.update_waiting_runs(conn, task_id)
-        return await _answer(conn, task_id)
+        return await task_answer(conn, task_id)
 
 
 @router.delete(
@@ -147,7 +114,7 @@ async def update_task(
 )
 async def delete_task(task_id: UUID, principal: TasksWrite, conn: Conn) -> Response:
     async with conn.transaction():
-        await _locked(conn, task_id, principal.owner_filter)
+        await locked_task(conn, task_id, principal.owner_filter)
         await tasks_store.remove_waiting_runs(conn, task_id, scope="all", reason="task deleted")
         await tasks_store.hide_task(conn, task_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -163,14 +130,7 @@ async def delete_task(task_id: UUID, principal: TasksWrite, conn: Conn) -> Respo
     responses={**TASK_ANSWER, **TASK_NOT_FOUND, **CONFLICT},
 )
 async def pause_task(task_id: UUID, principal: TasksWrite, conn: Conn) -> Any:
-    async with conn.transaction():
-        task = await _locked(conn, task_id, principal.owner_filter)
-        if decide("pause", task["status"]):
-            await tasks_store.set_task_status(conn, task_id, "paused")
-            await tasks_store.remove_waiting_runs(
-                conn, task_id, scope="scheduled", reason="task paused"
-            )
-        return await _answer(conn, task_id)
+    return await operations.pause_task(conn, principal, task_id)
 
 
 @router.post(
@@ -184,29 +144,7 @@ async def pause_task(task_id: UUID, principal: TasksWrite, conn: Conn) -> Any:
     responses={**TASK_ANSWER, **TASK_NOT_FOUND, **CONFLICT},
 )
 async def resume_task(task_id: UUID, principal: TasksWrite, conn: Conn) -> Any:
-    now = now_utc()
-    async with conn.transaction():
-        task = await _locked(conn, task_id, principal.owner_filter)
-        if decide("resume", task["status"]):
-            await tasks_store.set_task_status(conn, task_id, "active")
-            await _restart_expansion(conn, task, now)
-            await tasks_store.complete_finished_tasks(conn, [task_id])
-        return await _answer(conn, task_id)
-
-
-async def _restart_expansion(conn: Connection, task: Row, now: datetime) -> None:
-    schedule = _schedule_of(task)
-    once_has_run = (
-        schedule is not None
-        and schedule.kind == "once"
-        and (await tasks_store.has_scheduled_run(conn, task["id"]))
-    )
-    expanded_until, next_expand_at = resumed_state(
-        schedule, now=now, expanded_until=task["expanded_until"], once_has_run=once_has_run
-    )
-    await tasks_store.reset_expansion(
-        conn, task["id"], expanded_until=expanded_until, next_expand_at=next_expand_at
-    )
+    return await operations.resume_task(conn, principal, task_id)
 
 
 @router.post(
@@ -219,14 +157,7 @@ async def _restart_expansion(conn: Connection, task: Row, now: datetime) -> None
     responses={**TASK_ANSWER, **TASK_NOT_FOUND, **CONFLICT},
 )
 async def cancel_task(task_id: UUID, principal: TasksWrite, conn: Conn) -> Any:
-    async with conn.transaction():
-        task = await _locked(conn, task_id, principal.owner_filter)
-        if decide("cancel", task["status"]):
-            await tasks_store.set_task_status(conn, task_id, "canceled")
-            await tasks_store.remove_waiting_runs(
-                conn, task_id, scope="all", reason="task canceled"
-            )
-        return await _answer(conn, task_id)
+    return await operations.cancel_task(conn, principal, task_id)
 
 
 @router.post(
@@ -242,34 +173,7 @@ async def cancel_task(task_id: UUID, principal: TasksWrite, conn: Conn) -> Any:
     openapi_extra=json_body_openapi(SNOOZE_SCHEMA, {"delay_seconds": 600}, name="TaskSnooze"),
 )
 async def snooze_task(task_id: UUID, request: Request, principal: TasksWrite, conn: Conn) -> Any:
-    body = await json_body(request)
-    problems = schema_problems(SNOOZE_SCHEMA, body)
-    if problems:
-        raise ValidationFailed(problems)
-    delay = float(body["delay_seconds"])
-    async with conn.transaction():
-        task = await _locked(conn, task_id, principal.owner_filter)
-        decide("snooze", task["status"])
-        earliest = await tasks_store.earliest_waiting_run_at(conn, task_id)
-        upcoming = task["next_expand_at"]
-        if upcoming is not None and (earliest is None or upcoming < earliest):
-            await _materialise(conn, task, upcoming)
-        if await tasks_store.snooze_next_run(conn, task_id, delay_seconds=delay) is None:
-            raise Conflict("the task has no pending occurrence to snooze")
-        return await _answer(conn, task_id)
-
-
-async def _materialise(conn: Connection, task: Row, occurrence: datetime) -> None:
-    """Insert the task's next occurrence now (as the scheduler would) and move its mark."""
-    schedule = _schedule_of(task)
-    assert schedule is not None
-    planned = PlannedTask(
-        task_id=task["id"],
-        priority=task["priority"],
-        lock_key=task["run_lock_key"],
-        plan=plan_occurrence(schedule, occurrence),
-    )
-    await apply_plans(conn, [planned])
+    return await operations.snooze_task(conn, principal, task_id, await json_body(request))
 
 
 @router.get(
@@ -296,7 +200,7 @@ async def preview_task(
     if task is None:
         raise NotFound(f"task {task_id} not found")
     start = now_utc() if after is None else parse_after(after, task["timezone"], "query.after")
-    schedule = _schedule_of(task)
+    schedule = schedule_of(task)
     occurrences = await asyncio.to_thread(
         preview, schedule, task["timezone"], after=start, count=count
     )

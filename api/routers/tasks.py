@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -14,16 +13,17 @@ from api.components import TASK_ANSWER, json_response, ref
 from api.creation import create_task_once, owner_scopes, resolve_owner
 from api.deps import AppCatalog, AppSettings, Conn, TasksRead, TasksWrite
 from api.idempotency import IdempotencyKey
+from api.operations import tasks as operations
+from api.operations.runs import wait_for_run
 from api.pagination import DEFAULT_LIMIT, CursorParam, Limit, list_page
 from api.responses import IDEMPOTENCY_CONFLICT, INVALID, TASK_NOT_FOUND, error
-from api.routers.runs import Wait, wait_for_run
+from api.routers.runs import Wait
 from api.schemas import ErrorDetail, Run, ScheduleKind, TaskStatus
 from engine.clock import now_utc
-from engine.errors import Conflict, NotFound, ValidationFailed
+from engine.errors import ValidationFailed
 from engine.examples import QUICK_START_TASK
 from engine.expansion import expansion_start
 from engine.validation import task_problems, validate_task
-from store import due_work as due_work_store
 from store import tasks as tasks_store
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
@@ -164,15 +164,7 @@ async def list_tasks(
     responses={**TASK_ANSWER, **TASK_NOT_FOUND},
 )
 async def get_task(task_id: UUID, principal: TasksRead, conn: Conn) -> Any:
-    return await visible_task(conn, task_id, principal.owner_filter)
-
-
-async def visible_task(conn: Conn, task_id: UUID, owner: UUID | None) -> dict[str, Any]:
-    """The task, or 404 when it does not exist or belongs to another agent."""
-    task = await tasks_store.get_task(conn, task_id, owner=owner)
-    if task is None:
-        raise NotFound(f"task {task_id} not found")
-    return task
+    return await operations.visible_task(conn, task_id, principal.owner_filter)
 
 
 @router.post(
@@ -189,10 +181,5 @@ async def visible_task(conn: Conn, task_id: UUID, owner: UUID | None) -> dict[st
 async def run_now(
     task_id: UUID, request: Request, principal: TasksWrite, conn: Conn, wait: Wait = None
 ) -> Any:
-    task = await visible_task(conn, task_id, principal.owner_filter)
-    if task["status"] == "canceled":
-        raise Conflict("the task is canceled")
-    row = await due_work_store.insert_manual_run(
-        conn, run_id=uuid.uuid4(), task_id=task_id, trigger="manual"
-    )
-    return await wait_for_run(request, conn, row["id"], None, wait)
+    run = await operations.run_now(conn, principal, task_id)
+    return await wait_for_run(request, conn, run["id"], None, wait)

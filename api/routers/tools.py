@@ -10,14 +10,15 @@ from fastapi import APIRouter, Request, Response, status
 from pydantic import BaseModel, Field
 
 from api.body import json_body, json_body_openapi
-from api.deps import Admin, Conn, Principal, ToolsRead
+from api.deps import Admin, Conn, ToolsRead
+from api.operations import tools as operations
+from api.operations.tools import runtime_item
 from api.pagination import DEFAULT_LIMIT, CursorParam, Limit
 from api.responses import INVALID, TOOL_NOT_FOUND, error
 from api.schemas import Timestamp
-from engine.catalog import TOOL_ENTRY_SCHEMA, ToolSpec, file_catalog, validate_entry
+from engine.catalog import TOOL_ENTRY_SCHEMA, file_catalog, validate_entry
 from engine.errors import Conflict, NotFound, Problem, ValidationFailed
 from store import tools as tools_store
-from store.db import Row
 
 router = APIRouter(prefix="/tools", tags=["tools"])
 
@@ -91,21 +92,6 @@ class ToolPage(BaseModel):
     next_cursor: str | None
 
 
-def _catalog_item(spec: ToolSpec) -> dict[str, Any]:
-    return {**spec.as_dict(), "source": "catalog"}
-
-
-def _runtime_item(row: Row, principal: Principal) -> dict[str, Any]:
-    spec = ToolSpec.from_dict(row["definition"])
-    item = {**spec.as_dict(), "source": "runtime", "created_at": row["created_at"]}
-    if not principal.is_admin:
-        # Where a runtime tool lives is the operator's business: an endpoint URL or an MCP
-        # command line may carry credentials. Agents need the address and the schemas.
-        item.pop("endpoint", None)
-        item.pop("server", None)
-    return item
-
-
 @router.get(
     "",
     operation_id="tools_list",
@@ -115,11 +101,7 @@ def _runtime_item(row: Row, principal: Principal) -> dict[str, Any]:
 async def list_tools(
     principal: ToolsRead, conn: Conn, limit: Limit = DEFAULT_LIMIT, cursor: CursorParam = None
 ) -> Any:
-    files = file_catalog()
-    items = [_catalog_item(spec) for spec in files.values()]
-    rows = await tools_store.list_runtime_tools(conn)
-    items += [_runtime_item(row, principal) for row in rows if row["address"] not in files]
-    items.sort(key=lambda item: str(item["address"]))
+    items = await operations.all_tools(conn, principal)
     after = _decode_cursor(cursor)
     if after is not None:
         items = [item for item in items if item["address"] > after]
@@ -135,13 +117,7 @@ async def list_tools(
     responses=TOOL_NOT_FOUND,
 )
 async def get_tool(address: str, principal: ToolsRead, conn: Conn) -> Any:
-    spec = file_catalog().get(address)
-    if spec is not None:
-        return _catalog_item(spec)
-    row = await tools_store.get_runtime_tool(conn, address)
-    if row is None:
-        raise NotFound(f"no tool {address!r}")
-    return _runtime_item(row, principal)
+    return await operations.one_tool(conn, principal, address)
 
 
 @router.post(
@@ -169,7 +145,7 @@ async def register_tool(request: Request, principal: Admin, conn: Conn) -> Any:
     row = await tools_store.insert_runtime_tool(
         conn, definition=spec.as_dict(), created_by=principal.agent_id
     )
-    return _runtime_item(row, principal)
+    return runtime_item(row, principal)
 
 
 @router.delete(

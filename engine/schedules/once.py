@@ -14,6 +14,9 @@ from engine.timezones import parse_iso_datetime
 class OnceSchedule:
     at: datetime
     kind: str = "once"
+    # The naive wall-clock time written, when the expression had no offset (read in the
+    # task's zone; a DST gap may have moved ``at`` away from it).
+    wall_time: datetime | None = None
 
     def occurrences_after(self, instant: datetime) -> Iterator[datetime]:
         if self.at > instant:
@@ -34,5 +37,5 @@ def parse_once(expr: str, zone: tzinfo) -> OnceSchedule:
         ) from None
     check_year(parsed, "the date")
     if parsed.tzinfo is None:
-        return OnceSchedule(to_instant(parsed, zone))
+        return OnceSchedule(to_instant(parsed, zone), wall_time=parsed)
     return OnceSchedule(parsed.astimezone(UTC))

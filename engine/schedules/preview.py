@@ -28,13 +28,26 @@ def preview(
     """Up to ``count`` occurrences strictly after ``after``, each with ``timezone``'s offset
     (``2026-03-30T09:00:00+03:00``), as many as ``budget_seconds`` of computing find. Event
     schedules (``None``) have none."""
+    zone = get_zone(timezone)
+    upcoming = next_occurrences(schedule, after=after, count=count, budget_seconds=budget_seconds)
+    return [at.astimezone(zone).isoformat() for at in upcoming]
+
+
+def next_occurrences(
+    schedule: Schedule | None,
+    *,
+    after: datetime,
+    count: int,
+    budget_seconds: float = BUDGET_SECONDS,
+) -> list[datetime]:
+    """Up to ``count`` occurrences strictly after ``after`` (aware, UTC), as many as
+    ``budget_seconds`` of computing find (at least one, when there is one)."""
     if schedule is None:
         return []
-    zone = get_zone(timezone)
     deadline = time.monotonic() + budget_seconds
-    found: list[str] = []
+    found: list[datetime] = []
     for at in islice(schedule.occurrences_after(after), count):
-        found.append(at.astimezone(zone).isoformat())
+        found.append(at)
         if time.monotonic() > deadline:
             break
     return found

@@ -422,6 +422,19 @@ class RuleExpansion:
             self._local_times(start), self.zone, after=instant, until=self.until
         )
 
+    def names_local(self, local: datetime) -> bool:
+        """Whether the rule's pattern names the wall-clock time ``local`` (before any DST
+        shift; COUNT and UNTIL aside): how a preview tells that a gap moved an occurrence."""
+        if not self.possible:
+            return False
+        start = _period_start(
+            self.spec.freq, self.options["interval"], self.dtstart, self.options["wkst"], local
+        )
+        for candidate in self._local_times(start):
+            if candidate >= local:
+                return candidate == local
+        return False
+
     def _local_times(self, start: datetime) -> Iterator[datetime]:
         try:
             yield from self._rule(start)
