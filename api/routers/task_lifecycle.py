@@ -31,7 +31,7 @@ from engine.schedules.preview import MAX_COUNT, parse_after, preview
 from engine.validation import validate_task
 from store import tasks as tasks_store
 from store.db import Connection, Row
-from store.expansion import PlannedTask, apply_plans
+from store.expansion import PlannedTasks, apply_plans
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
 
@@ -263,8 +263,8 @@ async def _materialise(conn: Connection, task: Row, occurrence: datetime) -> Non
     """Insert the task's next occurrence now (as the scheduler would) and move its mark."""
     schedule = _schedule_of(task)
     assert schedule is not None
-    planned = PlannedTask(
-        task_id=task["id"],
+    planned = PlannedTasks(
+        task_ids=[task["id"]],
         priority=task["priority"],
         lock_key=task["run_lock_key"],
         plan=plan_occurrence(schedule, occurrence),
