@@ -28,6 +28,7 @@ What keeps a tick cheap with a million tasks:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import OrderedDict
@@ -51,6 +52,9 @@ log = logging.getLogger("ordinaut.scheduler")
 
 BATCH_SIZE = 1000
 SCHEDULE_CACHE_SIZE = 50_000
+# Concurrent transactions for a tick with more than one batch: the database inserts on
+# one core while the scheduler plans the next batch and another backend inserts on the other.
+LANES = 2
 # Plans kept within one tick (a cold start may meet a million distinct ones).
 PLAN_MEMO_SIZE = 20_000
 
@@ -72,31 +76,56 @@ class Scheduler:
     pool: Pool
     clock: Clock = field(default=now_utc)
     batch_size: int = BATCH_SIZE
+    lanes: int = LANES
 
     def __post_init__(self) -> None:
         # Each with the anchor it was built with.
         self._schedules: OrderedDict[ScheduleKey, tuple[Schedule | None, datetime]] = OrderedDict()
 
     async def tick(self) -> TickResult:
-        """Expand every task due within the horizon, batch by batch."""
+        """Expand every task due within the horizon, batch by batch: one batch, and when it
+        was full (a herd, a cold start) the rest in :data:`LANES` concurrent lanes."""
         started = time.perf_counter()
         result = TickResult()
-        cursor: tuple[datetime, Any] | None = None
         now = self.clock()
         plans: dict[tuple[Any, ...], ExpansionPlan] = {}
-        while True:
-            tasks, inserted, completed, cursor = await self._expand_batch(now, cursor, plans)
-            result.tasks += tasks
-            result.occurrences += inserted
-            result.completed += completed
-            if tasks < self.batch_size:
-                break
-            if len(plans) > PLAN_MEMO_SIZE:
-                plans.clear()
+        cursor = await self._batch_into(result, now, None, plans)
+        if cursor is not None:
+            lanes = (self._lane(result, now, cursor, plans) for _ in range(self.lanes))
+            await asyncio.gather(*lanes)
         result.seconds = time.perf_counter() - started
         metrics.SCHEDULER_TICK_DURATION.observe(result.seconds)
         metrics.SCHEDULER_OCCURRENCES.inc(result.occurrences)
         return result
+
+    async def _lane(
+        self,
+        result: TickResult,
+        now: datetime,
+        cursor: tuple[datetime, Any] | None,
+        plans: dict[tuple[Any, ...], ExpansionPlan],
+    ) -> None:
+        """Batches until one is not full. Lanes start from the same cursor and leapfrog:
+        each skips the tasks the other holds (SKIP LOCKED), as separate schedulers do."""
+        while cursor is not None:
+            cursor = await self._batch_into(result, now, cursor, plans)
+
+    async def _batch_into(
+        self,
+        result: TickResult,
+        now: datetime,
+        after: tuple[datetime, Any] | None,
+        plans: dict[tuple[Any, ...], ExpansionPlan],
+    ) -> tuple[datetime, Any] | None:
+        """One batch, added to ``result``; the cursor to go on from, None when the batch
+        was not full (nothing more is due)."""
+        tasks, inserted, completed, cursor = await self._expand_batch(now, after, plans)
+        result.tasks += tasks
+        result.occurrences += inserted
+        result.completed += completed
+        if len(plans) > PLAN_MEMO_SIZE:
+            plans.clear()
+        return cursor if tasks >= self.batch_size else None
 
     async def _expand_batch(
         self,
