@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -294,21 +293,38 @@ async def task_titles(conn: Connection, task_ids: Sequence[UUID]) -> dict[UUID, 
 # next_expand_at IS NOT NULL) matches the WHERE and ORDER BY, so tasks that are not due are
 # never read, and neither are the dead index entries the tick's earlier batches left behind.
 # SKIP LOCKED lets several schedulers split the work.
+#
+# The locked tasks come back grouped by everything their expansion depends on (schedule,
+# mark, catch-up policy) and their runs inherit (priority, concurrency key): a herd of tasks
+# sharing ``0 * * * *`` is one row with its ids as text (no per-task Python objects), planned
+# once. The anchor only matters to an RRULE. Every row repeats the batch's keyset cursor.
 LOCK_DUE_FOR_EXPANSION = """
-SELECT id, schedule_kind, schedule_expr, timezone, anchor_at, expanded_until,
-       next_expand_at, catch_up, priority, run_lock_key, updated_at
-  FROM tasks
- WHERE status = 'active' AND next_expand_at IS NOT NULL
-   AND next_expand_at <= %(horizon_end)s
-   AND (next_expand_at, id) > (%(after_at)s::timestamptz, %(after_id)s::uuid)
- ORDER BY next_expand_at, id
- LIMIT %(limit)s
-   FOR UPDATE SKIP LOCKED
+WITH locked AS (
+    SELECT id, schedule_kind, schedule_expr, timezone, anchor_at, expanded_until,
+           next_expand_at, catch_up, priority, run_lock_key
+      FROM tasks
+     WHERE status = 'active' AND next_expand_at IS NOT NULL
+       AND next_expand_at <= %(horizon_end)s
+       AND (next_expand_at, id) > (%(after_at)s::timestamptz, %(after_id)s::uuid)
+     ORDER BY next_expand_at, id
+     LIMIT %(limit)s
+       FOR UPDATE SKIP LOCKED
+), last AS (
+    SELECT next_expand_at, id FROM locked ORDER BY next_expand_at DESC, id DESC LIMIT 1
+)
+SELECT l.schedule_kind, l.schedule_expr, l.timezone,
+       CASE WHEN l.schedule_kind = 'rrule' THEN l.anchor_at END AS anchor_at,
+       l.expanded_until, l.catch_up, l.priority, l.run_lock_key,
+       array_agg(l.id::text) AS task_ids,
+       (SELECT next_expand_at FROM last) AS last_at, (SELECT id FROM last) AS last_id
+  FROM locked l
+ GROUP BY l.schedule_kind, l.schedule_expr, l.timezone, 4, l.expanded_until, l.catch_up,
+          l.priority, l.run_lock_key
 """
 _NO_CURSOR = ("-infinity", "00000000-0000-0000-0000-000000000000")
 
 
-async def lock_tasks_due_for_expansion(
+async def lock_due_groups(
     conn: Connection,
     *,
     horizon_end: datetime,
@@ -317,7 +333,12 @@ async def lock_tasks_due_for_expansion(
 ) -> list[Row]:
     """Lock up to ``limit`` active tasks whose next occurrence is at or before
     ``horizon_end``, after the keyset cursor ``after`` = ``(next_expand_at, id)`` of the
-    previous batch (call inside the transaction that also writes the expansion)."""
+    previous batch (call inside the transaction that also writes the expansion).
+
+    One row per group of tasks that expand alike: ``schedule_kind, schedule_expr,
+    timezone, anchor_at`` (RRULEs only), ``expanded_until, catch_up, priority,
+    run_lock_key``, their ``task_ids`` (text) and the batch's cursor ``last_at, last_id``.
+    """
     after_at, after_id = after if after is not None else _NO_CURSOR
     cursor = await conn.execute(
         LOCK_DUE_FOR_EXPANSION,
@@ -326,34 +347,7 @@ async def lock_tasks_due_for_expansion(
     return await cursor.fetchall()
 
 
-async def save_expansion_state(
-    conn: Connection,
-    updates: Sequence[tuple[UUID, datetime | None, datetime | None]],
-) -> None:
-    """Move each task's high-water mark forward: ``(task_id, expanded_until,
-    next_expand_at)``. ``GREATEST`` keeps the mark from ever moving backwards."""
-    if not updates:
-        return
-    # One JSON document instead of three arrays: psycopg dumps array elements one by one in
-    # Python, json.dumps is C; the server casts each element back.
-    items = [[str(task_id), _iso(mark), _iso(next_at)] for task_id, mark, next_at in updates]
-    await conn.execute(
-        """
-        UPDATE tasks t
-           SET expanded_until = GREATEST(t.expanded_until, (u.item ->> 1)::timestamptz),
-               next_expand_at = (u.item ->> 2)::timestamptz
-          FROM jsonb_array_elements(%s::jsonb) AS u(item)
-         WHERE t.id = (u.item ->> 0)::uuid
-        """,
-        (json.dumps(items, separators=(",", ":")),),
-    )
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
-async def complete_finished_tasks(conn: Connection, task_ids: Sequence[UUID]) -> list[UUID]:
+async def complete_finished_tasks(conn: Connection, task_ids: Sequence[UUID | str]) -> list[UUID]:
     """Mark ``completed`` every active, non-event task among ``task_ids`` that has no
     occurrence left to expand and no pending run. Returns the ids completed."""
     if not task_ids:
@@ -418,7 +412,7 @@ async def reset_expansion(
     next_expand_at: datetime | None,
 ) -> None:
     """Restart expansion from a new mark (resume). Unlike the
-    scheduler's :func:`save_expansion_state` this may move the mark backwards: the work it
+    scheduler's :func:`store.expansion.apply_plans` this may move the mark backwards: the work it
     covered was removed by the same transaction."""
     await conn.execute(
         """

@@ -23,7 +23,7 @@ from engine.schedules import Schedule, parse_schedule
 from store import due_work as due_work_store
 from store import tasks as tasks_store
 from store.db import Connection, Row
-from store.expansion import PlannedTask, apply_plans
+from store.expansion import PlannedTasks, apply_plans
 
 SNOOZE_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -155,8 +155,8 @@ async def _materialise(conn: Connection, task: Row, occurrence: datetime) -> Non
     """Insert the task's next occurrence now (as the scheduler would) and move its mark."""
     schedule = schedule_of(task)
     assert schedule is not None
-    planned = PlannedTask(
-        task_id=task["id"],
+    planned = PlannedTasks(
+        task_ids=[task["id"]],
         priority=task["priority"],
         lock_key=task["run_lock_key"],
         plan=plan_occurrence(schedule, occurrence),

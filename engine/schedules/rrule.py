@@ -28,11 +28,16 @@ asking for the next occurrence of a years-old MINUTELY rule does not replay ever
 since its DTSTART. A rule with COUNT (at most :data:`MAX_COUNT`) expands from its start
 once, lazily, and is cached. A rule whose day filters can never all hold (``BYMONTH=2;
 BYMONTHDAY=30``) is recognised by a bounded search over one 400-year Gregorian cycle.
+
+Sharing across anchors (:func:`anchor_signature`): a rule without DTSTART or COUNT depends
+on its anchor only through the defaults derived from it and the INTERVAL's phase, so the
+scheduler can expand a million such tasks with a few thousand parsed schedules.
 """
 
 from __future__ import annotations
 
 import bisect
+import functools
 import heapq
 import re
 from collections.abc import Iterator
@@ -672,3 +677,69 @@ def _date_list(name: str, params: dict[str, str], text: str, zone: tzinfo) -> li
         value.local.replace(tzinfo=UTC) if value.utc else to_instant(value.local, zone)
         for value in values
     ]
+
+
+def anchor_signature(text: str, zone: tzinfo, anchor: datetime) -> tuple[object, ...] | None:
+    """What of ``anchor`` (aware: a task's creation minute) the recurrence ``text`` in
+    ``zone`` depends on; raises :class:`RRuleSyntaxError` like the parser.
+
+    ``()`` when the text has its own DTSTART (the anchor is not used). ``None`` when a rule
+    has a COUNT (counted from the anchor: all of it matters). Otherwise, per rule, the
+    defaults derived from the anchor (BYHOUR of a DAILY rule, …) and, with an INTERVAL, the
+    anchor's period modulo INTERVAL. Two anchors with equal signatures give the same
+    occurrences from the later anchor on, except that a time in a DST gap just before the
+    later anchor may be shifted past it: schedules may be shared for instants at least
+    :data:`ANCHOR_MARGIN` after the later anchor.
+    """
+    rules = _anchored_rules(text)
+    if rules is None:
+        return ()
+    start = to_local(anchor, zone).replace(second=0, microsecond=0)
+    signature: list[object] = []
+    for spec in rules:
+        if spec.count is not None:
+            return None
+        signature.append(_rule_signature(spec, start))
+    return tuple(signature)
+
+
+# Longer than any DST (or date-line) gap: a gap time before an anchor lands within it.
+ANCHOR_MARGIN = timedelta(days=2)
+
+
+@functools.lru_cache(maxsize=4096)
+def _anchored_rules(text: str) -> tuple[RuleSpec, ...] | None:
+    """The rules of a recurrence without DTSTART (``None`` when it has one)."""
+    lines = _content_lines(text)
+    if any(name == "DTSTART" for name, _, _ in lines):
+        return None
+    return tuple(parse_rule(value) for name, _, value in lines if name == "RRULE")
+
+
+def _rule_signature(spec: RuleSpec, start: datetime) -> tuple[object, ...]:
+    # The same steps as RuleExpansion: the options it would make explicit from ``start``
+    # and the phase _period_start would count from it.
+    freq, options = coarsened(spec.freq, spec.options)
+    explicit = _explicit_options(freq, start, options)
+    derived = tuple(sorted((k, v) for k, v in explicit.items() if k not in options))
+    interval = options["interval"]
+    if interval == 1:
+        return derived
+    return (*derived, ("phase", _period_index(spec.freq, start, options["wkst"]) % interval))
+
+
+def _period_index(freq: int, start: datetime, wkst: int) -> int:
+    """The number of ``start``'s period (of ``freq``) counted from year 1."""
+    if freq == du.YEARLY:
+        return start.year
+    if freq == du.MONTHLY:
+        return start.year * 12 + start.month - 1
+    if freq == du.WEEKLY:
+        week = start.date() - timedelta(days=(start.weekday() - wkst) % 7)
+        return week.toordinal() // 7
+    if freq == du.DAILY:
+        return start.toordinal()
+    # _period_start's base: the hour, minute or second of start, in naive seconds.
+    unit = {du.HOURLY: 3600, du.MINUTELY: 60, du.SECONDLY: 1}[freq]
+    seconds = (start.toordinal() * 86400) + start.hour * 3600 + start.minute * 60 + start.second
+    return seconds // unit

@@ -8,11 +8,13 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from itertools import takewhile
 from typing import Any
 
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
+from engine.schedules import parse_schedule
 from engine.settings import Settings
 from scheduler.tick import Scheduler
 from store import agents as agents_store
@@ -272,3 +274,65 @@ async def test_the_tick_query_uses_its_partial_index(fresh_db: str) -> None:
         await conn.close()
     assert "tasks_due_for_expansion" in plan, plan
     assert "Seq Scan" not in plan, plan
+
+
+# DTSTART-less RRULEs created at many minutes (they share parsed schedules by signature),
+# cron in a few zones, several priorities and concurrency keys: grouped, planned and
+# written together, each task still gets exactly its own schedule's occurrences.
+GROUPED_SCHEDULES = [
+    ("rrule", "FREQ=MINUTELY;INTERVAL=7", "Europe/Chisinau"),
+    ("rrule", "FREQ=HOURLY;BYMINUTE=0,20,40", "UTC"),
+    ("rrule", "FREQ=DAILY", "America/New_York"),
+    ("rrule", "FREQ=MINUTELY;INTERVAL=3;COUNT=500", "UTC"),
+    ("cron", "*/5 * * * *", "Asia/Kolkata"),
+    ("cron", "*/5 * * * *", "UTC"),
+]
+
+
+async def test_grouped_batches_give_every_task_its_own_occurrences(pool) -> None:
+    now = T0
+    horizon = timedelta(minutes=40)
+    settings = Settings(scheduler_horizon_seconds=horizon.total_seconds())
+    expected: dict[Any, list[datetime]] = {}
+    inherited: dict[Any, tuple[int, str | None]] = {}
+    async with pool.connection() as conn:
+        owner_id = await owner(conn)
+        for n in range(120):
+            kind, expr, zone = GROUPED_SCHEDULES[n % len(GROUPED_SCHEDULES)]
+            created = now - timedelta(days=3, minutes=n * 37)
+            task = await add_task(conn, owner_id, kind, expr, created=created, timezone=zone)
+            key = f"k{n % 3}" if n % 4 else None
+            priority = 1 + n % 9
+            await conn.execute(
+                """
+                UPDATE tasks SET priority = %s, concurrency_key = %s,
+                       expanded_until = %s, next_expand_at = %s
+                 WHERE id = %s
+                """,
+                (priority, key, now - timedelta(seconds=1), now, task),
+            )
+            schedule = parse_schedule(kind, expr, zone, anchor=created.replace(second=0))
+            assert schedule is not None
+            expected[task] = list(
+                takewhile(
+                    lambda at: at <= now + horizon,
+                    schedule.occurrences_after(now - timedelta(seconds=1)),
+                )
+            )
+            inherited[task] = (priority, f"{owner_id}/{key}" if key else None)
+    scheduler = Scheduler(settings, pool, clock=Clock(now), batch_size=25)
+    result = await scheduler.tick()
+    assert result.tasks == 120
+    assert result.occurrences == sum(len(at) for at in expected.values())
+    # Three RRULEs shared by signature (the INTERVAL=7 one by its phase, DAILY by its time
+    # of day), the COUNT one per anchor (20 tasks), two cron schedules.
+    assert len(scheduler._schedules) < 20 + 2 + 3 * 7 + 20
+    async with pool.connection() as conn:
+        for task, times in expected.items():
+            assert await occurrences(conn, task) == times, task
+        cursor = await conn.execute(
+            "SELECT DISTINCT task_id, priority, concurrency_key FROM due_work"
+        )
+        assert cursor.rowcount == sum(1 for times in expected.values() if times)
+        for row in await cursor.fetchall():
+            assert (row["priority"], row["concurrency_key"]) == inherited[row["task_id"]]

@@ -18,6 +18,10 @@ on) or ``DATABASE_URL``'s server; every measurement in a fresh database on it:
 5. stability: throughput of the last 10 % of ``--stability-runs`` against the first 10 %;
 6. ``POST /tasks`` and ``GET /tasks/{id}`` rates through the API (``api_rate``, which uses
    ``api_bench`` and ``hey`` when they are there);
+7. schedules at scale (``scheduler_scale``, its own process so that its RSS is the
+   scheduler's): ``--schedule-tasks`` (1 000 000) active cron/RRULE tasks, the scheduler's
+   cold start, steady-state CPU, an hour boundary, a herd and its peak RSS (~15 minutes:
+   ``--skip schedules`` leaves it out);
 
 then prints one table with the targets and writes everything as JSON to
 ``tests/load/results/bench-<timestamp>.json`` (the tables also as Markdown, ``.md``).
@@ -34,6 +38,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
 from collections.abc import Callable
@@ -59,7 +64,16 @@ from tests.load.server import BenchServer, bench_server, pg_tool
 
 REPO = Path(__file__).resolve().parents[2]
 RESULTS = Path(__file__).with_name("results")
-SECTIONS = ("ordinaut", "pgqueuer", "procrastinate", "pgbench", "latency", "stability", "api")
+SECTIONS = (
+    "ordinaut",
+    "pgqueuer",
+    "procrastinate",
+    "pgbench",
+    "latency",
+    "stability",
+    "api",
+    "schedules",
+)
 T = TypeVar("T")
 
 
@@ -87,6 +101,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--pgbench-clients", type=int, nargs="+", default=[4, 8])
     add("--pgbench-jobs", type=int, default=200_000, help="queued jobs, 50 per transaction")
     add("--pgbench-single-jobs", type=int, default=50_000, help="queued jobs, 1 per transaction")
+    add("--schedule-tasks", type=int, default=1_000_000, help="active tasks (schedules)")
+    add("--schedule-minutes", type=int, default=60, help="simulated steady-state minutes")
     add("--async-commit", action="store_true", help="add a synchronous_commit=off pass")
     add("--skip", nargs="+", default=[], choices=SECTIONS, metavar="SECTION", help=str(SECTIONS))
     add("--out", type=Path, help="JSON file (default: tests/load/results/bench-<time>.json)")
@@ -224,6 +240,34 @@ def run_pass(server: BenchServer, args: argparse.Namespace, *, async_commit: boo
     return results
 
 
+def schedules(server: BenchServer, args: argparse.Namespace) -> dict[str, Any]:
+    """``tests.load.scheduler_scale`` in its own process, on this server (a database of its
+    own); its lines are printed as they come, its figures returned."""
+    with tempfile.TemporaryDirectory() as scratch:
+        figures = Path(scratch) / "schedules.json"
+        command = [sys.executable, "-m", "tests.load.scheduler_scale"]
+        command += ["--tasks", str(args.schedule_tasks), "--minutes", str(args.schedule_minutes)]
+        command += ["--json", str(figures)]
+        environment = {**os.environ, "DATABASE_URL": server.url}
+        subprocess.run(command, cwd=REPO, env=environment, check=True)
+        figures_read: dict[str, Any] = json.loads(figures.read_text())
+        return figures_read
+
+
+def schedules_line(scale: dict[str, Any]) -> str:
+    """The schedule figures against the issue's targets, in one paragraph."""
+    herd, cold = scale["herd"], scale["cold_start"]
+    budget = scale["horizon_seconds"] + 60
+    return (
+        f"Schedules at scale ({scale['tasks']:,} active tasks): steady state "
+        f"{scale['steady_cpu_percent']:.2f} % of one core (target < 5 %), peak RSS "
+        f"{scale['peak_rss_mib']:.0f} MiB (< 300), cold start {cold['wall_seconds']:.0f} s, "
+        f"hour boundary of the mix ({scale['boundary_tasks']:,} runs) "
+        f"{scale['boundary_seconds']:.1f} s, herd of {herd['tasks']:,} on '0 * * * *' "
+        f"{herd['wall_seconds']:.1f} s (budget {budget:.0f} s)"
+    )
+
+
 HOT_PATH = ("workers", "store", "engine", "migrations")
 
 
@@ -271,6 +315,9 @@ def main(argv: list[str] | None = None) -> None:
         passes.append(run_pass(server, args, async_commit=False))
         if args.async_commit:
             passes.append(run_pass(server, args, async_commit=True))
+        scale = None
+        if "schedules" not in args.skip:
+            scale = timed(passes[0], "schedules", partial(schedules, server, args))
     load_after = os.getloadavg()
     code_after = provenance()
     tables = [render(p, header(server, settings, p.async_commit)) for p in passes]
@@ -278,6 +325,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"\ncode: {code_before}")
     if code_after != code_before:
         print(f"WARNING: the hot path changed during the run; at the end: {code_after}")
+    if scale is not None:
+        print(f"\n{schedules_line(scale)}")
     print(f"\nload average (1, 5, 15 min): before {_load(load_before)}, after {_load(load_after)}")
     document = {
         "started_at": started.isoformat(),
@@ -291,6 +340,7 @@ def main(argv: list[str] | None = None) -> None:
             for p in passes
         ],
         "tables": tables,
+        "schedules": scale,
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(document, indent=1, default=str))
