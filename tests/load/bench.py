@@ -48,6 +48,7 @@ from tests.load.drain import DrainResult, drain, prepare
 from tests.load.latency import RunNowLatency, ScheduledDelay
 from tests.load.peers.runner import PeerDrain, drain_peer
 from tests.load.report import (
+    HEADLINE_WORKERS,
     PGQUEUER_DEFAULT,
     PGQUEUER_TUNED,
     PassResults,
@@ -138,7 +139,8 @@ def drains(server: BenchServer, args: argparse.Namespace, results: PassResults) 
             (f"ordinaut drain {w}w", partial(ordinaut_drain, server, args, w)) for w in workers
         ]
     if "pgqueuer" not in args.skip:
-        configurations = [(PGQUEUER_DEFAULT, w) for w in peer_workers] + [(PGQUEUER_TUNED, 2)]
+        configurations = [(PGQUEUER_DEFAULT, w) for w in peer_workers]
+        configurations.append((PGQUEUER_TUNED, HEADLINE_WORKERS))
         quick += [_peer(server, args, "pgqueuer", options, w) for options, w in configurations]
     for repetition in range(1, args.repeat + 1):
         for name, step in quick:
