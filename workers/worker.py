@@ -45,6 +45,7 @@ from typing import Any
 
 from engine.catalog import Catalog, ToolSpec
 from engine.clock import Clock, now_utc
+from engine.deadlines import within
 from engine.document import Payload
 from engine.errors import StoreError
 from engine.pipeline import (
@@ -377,21 +378,24 @@ class Worker:
         try:
             executor = await self._executor()
             payload = _parse_payload(row["payload"])
-            async with asyncio.timeout(row["timeout_seconds"]):
-                await executor.run(
-                    payload.steps,
-                    params=payload.params,
-                    run=RunInfo(
-                        id=str(row["id"]),
-                        task_id=str(row["task_id"]),
-                        attempt=row["attempt"],
-                        scheduled_for=row["scheduled_for"],
-                        agent_id=str(row["agent_id"]),
-                    ),
-                    event=row["event"],
-                    outcome=outcome,
-                    cancelled=lambda: entry.stop_reason == "canceled",
-                )
+            deadline = asyncio.get_running_loop().time() + row["timeout_seconds"]
+            pipeline = executor.run(
+                payload.steps,
+                params=payload.params,
+                run=RunInfo(
+                    id=str(row["id"]),
+                    task_id=str(row["task_id"]),
+                    attempt=row["attempt"],
+                    scheduled_for=row["scheduled_for"],
+                    agent_id=str(row["agent_id"]),
+                ),
+                event=row["event"],
+                outcome=outcome,
+                cancelled=lambda: entry.stop_reason == "canceled",
+            )
+            # The run's timeout is armed only if the pipeline suspends (a no-op run never
+            # does): see engine.deadlines.
+            await within(pipeline, deadline)
         except TimeoutError:
             message = f"run exceeded its timeout of {row['timeout_seconds']}s"
             outcome.error = RunError(step_id=None, type="timeout", message=message, retryable=True)
