@@ -30,7 +30,7 @@ async def test_a_call_that_never_suspends_returns_its_value_without_arming_a_tim
     try:
         assert await within(add(2, 3), _in(10)) == 5
     finally:
-        del loop.call_at  # type: ignore[method-assign]
+        del loop.call_at
     assert armed == []
 
 
