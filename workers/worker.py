@@ -246,6 +246,8 @@ class Worker:
         self._reserved -= claimed
         for row in rows:
             self._start(row)
+        if rows:
+            metrics.WORKER_INFLIGHT.set(len(self._inflight))  # once per batch, not per run
 
     async def _lease_loop(self) -> None:
         """Lease when slots are free and no completion will lease for them: at start, when
@@ -340,16 +342,16 @@ class Worker:
         self._inflight[row["id"]] = entry
         self._executing += 1
         entry.task = asyncio.create_task(self._execute(entry), name=f"run-{row['id']}")
-        metrics.WORKER_INFLIGHT.set(len(self._inflight))
-        log.debug(
-            "run started",
-            extra={
-                "run_id": str(row["id"]),
-                "task_id": str(row["task_id"]),
-                "worker_id": self.worker_id,
-                "attempt": row["attempt"],
-            },
-        )
+        if log.isEnabledFor(logging.DEBUG):  # the fields cost more than the run's metrics
+            log.debug(
+                "run started",
+                extra={
+                    "run_id": str(row["id"]),
+                    "task_id": str(row["task_id"]),
+                    "worker_id": self.worker_id,
+                    "attempt": row["attempt"],
+                },
+            )
 
     def _observe_start_delay(self, row: Row) -> None:
         """started - scheduled_for; a run queued when it was already late (a ``once`` task
