@@ -10,7 +10,8 @@ on) or ``DATABASE_URL``'s server; every measurement in a fresh database on it:
 
 1. Ordinaut drain: N no-op runs (``debug.echo``) drained by 1 and 2 ``ordinaut worker``
    processes (concurrency 50); runs/s from the first start to the last finish;
-2. the same drain for PgQueuer and Procrastinate (installed into ``.bench-venv``);
+2. the same drain for PgQueuer (its default batch of 10, and tuned: batch 50, 100 in flight)
+   and Procrastinate (installed into ``.bench-venv``);
 3. pgbench: lease (SKIP LOCKED) + delete + history insert, 50 jobs and 1 job per
    transaction (the physical limit);
 4. ``run_now`` → start latency and scheduled start delay through the real API, scheduler
@@ -19,7 +20,9 @@ on) or ``DATABASE_URL``'s server; every measurement in a fresh database on it:
 6. ``POST /tasks`` and ``GET /tasks/{id}`` rates through the API (``api_rate``, which uses
    ``api_bench`` and ``hey`` when they are there);
 
-then prints one table with the targets and writes everything as JSON to
+then prints one table with the targets — each peer's fastest configuration that the run
+measured, named, with the ratio against its default configuration beside it, and Ordinaut's
+ratio in each repetition of the interleaved drains — and writes everything as JSON to
 ``tests/load/results/bench-<timestamp>.json`` (the tables also as Markdown, ``.md``).
 ``--async-commit`` adds a second pass of the throughput measurements (1-3) with
 ``synchronous_commit=off``.
