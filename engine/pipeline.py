@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from engine.catalog import Catalog, ToolSpec
 from engine.clock import Clock, now_utc
+from engine.deadlines import within
 from engine.document import Step
 from engine.errors import (
     StepError,
@@ -336,8 +337,10 @@ class Executor:
             deadline=deadline,
         )
         try:
-            async with asyncio.timeout_at(deadline + BACKSTOP_GRACE_SECONDS):
-                output = await self.call_tool(tool, arguments, call)
+            # The backstop is armed only if the call suspends (see engine.deadlines).
+            output = await within(
+                self.call_tool(tool, arguments, call), deadline + BACKSTOP_GRACE_SECONDS
+            )
         except TimeoutError:
             raise StepTimeout(f"step {step.id!r} timed out after {timeout:g}s") from None
         shape = await self._measure(output)

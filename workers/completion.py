@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -215,9 +216,12 @@ class Completer:
         self, classified: Classified, batch: list[Outcome], result: due_work_store.CompletionResult
     ) -> None:
         seconds = {outcome.row["id"]: outcome.seconds for outcome in batch}
+        finished: Counter[tuple[str, str]] = Counter()
         for run in result.written:
-            metrics.child(metrics.RUNS, run["status"], run["trigger"]).inc()
+            finished[run["status"], run["trigger"]] += 1
             metrics.child(metrics.RUN_DURATION, run["status"]).observe(seconds.get(run["id"], 0.0))
+        for (status, trigger), count in finished.items():  # one increment per kind and batch
+            metrics.child(metrics.RUNS, status, trigger).inc(count)
         _log_outcomes(batch, result, self.run_log)
         for run_id in result.kept:
             metrics.child(metrics.RUN_DURATION, "failed").observe(seconds.get(run_id, 0.0))

@@ -45,6 +45,7 @@ from typing import Any
 
 from engine.catalog import Catalog, ToolSpec
 from engine.clock import Clock, now_utc
+from engine.deadlines import within
 from engine.document import Payload
 from engine.errors import StoreError
 from engine.pipeline import (
@@ -245,6 +246,8 @@ class Worker:
         self._reserved -= claimed
         for row in rows:
             self._start(row)
+        if rows:
+            metrics.WORKER_INFLIGHT.set(len(self._inflight))  # once per batch, not per run
 
     async def _lease_loop(self) -> None:
         """Lease when slots are free and no completion will lease for them: at start, when
@@ -339,16 +342,16 @@ class Worker:
         self._inflight[row["id"]] = entry
         self._executing += 1
         entry.task = asyncio.create_task(self._execute(entry), name=f"run-{row['id']}")
-        metrics.WORKER_INFLIGHT.set(len(self._inflight))
-        log.debug(
-            "run started",
-            extra={
-                "run_id": str(row["id"]),
-                "task_id": str(row["task_id"]),
-                "worker_id": self.worker_id,
-                "attempt": row["attempt"],
-            },
-        )
+        if log.isEnabledFor(logging.DEBUG):  # the fields cost more than the run's metrics
+            log.debug(
+                "run started",
+                extra={
+                    "run_id": str(row["id"]),
+                    "task_id": str(row["task_id"]),
+                    "worker_id": self.worker_id,
+                    "attempt": row["attempt"],
+                },
+            )
 
     def _observe_start_delay(self, row: Row) -> None:
         """started - scheduled_for; a run queued when it was already late (a ``once`` task
@@ -377,21 +380,24 @@ class Worker:
         try:
             executor = await self._executor()
             payload = _parse_payload(row["payload"])
-            async with asyncio.timeout(row["timeout_seconds"]):
-                await executor.run(
-                    payload.steps,
-                    params=payload.params,
-                    run=RunInfo(
-                        id=str(row["id"]),
-                        task_id=str(row["task_id"]),
-                        attempt=row["attempt"],
-                        scheduled_for=row["scheduled_for"],
-                        agent_id=str(row["agent_id"]),
-                    ),
-                    event=row["event"],
-                    outcome=outcome,
-                    cancelled=lambda: entry.stop_reason == "canceled",
-                )
+            deadline = asyncio.get_running_loop().time() + row["timeout_seconds"]
+            pipeline = executor.run(
+                payload.steps,
+                params=payload.params,
+                run=RunInfo(
+                    id=str(row["id"]),
+                    task_id=str(row["task_id"]),
+                    attempt=row["attempt"],
+                    scheduled_for=row["scheduled_for"],
+                    agent_id=str(row["agent_id"]),
+                ),
+                event=row["event"],
+                outcome=outcome,
+                cancelled=lambda: entry.stop_reason == "canceled",
+            )
+            # The run's timeout is armed only if the pipeline suspends (a no-op run never
+            # does): see engine.deadlines.
+            await within(pipeline, deadline)
         except TimeoutError:
             message = f"run exceeded its timeout of {row['timeout_seconds']}s"
             outcome.error = RunError(step_id=None, type="timeout", message=message, retryable=True)

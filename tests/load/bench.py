@@ -10,7 +10,8 @@ on) or ``DATABASE_URL``'s server; every measurement in a fresh database on it:
 
 1. Ordinaut drain: N no-op runs (``debug.echo``) drained by 1 and 2 ``ordinaut worker``
    processes (concurrency 50); runs/s from the first start to the last finish;
-2. the same drain for PgQueuer and Procrastinate (installed into ``.bench-venv``);
+2. the same drain for PgQueuer (its default batch of 10, and tuned: batch 50, 100 in flight)
+   and Procrastinate (installed into ``.bench-venv``);
 3. pgbench: lease (SKIP LOCKED) + delete + history insert, 50 jobs and 1 job per
    transaction (the physical limit);
 4. ``run_now`` → start latency and scheduled start delay through the real API, scheduler
@@ -23,7 +24,9 @@ on) or ``DATABASE_URL``'s server; every measurement in a fresh database on it:
    cold start, steady-state CPU, an hour boundary, a herd and its peak RSS (~15 minutes:
    ``--skip schedules`` leaves it out);
 
-then prints one table with the targets and writes everything as JSON to
+then prints one table with the targets — each peer's fastest configuration that the run
+measured, named, with the ratio against its default configuration beside it, and Ordinaut's
+ratio in each repetition of the interleaved drains — and writes everything as JSON to
 ``tests/load/results/bench-<timestamp>.json`` (the tables also as Markdown, ``.md``).
 ``--async-commit`` adds a second pass of the throughput measurements (1-3) with
 ``synchronous_commit=off``.
@@ -53,6 +56,7 @@ from tests.load.drain import DrainResult, drain, prepare
 from tests.load.latency import RunNowLatency, ScheduledDelay
 from tests.load.peers.runner import PeerDrain, drain_peer
 from tests.load.report import (
+    HEADLINE_WORKERS,
     PGQUEUER_DEFAULT,
     PGQUEUER_TUNED,
     PassResults,
@@ -154,7 +158,8 @@ def drains(server: BenchServer, args: argparse.Namespace, results: PassResults) 
             (f"ordinaut drain {w}w", partial(ordinaut_drain, server, args, w)) for w in workers
         ]
     if "pgqueuer" not in args.skip:
-        configurations = [(PGQUEUER_DEFAULT, w) for w in peer_workers] + [(PGQUEUER_TUNED, 2)]
+        configurations = [(PGQUEUER_DEFAULT, w) for w in peer_workers]
+        configurations.append((PGQUEUER_TUNED, HEADLINE_WORKERS))
         quick += [_peer(server, args, "pgqueuer", options, w) for options, w in configurations]
     for repetition in range(1, args.repeat + 1):
         for name, step in quick:

@@ -48,6 +48,9 @@ class DrainResult:
     runs_per_second: float
     worker_rss_mb: list[float]
     worker_peak_rss_mb: list[float] = field(default_factory=list)  # VmHWM
+    # The workers' CPU time (user + system) from the moment the runs landed to the end of
+    # the drain, per run: steadier than runs/s on a machine that others share.
+    worker_cpu_us_per_run: float | None = None
 
 
 def prepare(url: str) -> str:
@@ -141,6 +144,10 @@ class ProcessGroup:
     def rss_mb(self, field: str = "VmRSS") -> list[float]:
         return [rss_mb(proc.pid, field) for proc in self.procs]
 
+    def cpu_seconds(self) -> float:
+        """The CPU time (user + system) the processes used so far, together."""
+        return sum(cpu_seconds(proc.pid) for proc in self.procs)
+
     def stop(self, timeout: float = 60.0) -> None:
         """SIGTERM every process and wait for each (SIGKILL after ``timeout`` seconds)."""
         for proc in self.procs:
@@ -187,9 +194,11 @@ def drain(
         enqueue(url, task_id, runs)
     procs = Workers.start(url, workers, concurrency)
     rss: list[float] = []
+    cpu_before: float | None = None
     try:
         if workers_first:
             wait_registered(url, procs, settle=settle)
+            cpu_before = procs.cpu_seconds()
             enqueue_and_wake(url, task_id, runs)
         with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
             deadline = time.monotonic() + max(120.0, runs / 50)
@@ -200,6 +209,7 @@ def drain(
                 time.sleep(0.25)
             rss = procs.rss_mb()
             peak = procs.rss_mb("VmHWM")
+            cpu = None if cpu_before is None else procs.cpu_seconds() - cpu_before
             span = conn.execute(
                 "SELECT extract(epoch FROM max(finished_at) - min(started_at)) AS s FROM runs"
             ).fetchone()
@@ -207,7 +217,17 @@ def drain(
     finally:
         procs.stop()
     seconds = float(span["s"])
-    return DrainResult(workers, concurrency, runs, seconds, runs / seconds, rss, peak)
+    cpu_per_run = None if cpu is None else round(cpu / runs * 1e6, 1)
+    return DrainResult(
+        workers=workers,
+        concurrency=concurrency,
+        runs=runs,
+        seconds=seconds,
+        runs_per_second=runs / seconds,
+        worker_rss_mb=rss,
+        worker_peak_rss_mb=peak,
+        worker_cpu_us_per_run=cpu_per_run,
+    )
 
 
 def _count(conn: psycopg.Connection[Any]) -> int:
@@ -221,6 +241,12 @@ def rss_mb(pid: int, field: str = "VmRSS") -> float:
         if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (``/proc/<pid>/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # The workers' log level: WARNING by default; INFO measures the cost of a line per run.
@@ -256,6 +282,7 @@ def main() -> None:
     args = parser.parse_args()
     LOG_LEVEL["workers"] = args.log_level
     rates: dict[int, list[float]] = {workers: [] for workers in args.workers}
+    cpu: dict[int, list[float]] = {workers: [] for workers in args.workers}
     with tempfile.TemporaryDirectory() as home:
         cluster = None if os.environ.get("DATABASE_URL") else private_postgres(Path(home))
         url = os.environ.get("DATABASE_URL") or cluster.start()  # type: ignore[union-attr]
@@ -272,15 +299,20 @@ def main() -> None:
                         workers_first=args.workers_first,
                     )
                     rates[workers].append(result.runs_per_second)
+                    if result.worker_cpu_us_per_run is not None:
+                        cpu[workers].append(result.worker_cpu_us_per_run)
                     print(json.dumps(asdict(result)), flush=True)
         finally:
             if cluster is not None:
                 cluster.destroy()
     if args.repeat > 1:
         for workers, values in rates.items():
+            used = (
+                f", worker CPU {statistics.median(cpu[workers]):.0f} µs/run" if cpu[workers] else ""
+            )
             print(
                 f"{workers} worker(s): median {statistics.median(values):,.0f} runs/s "
-                f"(range {min(values):,.0f} to {max(values):,.0f}, {len(values)} drains)"
+                f"(range {min(values):,.0f} to {max(values):,.0f}, {len(values)} drains{used})"
             )
 
 
