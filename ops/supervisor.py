@@ -221,6 +221,7 @@ def _banner(url: str, settings: Settings, scheduler_port: int, worker_ports: lis
     workers = ", ".join(f":{p}" for p in worker_ports)
     return (
         f"\nOrdinaut is up.\n  API:          {url}   (docs: {url}/docs)\n"
+        f"  Console:      {url}/ui   (sign in with a token)\n"
         f"  MCP:          {url}/mcp   (streamable HTTP; bearer token)\n"
         f"  Admin token:  {settings.bootstrap_admin_token}\n"
         f"  Metrics:      scheduler :{scheduler_port}, workers {workers}\n"
