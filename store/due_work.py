@@ -161,7 +161,8 @@ WITH locked AS (
            first_started_at = COALESCE(d.first_started_at, now()), steps = NULL
       FROM picked p, tasks t
      WHERE d.id = p.id AND t.id = d.task_id
-    RETURNING d.id, d.task_id, d.scheduled_for, d.trigger, d.attempt, d.event, d.started_at,
+    RETURNING d.id, d.task_id, d.scheduled_for, d.trigger, d.attempt,
+              COALESCE(event_document(d.event_id), d.event) AS event, d.started_at,
               d.created_at AS queued_at, t.created_by, t.payload, t.timeout_seconds,
               t.max_retries, t.backoff_strategy, t.status = 'canceled' AS task_canceled
 )
@@ -303,14 +304,15 @@ WITH input AS (
      WHERE d.id = i.id AND d.attempt = i.attempt AND d.leased_by = %(worker)s
        AND d.state = 'running'
     RETURNING d.id, d.task_id, d.trigger, d.scheduled_for, d.created_at, d.attempt,
-              d.started_at, d.event, d.retry_of, d.attempts
+              d.started_at, d.event, d.event_id, d.retry_of, d.attempts
 ), written AS (
     INSERT INTO runs (id, task_id, agent_id, trigger, status, scheduled_for, queued_at, attempt,
                       started_at, finished_at, duration_ms, worker_id, steps, error, event,
-                      retry_of, attempts)
+                      event_id, retry_of, attempts)
     SELECT done.id, done.task_id, i.agent_id, done.trigger, i.status, done.scheduled_for,
            done.created_at, done.attempt, done.started_at, now(), i.duration_ms,
-           %(worker)s, i.steps, i.error, done.event, done.retry_of, done.attempts
+           %(worker)s, i.steps, i.error, done.event, done.event_id, done.retry_of,
+           done.attempts
       FROM done JOIN input i ON i.id = done.id
     RETURNING id, task_id, agent_id, status, trigger, attempt
 )
@@ -503,18 +505,19 @@ WITH expired AS (
     DELETE FROM due_work d USING expired e
      WHERE d.id = e.id AND (e.attempt > e.max_retries OR e.canceled)
     RETURNING d.id, d.task_id, d.trigger, d.scheduled_for, d.created_at, d.attempt,
-              d.started_at, d.event, d.retry_of, d.steps, d.attempts, e.canceled, e.agent_id
+              d.started_at, d.event, d.event_id, d.retry_of, d.steps, d.attempts, e.canceled,
+              e.agent_id
 ), buried AS (
     INSERT INTO runs (id, task_id, agent_id, trigger, status, scheduled_for, queued_at,
                       attempt, started_at, finished_at, duration_ms, worker_id, steps, error,
-                      event, retry_of, attempts)
+                      event, event_id, retry_of, attempts)
     SELECT id, task_id, agent_id, trigger,
            CASE WHEN canceled THEN 'canceled' ELSE 'dead' END,
            scheduled_for, created_at, attempt, started_at, now(),
            (extract(epoch FROM now() - started_at) * 1000)::integer, NULL,
            COALESCE(steps, '[]'::jsonb),
-           CASE WHEN canceled THEN %(canceled_error)s ELSE %(error)s END, event, retry_of,
-           attempts
+           CASE WHEN canceled THEN %(canceled_error)s ELSE %(error)s END, event, event_id,
+           retry_of, attempts
       FROM removed
     RETURNING id, task_id, agent_id, status, trigger, attempt
 )
@@ -589,14 +592,15 @@ WITH mine AS (
     DELETE FROM due_work d USING mine m
      WHERE d.id = m.id AND m.canceled
     RETURNING d.id, d.task_id, d.trigger, d.scheduled_for, d.created_at, d.attempt,
-              d.started_at, d.event, d.retry_of, d.steps, d.attempts, m.agent_id
+              d.started_at, d.event, d.event_id, d.retry_of, d.steps, d.attempts, m.agent_id
 ), buried AS (
     INSERT INTO runs (id, task_id, agent_id, trigger, status, scheduled_for, queued_at,
                       attempt, started_at, finished_at, duration_ms, worker_id, steps, error,
-                      event, retry_of, attempts)
+                      event, event_id, retry_of, attempts)
     SELECT id, task_id, agent_id, trigger, 'canceled', scheduled_for, created_at, attempt,
            started_at, now(), (extract(epoch FROM now() - started_at) * 1000)::integer,
-           %(worker)s, COALESCE(steps, '[]'::jsonb), %(error)s, event, retry_of, attempts
+           %(worker)s, COALESCE(steps, '[]'::jsonb), %(error)s, event, event_id, retry_of,
+           attempts
       FROM removed
     RETURNING id, task_id, agent_id, status, trigger, attempt
 )
@@ -653,15 +657,15 @@ async def cancel_waiting_run(
             DELETE FROM due_work d USING tasks t
              WHERE d.id = %(id)s AND t.id = d.task_id AND d.state IN ('queued', 'failed')
             RETURNING d.id, d.task_id, t.created_by AS agent_id, d.trigger, d.scheduled_for,
-                      d.created_at, d.attempt, d.started_at, d.steps, d.event, d.retry_of,
-                      d.attempts
+                      d.created_at, d.attempt, d.started_at, d.steps, d.event, d.event_id,
+                      d.retry_of, d.attempts
         ), written AS (
             INSERT INTO runs (id, task_id, agent_id, trigger, status, scheduled_for,
                               queued_at, attempt, started_at, finished_at, steps, error, event,
-                              retry_of, attempts)
+                              event_id, retry_of, attempts)
             SELECT id, task_id, agent_id, trigger, 'canceled', scheduled_for, created_at,
                    attempt, started_at, now(), COALESCE(steps, '[]'::jsonb), %(error)s, event,
-                   retry_of, attempts
+                   event_id, retry_of, attempts
               FROM gone
             RETURNING id, task_id, agent_id, status, trigger, attempt
         )
@@ -713,9 +717,9 @@ async def queue_retry_of(conn: Connection, *, dead_run_id: UUID, new_run_id: UUI
         """
         WITH inserted AS (
             INSERT INTO due_work (id, task_id, scheduled_for, run_at, priority,
-                                  concurrency_key, trigger, event, retry_of)
+                                  concurrency_key, trigger, event, event_id, retry_of)
             SELECT %(new_id)s, r.task_id, clock_timestamp(), now(), t.priority,
-                   t.run_lock_key, 'retry', r.event, r.id
+                   t.run_lock_key, 'retry', r.event, r.event_id, r.id
               FROM runs r JOIN tasks t ON t.id = r.task_id
              WHERE r.id = %(dead_id)s AND r.status = 'dead'
                AND t.status <> 'canceled'

@@ -1,7 +1,8 @@
 """Events: publish a topic and queue one run for every active event task it matches.
 
 Used by ``POST /events`` and by the ``events.publish`` builtin tool. The run's ``event``
-(what pipelines read as ``${event...}``) is ``{"id", "topic", "payload", "published_at"}``.
+(what pipelines read as ``${event...}``) is ``{"id", "topic", "payload", "published_at"}``,
+built from the one ``events`` row the run references (``event_document`` in migration 0012).
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ _MATCH_BY_SEGMENTS = """
 
 # One statement: find the matching tasks the publisher may reach, record the event with the
 # runs it queues (their ids drawn first), queue a run for each (run_at = the transaction's
-# start, like run_now), and wake the workers. An event whose ``source`` was already recorded
-# inserts nothing and returns no row (see _REPLAY).
+# start, like run_now), and wake the workers. The payload is written once, in ``events``:
+# each run holds only the event's id (migration 0012). An event whose ``source`` was already
+# recorded inserts nothing and returns no row (see _REPLAY).
 _PUBLISH = """
 WITH matched AS MATERIALIZED (
     SELECT gen_random_uuid() AS run_id, t.id, t.priority, t.run_lock_key
@@ -50,11 +52,9 @@ WITH matched AS MATERIALIZED (
     RETURNING id, created_at, runs
 ), inserted AS (
     INSERT INTO due_work (id, task_id, scheduled_for, run_at, priority, concurrency_key,
-                          trigger, event)
+                          trigger, event_id)
     SELECT m.run_id, m.id, clock_timestamp(), now(), m.priority, m.run_lock_key,
-           'event', jsonb_build_object('id', e.id, 'topic', %(topic)s::text,
-                                       'payload', %(payload)s::jsonb,
-                                       'published_at', e.created_at)
+           'event', e.id
       FROM matched m CROSS JOIN event e
     RETURNING id, attempt
 )

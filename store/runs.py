@@ -72,7 +72,8 @@ SELECT w.*, (SELECT t.created_by FROM tasks t WHERE t.id = w.task_id) AS agent_i
            d.created_at AS queued_at, d.attempt, d.started_at,
            NULL::timestamptz AS finished_at, NULL::integer AS duration_ms,
            d.leased_by AS worker_id, COALESCE(d.steps, '[]'::jsonb) AS steps,
-           d.last_error AS error, d.event, d.retry_of,
+           d.last_error AS error, COALESCE(event_document(d.event_id), d.event) AS event,
+           d.retry_of,
            CASE WHEN d.state = 'running' THEN NULL ELSE d.run_at END AS next_attempt_at,
            d.cancel_requested, COALESCE(d.attempts, '[]'::jsonb) AS attempts
       FROM due_work d
@@ -95,7 +96,8 @@ SELECT w.*, (SELECT t.created_by FROM tasks t WHERE t.id = w.task_id) AS agent_i
 """
 _FINISHED = """
 SELECT id, task_id, agent_id, trigger, status, scheduled_for, queued_at, attempt, started_at,
-       finished_at, duration_ms, worker_id, steps, error, event, retry_of,
+       finished_at, duration_ms, worker_id, steps, error,
+       COALESCE(event_document(event_id), event) AS event, retry_of,
        NULL::timestamptz AS next_attempt_at, false AS cancel_requested,
        COALESCE(attempts, '[]'::jsonb) AS attempts
   FROM runs

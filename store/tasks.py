@@ -497,15 +497,15 @@ WITH removed AS (
      WHERE d.task_id = %(task_id)s AND t.id = d.task_id AND d.state IN ('queued', 'failed')
        AND ({scope})
     RETURNING d.id, d.task_id, t.created_by AS agent_id, d.trigger, d.scheduled_for,
-              d.created_at, d.attempt, d.started_at, d.steps, d.event, d.retry_of,
-              d.attempts, d.attempt > 0 OR d.trigger <> 'schedule' AS kept
+              d.created_at, d.attempt, d.started_at, d.steps, d.event, d.event_id,
+              d.retry_of, d.attempts, d.attempt > 0 OR d.trigger <> 'schedule' AS kept
 ), recorded AS (
     INSERT INTO runs (id, task_id, agent_id, trigger, status, scheduled_for, queued_at,
-                      attempt, started_at, finished_at, steps, error, event, retry_of,
-                      attempts)
+                      attempt, started_at, finished_at, steps, error, event, event_id,
+                      retry_of, attempts)
     SELECT id, task_id, agent_id, trigger, 'canceled', scheduled_for, created_at, attempt,
-           started_at, now(), COALESCE(steps, '[]'::jsonb), %(error)s, event, retry_of,
-           attempts
+           started_at, now(), COALESCE(steps, '[]'::jsonb), %(error)s, event, event_id,
+           retry_of, attempts
       FROM removed
      WHERE kept
     RETURNING id, task_id, agent_id

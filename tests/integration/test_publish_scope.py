@@ -33,7 +33,7 @@ async def test_publishing_needs_the_scope_when_the_step_runs(fresh_db):
     try:
         agent, _ = await make_agent(conn, "tasks:write", "events:publish")
         await make_task(conn, agent["id"], **event_task(schedule_expr="scope.check"))
-        publish = events_publisher(pool)
+        publish = events_publisher(pool, max_payload_bytes=1024 * 1024)
         answer = await publish({"topic": "scope.check"}, context(str(agent["id"]), "first"))
         assert len(answer["runs"]) == 1
 

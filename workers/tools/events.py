@@ -14,21 +14,26 @@ from engine.tokens import holds_scope
 from store import agents as agents_store
 from store import events as events_store
 from store.db import Connection, Pool
+from store.jsonb import storable_json
 from workers.tools.builtin import Handler
 
 
-def events_publisher(pool: Pool) -> Handler:
+def events_publisher(pool: Pool, *, max_payload_bytes: int) -> Handler:
     """``events.publish {topic, payload}``: publish as the task's owner and start only that
     owner's matching event tasks (even for an admin: a pipeline never starts other agents'
     tasks). Once per run and step: a retried run gets the first publication's answer. The
     owner must hold ``events:publish`` when the step runs (it may have lost it since the
-    task was accepted): otherwise the step fails, not retryably, and nothing is published."""
+    task was accepted): otherwise the step fails, not retryably, and nothing is published.
+    A payload larger than ``max_payload_bytes`` (what ``POST /events`` accepts) fails the
+    step, not retryably: the same payload would be refused again."""
 
     async def publish(arguments: dict[str, Any], context: CallContext) -> dict[str, Any]:
         try:
             topic = parse_topic(arguments["topic"])
         except TopicError as exc:
             raise ToolInputInvalid(f"events.publish: {exc}") from None
+        payload = arguments.get("payload", {})
+        _check_payload_size(payload, max_payload_bytes)
         owner = uuid.UUID(context.agent_id) if context.agent_id else None
         try:
             async with pool.connection() as conn, conn.transaction():
@@ -36,7 +41,7 @@ def events_publisher(pool: Pool) -> Handler:
                 event_id, runs = await events_store.publish_event(
                     conn,
                     topic=topic,
-                    payload=arguments.get("payload", {}),
+                    payload=payload,
                     published_by=owner,
                     owner_filter=owner,
                     source=context.idempotency_key,  # a retried run does not publish twice
@@ -55,4 +60,15 @@ async def _owner_may_publish(conn: Connection, owner: uuid.UUID | None) -> None:
     if agent is None or not holds_scope(agent["scopes"], scope):
         raise ToolForbidden(
             f"events.publish: the task's owner lacks the {scope!r} scope (or no longer exists)"
+        )
+
+
+def _check_payload_size(payload: Any, max_bytes: int) -> None:
+    # Measured as the compact JSON the store writes: a pipeline must not publish more than
+    # an agent could send to POST /events, whose whole body is bounded by the same figure.
+    size = len(storable_json(payload).encode())
+    if size > max_bytes:
+        raise ToolInputInvalid(
+            f"events.publish: the payload is {size} bytes of JSON, over the limit of "
+            f"{max_bytes} bytes (ORDINAUT_MAX_BODY_BYTES, the POST /events body limit)"
         )
