@@ -6,6 +6,7 @@ statement is safe to run from many workers at once."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -13,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from engine.errors import StoreError
+from engine.errors import StoreError, StoreUnavailable
 from engine.settings import Settings
 from observability import metrics
 from store import audit as audit_store
@@ -25,7 +26,7 @@ from store import tasks as tasks_store
 from store import vacuum as vacuum_store
 from store import webhooks as webhooks_store
 from store import workers as workers_store
-from store.db import Pool
+from store.db import FIRST_RETRY_SECONDS, MAX_RETRY_SECONDS, Pool
 
 log = logging.getLogger("ordinaut.worker")
 
@@ -51,7 +52,30 @@ class Maintenance:
         # about 1.25 lease periods.
         return max(min(self.settings.lease_seconds / 4, 5.0), 0.05)
 
-    async def register(self) -> None:
+    async def register(self, stop: asyncio.Event) -> None:
+        """Enter the worker registry. The database answered a moment ago, but it may be
+        restarting now (a slow start on a busy machine): retry with backoff until it answers
+        or ``stop`` is set, rather than let the process die before its first lease."""
+        delay = FIRST_RETRY_SECONDS
+        while True:
+            try:
+                await self._register_once()
+                return
+            except StoreUnavailable as exc:
+                log.warning(
+                    "could not register (%s); retrying in %.2f s",
+                    exc.message,
+                    delay,
+                    extra={"worker_id": self.worker_id},
+                )
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await stop.wait()
+            if stop.is_set():
+                return
+            delay = min(2 * delay, MAX_RETRY_SECONDS)
+
+    async def _register_once(self) -> None:
         async with self.pool.connection() as conn:
             await workers_store.register_worker(
                 conn,
@@ -97,8 +121,8 @@ class Maintenance:
             present = await workers_store.heartbeat_worker(
                 conn, worker_id=self.worker_id, inflight=inflight, processed=processed
             )
-        if not present:
-            await self.register()
+        if not present:  # removed as stale while this worker was cut off
+            await self._register_once()
 
     async def reap(self) -> None:
         """Return expired leases to the queue (crashed workers' runs are retried)."""

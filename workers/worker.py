@@ -77,6 +77,8 @@ COMPLETION_BATCH = 100
 COMPLETION_LINGER_SECONDS = 0.002  # a batch gathers outcomes this long after the first
 MAX_UNWRITTEN = 200  # outcomes waiting to be written before leasing pauses
 DUE_MARGIN_SECONDS = 0.002
+# At shutdown, how long a batch being written may take before the loops are stopped anyway.
+SHUTDOWN_FLUSH_SECONDS = 5.0
 # A run that has been running this long has its finished steps written (then every second).
 PROGRESS_SECONDS = 1.0
 
@@ -139,6 +141,7 @@ class Worker:
         self._reserved = 0
         self._outcomes: list[Outcome] = []  # finished runs not yet written
         self._outcome_ready = asyncio.Event()
+        self._flushing = asyncio.Lock()  # held while the completion loop writes a batch
         self._executor_cache: Executor | None = None
         self._due_misses = 0  # consecutive empty leases although work was due
         self._loops: dict[str, asyncio.Task[None]] = {}
@@ -177,7 +180,7 @@ class Worker:
     async def run(self, stop: asyncio.Event) -> None:
         """Work until ``stop`` is set, then drain in-flight runs and return."""
         metrics.WORKER_CONCURRENCY.set(self.concurrency)
-        await self._maintenance.register()
+        await self._maintenance.register(stop)
         self._loops = {
             "listen": asyncio.create_task(self._listen()),
             "complete": asyncio.create_task(self._complete_loop()),
@@ -194,12 +197,29 @@ class Worker:
         self._wake.set()
         await lease_loop
         await self._drain()
-        for task in background:
-            task.cancel()
-        await asyncio.gather(*background, return_exceptions=True)
-        await self._flush(give_up_after=5.0)
+        await self._stop_loops(background)
+        await self._flush(give_up_after=SHUTDOWN_FLUSH_SECONDS)
         await self._webhooks.aclose(grace=min(self.settings.shutdown_grace_seconds, 5.0))
         await self._maintenance.unregister()
+
+    async def _stop_loops(self, loops: list[asyncio.Task[None]]) -> None:
+        """Cancel the background loops, but not in the middle of writing a batch: cancelled
+        there, a batch the database committed (with the runs it leased) would be forgotten
+        here, and those runs would stay leased by a worker that is gone until the reaper
+        retried them. A write that cannot finish in time (the database away) is cancelled;
+        its outcomes go back to the final flush (see ``_flush``)."""
+        acquired = False
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(SHUTDOWN_FLUSH_SECONDS):
+                await self._flushing.acquire()
+                acquired = True
+        try:
+            for task in loops:
+                task.cancel()
+            await asyncio.gather(*loops, return_exceptions=True)
+        finally:
+            if acquired:
+                self._flushing.release()
 
     async def _drain(self) -> None:
         """Let in-flight runs finish within the grace period; stop and release the rest."""
@@ -314,7 +334,8 @@ class Worker:
             await self._outcome_ready.wait()
             if len(self._outcomes) < COMPLETION_BATCH:
                 await asyncio.sleep(COMPLETION_LINGER_SECONDS)
-            await self._flush()
+            async with self._flushing:
+                await self._flush()
 
     async def _flush(self, *, give_up_after: float | None = None) -> None:
         """Write the finished runs' outcomes, leasing for the slots free now; then forget the
@@ -324,9 +345,16 @@ class Worker:
             return
         batch, self._outcomes = self._outcomes, []
         claimed = self._claim_slots()
-        flushed = await self._completer.write(
-            batch, lease_limit=claimed, give_up_after=give_up_after
-        )
+        try:
+            flushed = await self._completer.write(
+                batch, lease_limit=claimed, give_up_after=give_up_after
+            )
+        except asyncio.CancelledError:
+            # Stopped at shutdown: written or not, the final flush writes these again (the
+            # write is fenced on lease and attempt, so a second one changes nothing).
+            self._outcomes[:0] = batch
+            self._reserved -= claimed
+            raise
         self._forget(flushed.outcomes)
         self._start_leased(flushed.leased, claimed)
         if flushed.webhooks_queued:
