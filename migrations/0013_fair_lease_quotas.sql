@@ -24,9 +24,9 @@ UPDATE due_work d SET agent_id = t.created_by FROM tasks t WHERE t.id = d.task_i
 ALTER TABLE due_work ALTER COLUMN agent_id SET NOT NULL;
 
 -- The fair lease (store/due_work.py _LEASE): a loose index scan over agents with waiting
--- work reads each agent's earliest run_at in one probe (ready or not); then per ready agent
--- one range scan per priority takes its first rows by (priority, run_at). Both replace the
--- global (priority, run_at) index, which no statement orders by any more.
+-- work reads each agent's earliest run_at in one probe (ready or not); then each ready
+-- agent's first rows by (priority, run_at). Both replace the global (priority, run_at)
+-- index, which no statement orders by any more.
 CREATE INDEX due_work_agent_ready ON due_work (agent_id, run_at)
     WHERE state IN ('queued', 'failed');
 CREATE INDEX due_work_agent_lease ON due_work (agent_id, priority, run_at)
