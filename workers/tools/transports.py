@@ -62,9 +62,8 @@ def build_transports(settings: Settings, pool: Pool) -> Transports:
         max_response_bytes=settings.http_max_response_bytes,
     )
     mcp = McpTransport(McpSessions(), breakers)
-    builtin = BuiltinTransport(
-        extra={"http.request": http_request, "events.publish": events_publisher(pool)}
-    )
+    publish = events_publisher(pool, fanout_limit=settings.quota_event_fanout)
+    builtin = BuiltinTransport(extra={"http.request": http_request, "events.publish": publish})
     http = HttpTransport(http_client, breakers, settings.http_max_response_bytes)
     router = ToolRouter({"builtin": builtin, "http": http, "mcp": mcp})
     return Transports(router, http_client, request_client, mcp)
