@@ -288,7 +288,9 @@ class AgentQuotaUpdate(BaseModel):
     """Quotas to set (a positive number) or reset to the default (null); absent ones stay."""
 
     model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"active_tasks": 50, "queued_runs": None}]}
+        extra="forbid",
+        strict=True,  # "10" or 1.5 is no quota
+        json_schema_extra={"examples": [{"active_tasks": 50, "queued_runs": None}]},
     )
 
     active_tasks: int | None = _QUOTA_VALUE
