@@ -32,8 +32,8 @@ CREATE INDEX due_work_agent_ready ON due_work (agent_id, run_at)
 CREATE INDEX due_work_agent_lease ON due_work (agent_id, priority, run_at)
     WHERE state IN ('queued', 'failed');
 DROP INDEX due_work_lease;
--- Running runs per agent: the lease's turn order and the concurrent-runs quota.
-CREATE INDEX due_work_agent_running ON due_work (agent_id) WHERE state = 'running';
+-- No (agent_id) index on running rows: the lease reads them all (they are bounded by the
+-- workers' slots) rather than have every lease write into one hot key range.
 
 -- Quotas an admin sets per agent; NULL means the default from settings.
 ALTER TABLE agents

@@ -58,7 +58,8 @@ def finished(row, status="succeeded", error=None):
 async def test_lease_query_uses_its_partial_index(conn):
     """The hot path's plan: index scans on due_work_agent_lease, never a sequential scan.
 
-    Waiting rows belong to many agents; the running ones (a fleet's worth) to others."""
+    Waiting rows belong to many agents; 500 run (a fleet's worth: running rows are bounded
+    by the workers' slots, and the lease counts them per agent)."""
     tasks = [(await owner_and_task(conn))[1]["id"] for _ in range(20)]
     await conn.execute(
         """
@@ -66,10 +67,10 @@ async def test_lease_query_uses_its_partial_index(conn):
                               attempt, leased_by, lease_expires_at, started_at)
         SELECT gen_random_uuid(), (%s::uuid[])[1 + g %% 20], now() - make_interval(secs => g),
                now(), 1 + g %% 9,
-               'manual', CASE WHEN g %% 10 = 0 THEN 'queued' ELSE 'running' END,
-               1, CASE WHEN g %% 10 = 0 THEN NULL ELSE 'w' END,
-               CASE WHEN g %% 10 = 0 THEN NULL ELSE now() END,
-               CASE WHEN g %% 10 = 0 THEN NULL ELSE now() END
+               'manual', CASE WHEN g %% 40 <> 0 THEN 'queued' ELSE 'running' END,
+               1, CASE WHEN g %% 40 <> 0 THEN NULL ELSE 'w' END,
+               CASE WHEN g %% 40 <> 0 THEN NULL ELSE now() END,
+               CASE WHEN g %% 40 <> 0 THEN NULL ELSE now() END
           FROM generate_series(1, 20000) AS g
         """,
         (tasks,),
