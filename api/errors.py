@@ -20,10 +20,12 @@ from api.deps import auth_failure
 from api.idempotency import IdempotentReplay
 from engine.errors import (
     Conflict,
+    FanoutExceeded,
     NotFound,
     OrdinautError,
     PermissionDenied,
     Problem,
+    QuotaExceeded,
     RateLimited,
     StoreUnavailable,
     Unauthenticated,
@@ -41,6 +43,8 @@ _STATUS: list[tuple[type[OrdinautError], int]] = [
     (PermissionDenied, 403),
     (Unauthenticated, 401),
     (RateLimited, 429),
+    (FanoutExceeded, 422),  # before its base class: the same event is refused again
+    (QuotaExceeded, 429),  # no Retry-After: when it passes depends on work finishing
     (StoreUnavailable, 503),
 ]
 
@@ -119,6 +123,8 @@ async def _ordinaut_error(request: Request, exc: Exception) -> JSONResponse:
 def _details(exc: OrdinautError) -> list[dict[str, str]]:
     if isinstance(exc, ValidationFailed):
         return [p.as_dict() for p in exc.problems]
+    if isinstance(exc, QuotaExceeded):
+        return [Problem(f"quotas.{exc.quota}", exc.message, "quota_exceeded").as_dict()]
     if isinstance(exc, ValueRefused):  # PostgreSQL refused a value of the body as data
         return [Problem("$", exc.message, "data").as_dict()]
     return []

@@ -26,3 +26,15 @@ TASK_NOT_FOUND = error(404, "No such task (or not yours).")
 RUN_NOT_FOUND = error(404, "No such run (or not yours).")
 AGENT_NOT_FOUND = error(404, "No such (live) agent.")
 TOOL_NOT_FOUND = error(404, "No tool with this address.")
+QUOTA_EXCEEDED = error(
+    429,
+    "Over the agent's rate limit (`Retry-After` says how many seconds to wait), or over one of "
+    "the owner's quotas: `code` `quota_exceeded`, `details[0].path` names it (e.g. "
+    "`quotas.queued_runs`), no `Retry-After` (it passes once work finishes or an admin raises "
+    "the quota).",
+)
+FANOUT_EXCEEDED = error(
+    422,
+    "Invalid input; or the event matches more tasks than the publisher's `event_fanout` quota "
+    "(`code` `quota_exceeded`, path `quotas.event_fanout`): nothing was queued.",
+)

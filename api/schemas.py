@@ -14,6 +14,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
 from engine.document import WEBHOOK_URL_SCHEMA
+from engine.quotas import MAX_QUOTA
 
 # An http(s) URL without spaces (engine.document declares the same for tasks).
 WEBHOOK_URL_PATTERN = WEBHOOK_URL_SCHEMA["pattern"]
@@ -250,6 +251,52 @@ class Agent(BaseModel):
         description="When the signing secret was made (null: none yet). The secret itself "
         "is shown only once, when it is made.",
     )
+    quotas: AgentQuotas = Field(description="The quotas that apply (see the README).")
+    quota_overrides: AgentQuotaOverrides = Field(
+        description="The agent's own quotas, set by an admin (null: the default applies)."
+    )
+
+
+class AgentQuotas(BaseModel):
+    """The quotas that apply to an agent (its own, else the defaults from settings)."""
+
+    active_tasks: int = Field(description="Active or paused tasks at once (else 429 on create).")
+    queued_runs: int = Field(
+        description="Runs waiting in the queue (else 429 on run_now and the retry of a dead "
+        "run; scheduled and event runs are never refused)."
+    )
+    concurrent_runs: int = Field(
+        description="Runs running at once (the lease gives the agent no more; soft under "
+        "simultaneous leases)."
+    )
+    event_fanout: int = Field(description="Tasks one event may start (else 422, nothing queued).")
+
+
+class AgentQuotaOverrides(BaseModel):
+    """An agent's own quotas; null: the default from settings applies."""
+
+    active_tasks: int | None
+    queued_runs: int | None
+    concurrent_runs: int | None
+    event_fanout: int | None
+
+
+_QUOTA_VALUE = Field(default=None, gt=0, le=MAX_QUOTA)
+
+
+class AgentQuotaUpdate(BaseModel):
+    """Quotas to set (a positive number) or reset to the default (null); absent ones stay."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,  # "10" or 1.5 is no quota
+        json_schema_extra={"examples": [{"active_tasks": 50, "queued_runs": None}]},
+    )
+
+    active_tasks: int | None = _QUOTA_VALUE
+    queued_runs: int | None = _QUOTA_VALUE
+    concurrent_runs: int | None = _QUOTA_VALUE
+    event_fanout: int | None = _QUOTA_VALUE
 
 
 class AgentToken(BaseModel):
@@ -312,6 +359,10 @@ class AgentUpdate(BaseModel):
         max_length=2000,
         pattern=WEBHOOK_URL_PATTERN,
         description="Where the agent's completion webhooks go; null stops them.",
+    )
+    quotas: AgentQuotaUpdate | None = Field(
+        default=None,
+        description="Quotas to set, or to reset to the default with null; others stay.",
     )
 
 

@@ -9,6 +9,8 @@
     ├── PermissionDenied          authenticated, but the scope is missing
     ├── Unauthenticated           no or bad credentials
     ├── RateLimited               too many requests; carries retry_after seconds
+    ├── QuotaExceeded             an agent's quota refuses the request (names the quota)
+    │   └── FanoutExceeded        an event matches more tasks than the event_fanout quota
     ├── StoreError                the database failed (translated from the driver by store/)
     │   ├── StoreUnavailable      cannot reach the database (retry later)
     │   ├── ValueRefused          PostgreSQL refused a value as data (retrying cannot help)
@@ -85,6 +87,23 @@ class RateLimited(OrdinautError):
     def __init__(self, message: str, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class QuotaExceeded(OrdinautError):
+    """An agent's quota refuses the request (429: it may pass once work finishes or an admin
+    raises the quota; never retried blindly). ``quota`` is its name (engine.quotas)."""
+
+    code = "quota_exceeded"
+
+    def __init__(self, message: str, *, quota: str, limit: int) -> None:
+        super().__init__(message)
+        self.quota = quota
+        self.limit = limit
+
+
+class FanoutExceeded(QuotaExceeded):
+    """An event matches more tasks than the publisher's ``event_fanout`` quota (422: the same
+    event is refused again, whenever it is sent)."""
 
 
 class StoreError(OrdinautError):

@@ -19,7 +19,13 @@ from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeAlias, TypeVar
 
-from ordinaut.errors import TransportError, UnexpectedResponseError, api_error, retry_after
+from ordinaut.errors import (
+    TransportError,
+    UnexpectedResponseError,
+    api_error,
+    is_quota_error,
+    retry_after,
+)
 
 T = TypeVar("T")
 
@@ -104,8 +110,9 @@ def now() -> Op[float]:
 class RetryPolicy:
     """When to send a request again, and after how long.
 
-    Retried: 429 and 503 answers (after their ``Retry-After`` when it is at most
-    ``max_retry_after``, else the error is raised at once for the caller to decide), and
+    Retried: 429 (but not a ``quota_exceeded`` one) and 503 answers (after their
+    ``Retry-After`` when it is at most ``max_retry_after``, else the error is raised at
+    once for the caller to decide), and
     requests that got no answer, provided they never reached the server or are repeatable
     (idempotent, or carrying an ``Idempotency-Key``). Without ``Retry-After`` the delay is
     ``base * 2**attempt`` capped at ``cap``, with jitter (50-100 %).
@@ -126,6 +133,8 @@ class RetryPolicy:
             return self.backoff(attempt) if request.repeatable or not reply.sent else None
         if reply.status not in (429, 503):
             return None
+        if reply.status == 429 and is_quota_error(reply.content):
+            return None  # a quota: retrying in a few seconds rarely helps; the caller decides
         after = retry_after(reply.headers)
         if after is None:
             return self.backoff(attempt)

@@ -12,6 +12,8 @@
     │   ├── ConflictError           409: state conflict, duplicate, Idempotency-Key reuse
     │   ├── PayloadTooLargeError    413: body over the server's limit
     │   ├── RateLimitedError        429: retry_after seconds (after the client's own retries)
+    │   ├── QuotaExceededError      429 or 422 ``quota_exceeded``: an agent quota; ``quota``
+    │   │                           names it; raised at once, never retried
     │   └── ServerError             5xx
     │       └── UnavailableError    503: the database is unreachable (after retries)
     ├── TransportError              no answer: connection refused or lost, timeout
@@ -122,6 +124,20 @@ class RateLimitedError(APIError):
     """429: too many requests; :attr:`retry_after` says how many seconds to wait."""
 
 
+class QuotaExceededError(APIError):
+    """An agent quota refused the request (code ``quota_exceeded``): 429 for active tasks and
+    queued runs (it passes once work finishes, or an admin raises the quota), 422 for an
+    event matching more tasks than ``event_fanout`` allows. Not retried by the client:
+    waiting a few seconds rarely helps. :attr:`quota` is the quota's name."""
+
+    @property
+    def quota(self) -> str | None:
+        for problem in self.problems:
+            if problem.path.startswith("quotas."):
+                return problem.path.removeprefix("quotas.")
+        return None
+
+
 class ServerError(APIError):
     """5xx: the server failed (a 500 is a bug in the server)."""
 
@@ -165,9 +181,19 @@ _BY_STATUS: dict[int, type[APIError]] = {
 }
 
 
-def error_class(status: int) -> type[APIError]:
-    """The class for an error status."""
+QUOTA_EXCEEDED = "quota_exceeded"
+
+
+def error_class(status: int, code: str | None = None) -> type[APIError]:
+    """The class for an error status (and the body's ``code``)."""
+    if code == QUOTA_EXCEEDED:
+        return QuotaExceededError
     return _BY_STATUS.get(status, ServerError if status >= 500 else APIError)
+
+
+def is_quota_error(content: bytes) -> bool:
+    """Whether an error body says ``quota_exceeded`` (such a 429 is not retried)."""
+    return _error_info(content).get("code") == QUOTA_EXCEEDED
 
 
 def api_error(status: int, headers: Mapping[str, str], content: bytes) -> APIError:
@@ -183,7 +209,7 @@ def api_error(status: int, headers: Mapping[str, str], content: bytes) -> APIErr
         if isinstance(d, Mapping)
     )
     request_id = info.get("request_id") or headers.get("x-request-id")
-    return error_class(status)(
+    return error_class(status, code)(
         status,
         code,
         message,

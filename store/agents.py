@@ -7,18 +7,20 @@ same indexed statement, so a deletion or a revocation takes effect on the next r
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from uuid import UUID
 
 import psycopg
 
 from engine.errors import Conflict
+from engine.quotas import QUOTA_NAMES
 from store.db import Connection, Row
 from store.paging import newest_first, page_params
 
 _AGENT_COLUMNS = """ a.id, a.name, a.scopes, a.created_at, a.updated_at, a.deleted_at,
-    a.webhook_url,
+    a.webhook_url, a.quota_active_tasks, a.quota_queued_runs, a.quota_concurrent_runs,
+    a.quota_event_fanout,
     (SELECT s.created_at FROM webhook_secrets s WHERE s.agent_id = a.id)
         AS webhook_secret_created_at """
 _SELECT_AGENT = "SELECT" + _AGENT_COLUMNS + "FROM agents a "
@@ -28,9 +30,10 @@ async def insert_agent(conn: Connection, *, name: str, scopes: Sequence[str]) ->
     """A new agent; :class:`Conflict` when a live agent already has this name."""
     try:
         cursor = await conn.execute(
-            "INSERT INTO agents (name, scopes) VALUES (%s, %s) "
-            "RETURNING id, name, scopes, created_at, updated_at, deleted_at, webhook_url, "
-            "NULL::timestamptz AS webhook_secret_created_at",
+            "INSERT INTO agents AS a (name, scopes) VALUES (%s, %s) "
+            "RETURNING a.id, a.name, a.scopes, a.created_at, a.updated_at, a.deleted_at, "
+            "a.webhook_url, a.quota_active_tasks, a.quota_queued_runs, a.quota_concurrent_runs, "
+            "a.quota_event_fanout, NULL::timestamptz AS webhook_secret_created_at",
             (name, list(scopes)),
         )
     except psycopg.errors.UniqueViolation:
@@ -143,9 +146,10 @@ async def update_agent(
     scopes: Sequence[str] | None = None,
     set_webhook_url: bool = False,
     webhook_url: str | None = None,
+    quotas: Mapping[str, int | None] | None = None,
 ) -> Row | None:
-    """Rename, replace the scopes, set the webhook URL of a live agent; None when there is
-    none."""
+    """Rename, replace the scopes, set the webhook URL, set or reset (None) the quotas named
+    in ``quotas`` of a live agent; None when there is none."""
     try:
         cursor = await conn.execute(
             """
@@ -153,10 +157,19 @@ async def update_agent(
                SET name = COALESCE(%(name)s, a.name),
                    scopes = COALESCE(%(scopes)s::text[], a.scopes),
                    webhook_url = CASE WHEN %(set_url)s THEN %(url)s ELSE a.webhook_url END,
+                   quota_active_tasks = CASE WHEN %(set_active_tasks)s
+                       THEN %(active_tasks)s ELSE a.quota_active_tasks END,
+                   quota_queued_runs = CASE WHEN %(set_queued_runs)s
+                       THEN %(queued_runs)s ELSE a.quota_queued_runs END,
+                   quota_concurrent_runs = CASE WHEN %(set_concurrent_runs)s
+                       THEN %(concurrent_runs)s ELSE a.quota_concurrent_runs END,
+                   quota_event_fanout = CASE WHEN %(set_event_fanout)s
+                       THEN %(event_fanout)s ELSE a.quota_event_fanout END,
                    updated_at = now()
              WHERE a.id = %(id)s AND a.deleted_at IS NULL
             RETURNING a.id, a.name, a.scopes, a.created_at, a.updated_at, a.deleted_at,
-                      a.webhook_url,
+                      a.webhook_url, a.quota_active_tasks, a.quota_queued_runs,
+                      a.quota_concurrent_runs, a.quota_event_fanout,
                       (SELECT s.created_at FROM webhook_secrets s WHERE s.agent_id = a.id)
                           AS webhook_secret_created_at
             """,
@@ -166,11 +179,20 @@ async def update_agent(
                 "scopes": list(scopes) if scopes is not None else None,
                 "set_url": set_webhook_url,
                 "url": webhook_url,
+                **_quota_params(quotas or {}),
             },
         )
     except psycopg.errors.UniqueViolation:
         raise Conflict(f"an agent named {name!r} already exists") from None
     return await cursor.fetchone()
+
+
+def _quota_params(quotas: Mapping[str, int | None]) -> dict[str, object]:
+    params: dict[str, object] = {}
+    for name in QUOTA_NAMES:
+        params[f"set_{name}"] = name in quotas
+        params[name] = quotas.get(name)
+    return params
 
 
 async def delete_agent(conn: Connection, agent_id: UUID) -> bool:

@@ -121,38 +121,100 @@ async def insert_manual_run(
     return row
 
 
-# The lease: lock a batch of ready rows (skipping rows other workers hold), at most one per
-# concurrency key and none whose key already runs, then mark them running in the same
-# statement. ``due_work_lease`` matches the WHERE and ORDER BY exactly. The redundant
-# ``priority = ANY(1..9)`` turns the scan into one range scan per priority that stops at
-# the first row not yet due (a "skip scan"): without it, an idle lease walks past every
-# future row the scheduler materialised ahead (0.67 ms → 0.04 ms with 50 000 of them). The
-# redundant ``r.concurrency_key IS NOT NULL`` lets the key check use the partial unique
-# index even when the planner hashes the subquery. Rows locked but not picked (a second row
-# of one key) are released when the statement's transaction ends. A new attempt starts with
-# no steps (a running run shows the steps this attempt finished). A run whose task was
-# canceled meanwhile is leased like any other but marked ``task_canceled``: the worker
-# records it as canceled without starting it (filtering it out here would leave it queued,
-# to be locked and skipped by every lease; the join with tasks is there anyway).
+# The lease is fair between agents. Agents choose their own priority, so priority orders
+# runs only WITHIN an agent: comparing it across agents is what let one agent's backlog at
+# priority 1 starve every other agent. Between agents, each agent with ready work takes turns:
+# a run's turn is its agent's running runs plus its rank within the agent by (priority,
+# run_at); the lowest turns win, the oldest run_at breaking ties, so an agent with nothing
+# running goes first, and one at its concurrent-runs quota gets nothing (the count is this
+# statement's snapshot: leases of several workers at the same moment may overshoot it a
+# little, so the quota is soft).
+#
+# ``running`` counts every running run by agent: they are bounded by the fleet's slots, and
+# reading them costs less than an (agent_id) index on running rows, which every lease would
+# write into one hot key range (with it, two workers draining one agent measured 8 % below
+# the old lease).
+# ``waiting`` is a loose index scan (one probe of ``due_work_agent_ready`` per agent) that
+# yields each agent with waiting work and its earliest run_at, so agents whose runs are all
+# in the future cost one probe and take no share. Each ready agent offers its share, its
+# first rows by (priority, run_at) from ``due_work_agent_lease``. That scan passes over the
+# agent's rows not yet due at a better priority than its ready ones (the scheduler
+# materialises at most its horizon ahead); one range scan per priority would skip them, but
+# then the planner, seeing one priority in the statistics, prefers the agent's (run_at)
+# order and filters: 0.04 ms became 6 ms per lease with one agent. The rows are locked
+# there (SKIP LOCKED, so concurrent leases take different rows) and ranked after: window
+# functions cannot share a level with FOR UPDATE. Rows locked but not picked (a second row
+# of one concurrency key, turns beyond the limit) are released when the statement's
+# transaction ends. An agent's share is what it would take if every ready agent had a long
+# backlog: up to the turn that the limit reaches when shared out (``level``), at least one
+# row, at most its quota room. So few rows are locked beyond the limit, but a batch may
+# come back short when an agent has fewer ready runs than its share; the worker then leases
+# again at once.
+#
+# At most one run per concurrency key, none whose key already runs; the redundant
+# ``r.concurrency_key IS NOT NULL`` lets the key check use the partial unique index even
+# when the planner hashes the subquery. A new attempt starts with no steps (a running run
+# shows the steps this attempt finished). A run whose task was canceled meanwhile is leased
+# like any other but marked ``task_canceled``: the worker records it as canceled without
+# starting it (filtering it out here would leave it queued, to be locked and skipped by
+# every lease; the join with tasks is there anyway).
 _LEASE = """
-WITH locked AS (
-    SELECT d.id, d.concurrency_key, d.priority, d.run_at
-      FROM due_work d
-     WHERE d.state IN ('queued', 'failed') AND d.run_at <= now()
-       AND d.priority = ANY('{1,2,3,4,5,6,7,8,9}'::smallint[])
-       AND (d.concurrency_key IS NULL OR NOT EXISTS (
-             SELECT 1 FROM due_work r
-              WHERE r.state = 'running' AND r.concurrency_key IS NOT NULL
-                AND r.concurrency_key = d.concurrency_key))
-     ORDER BY d.priority, d.run_at
-     LIMIT %(limit)s
-       FOR UPDATE SKIP LOCKED
+WITH RECURSIVE waiting AS (
+    (SELECT d.agent_id, d.run_at FROM due_work d
+      WHERE d.state IN ('queued', 'failed')
+      ORDER BY d.agent_id, d.run_at LIMIT 1)
+    UNION ALL
+    SELECT nxt.agent_id, nxt.run_at
+      FROM waiting w CROSS JOIN LATERAL (
+          SELECT d.agent_id, d.run_at FROM due_work d
+           WHERE d.state IN ('queued', 'failed') AND d.agent_id > w.agent_id
+           ORDER BY d.agent_id, d.run_at LIMIT 1) nxt
+), running AS (
+    SELECT r.agent_id, count(*) AS n FROM due_work r WHERE r.state = 'running'
+     GROUP BY r.agent_id
+), ready AS (
+    SELECT w.agent_id, COALESCE(c.n, 0) AS running,
+           COALESCE((SELECT a.quota_concurrent_runs FROM agents a WHERE a.id = w.agent_id),
+                    %(concurrent_runs)s) AS quota
+      FROM waiting w LEFT JOIN running c ON c.agent_id = w.agent_id
+     WHERE w.run_at <= now()
+), level AS (
+    SELECT ceil((%(limit)s + sum(running)) / count(*)) AS turns FROM ready
+), offer AS (
+    SELECT r.agent_id, r.running,
+           least(%(limit)s, greatest(l.turns - r.running, 1),
+                 greatest(r.quota - r.running, 0))::int AS share
+      FROM ready r, level l
+), locked AS (
+    SELECT c.id, c.agent_id, c.concurrency_key, c.priority, c.run_at, c.scheduled_for,
+           o.running
+      FROM offer o CROSS JOIN LATERAL (
+          SELECT d.id, d.agent_id, d.concurrency_key, d.priority, d.run_at, d.scheduled_for
+            FROM due_work d
+           WHERE d.agent_id = o.agent_id AND d.state IN ('queued', 'failed')
+             AND d.run_at <= now()
+             AND (d.concurrency_key IS NULL OR NOT EXISTS (
+                   SELECT 1 FROM due_work r
+                    WHERE r.state = 'running' AND r.concurrency_key IS NOT NULL
+                      AND r.concurrency_key = d.concurrency_key))
+           ORDER BY d.priority, d.run_at
+           LIMIT o.share
+             FOR UPDATE SKIP LOCKED) c
+     WHERE o.share > 0
+), keyed AS (
+    SELECT id, agent_id, priority, run_at, scheduled_for, running, concurrency_key,
+           row_number() OVER (PARTITION BY concurrency_key
+                              ORDER BY priority, run_at, scheduled_for) AS nth
+      FROM locked
 ), picked AS (
-    SELECT id FROM (
-        SELECT id, concurrency_key,
-               row_number() OVER (PARTITION BY concurrency_key ORDER BY priority, run_at) AS nth
-          FROM locked) ranked
-     WHERE concurrency_key IS NULL OR nth = 1
+    SELECT id, turn, run_at FROM (
+        SELECT id, run_at,
+               running + row_number() OVER (PARTITION BY agent_id
+                                            ORDER BY priority, run_at, scheduled_for) AS turn
+          FROM keyed
+         WHERE concurrency_key IS NULL OR nth = 1) ranked
+     ORDER BY turn, run_at
+     LIMIT %(limit)s
 ), leased AS (
     UPDATE due_work d
        SET state = 'running', leased_by = %(worker)s,
@@ -166,27 +228,48 @@ WITH locked AS (
               d.created_at AS queued_at, t.created_by, t.payload, t.timeout_seconds,
               t.max_retries, t.backoff_strategy, t.status = 'canceled' AS task_canceled
 )
-SELECT id::text AS id, task_id::text AS task_id, scheduled_for, trigger, attempt, event,
+SELECT l.id::text AS id, task_id::text AS task_id, scheduled_for, trigger, attempt, event,
        started_at, queued_at, created_by::text AS agent_id, payload::text AS payload,
        timeout_seconds, max_retries, backoff_strategy, task_canceled,
        (SELECT notify_run_changes(string_agg(run_change('r', id, attempt), ' '))
           FROM leased) AS notified
-  FROM leased
+  FROM leased l JOIN picked p ON p.id = l.id
+ ORDER BY p.turn, p.run_at
 """
+
+# The concurrent-runs quota of an agent without its own (ORDINAUT_QUOTA_CONCURRENT_RUNS).
+DEFAULT_CONCURRENT_RUNS = 1000
+
+
+def _lease_params(
+    worker_id: str, limit: int, lease_seconds: float, concurrent_runs: int
+) -> dict[str, Any]:
+    return {
+        "limit": limit,
+        "worker": worker_id,
+        "lease_seconds": lease_seconds,
+        "concurrent_runs": concurrent_runs,
+    }
 
 
 async def lease_batch(
-    conn: Connection, *, worker_id: str, limit: int, lease_seconds: float
+    conn: Connection,
+    *,
+    worker_id: str,
+    limit: int,
+    lease_seconds: float,
+    concurrent_runs: int = DEFAULT_CONCURRENT_RUNS,
 ) -> list[Row]:
     """Lease up to ``limit`` ready runs for ``worker_id``; returns them with their task's
     pipeline and retry policy.
 
     Ids come back as text and the task's payload as JSON text: the worker only passes ids
     on (as text) and parses each distinct payload once, which keeps the per-run cost of the
-    hot path low (no UUID objects, no JSON parse per run)."""
+    hot path low (no UUID objects, no JSON parse per run). ``concurrent_runs`` is the
+    concurrent-runs quota of agents without their own."""
     try:
         cursor = await conn.execute(
-            _LEASE, {"limit": limit, "worker": worker_id, "lease_seconds": lease_seconds}
+            _LEASE, _lease_params(worker_id, limit, lease_seconds, concurrent_runs)
         )
         return await cursor.fetchall()
     except psycopg.errors.UniqueViolation as exc:
@@ -389,6 +472,7 @@ async def complete_and_lease(
     task_ids: Sequence[UUID],
     lease_limit: int,
     lease_seconds: float,
+    concurrent_runs: int = DEFAULT_CONCURRENT_RUNS,
 ) -> CompletionResult:
     """The worker's hot path in one transaction and one network round trip (pipeline mode):
     record finished runs, schedule retries, complete tasks with nothing left (``task_ids``:
@@ -399,12 +483,17 @@ async def complete_and_lease(
     back), the batch is written again without leasing."""
     try:
         return await _complete_and_lease(
-            conn, worker_id, finished, retrying, task_ids, lease_limit, lease_seconds
+            conn,
+            worker_id,
+            finished,
+            retrying,
+            task_ids,
+            _lease_params(worker_id, lease_limit, lease_seconds, concurrent_runs),
         )
     except psycopg.errors.UniqueViolation as exc:
         if not (lease_limit and _lost_key_race(exc)):
             raise
-    return await _complete_and_lease(conn, worker_id, finished, retrying, task_ids, 0, 0)
+    return await _complete_and_lease(conn, worker_id, finished, retrying, task_ids, None)
 
 
 def _lost_key_race(exc: psycopg.errors.UniqueViolation) -> bool:
@@ -417,25 +506,19 @@ async def _complete_and_lease(
     finished: Sequence[Finished],
     retrying: Sequence[Retrying],
     task_ids: Sequence[UUID],
-    lease_limit: int,
-    lease_seconds: float,
+    lease: dict[str, Any] | None,
 ) -> CompletionResult:
+    """``lease``: the lease's parameters (see :func:`_lease_params`); None leases nothing."""
     async with conn.pipeline(), conn.transaction():
         fin = await conn.execute(_FINISH, _finish_params(worker_id, finished)) if finished else None
         ret = await conn.execute(_RETRY, _retry_params(worker_id, retrying)) if retrying else None
         if task_ids:
             await conn.execute(COMPLETE_FINISHED_TASKS, (list(set(task_ids)),))
-        lease = (
-            await conn.execute(
-                _LEASE, {"limit": lease_limit, "worker": worker_id, "lease_seconds": lease_seconds}
-            )
-            if lease_limit > 0
-            else None
-        )
+        leasing = await conn.execute(_LEASE, lease) if lease and lease["limit"] > 0 else None
     return CompletionResult(
         written=await fin.fetchall() if fin else [],
         kept=[row["id"] for row in await ret.fetchall()] if ret else [],
-        leased=await lease.fetchall() if lease else [],
+        leased=await leasing.fetchall() if leasing else [],
     )
 
 

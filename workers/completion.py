@@ -208,6 +208,7 @@ class Completer:
                 task_ids=[outcome.row["task_id"] for outcome in batch],
                 lease_limit=claimed,
                 lease_seconds=self.settings.lease_seconds,
+                concurrent_runs=self.settings.quota_concurrent_runs,
             )
         self._observe(classified, batch, result)
         return result

@@ -292,6 +292,7 @@ class Worker:
                     worker_id=self.worker_id,
                     limit=limit,
                     lease_seconds=self.settings.lease_seconds,
+                    concurrent_runs=self.settings.quota_concurrent_runs,
                 )
         except StoreError as exc:
             log.warning("lease failed: %s", exc.message, extra={"worker_id": self.worker_id})

@@ -15,6 +15,8 @@ from uuid import UUID
 
 from engine import webhooks
 from engine.errors import Conflict, NotFound
+from engine.quotas import Quotas, default_quotas, effective_quotas, overrides_of
+from engine.settings import Settings
 from engine.tokens import SCOPES, display_prefix, generate_token, hash_token
 from store import agents as agents_store
 from store import webhooks as webhooks_store
@@ -31,10 +33,16 @@ _AGENT_FIELDS = (
 )
 
 
-def agent_view(row: Row, tokens: list[Row] | None = None) -> dict[str, Any]:
-    """An agent as the API shows it (scopes in the documented order)."""
+def agent_view(
+    row: Row, tokens: list[Row] | None = None, *, defaults: Quotas | None = None
+) -> dict[str, Any]:
+    """An agent as the API shows it (scopes in the documented order), with the quotas that
+    apply (``defaults``: those of settings; None: the built-in ones)."""
     agent = {key: row[key] for key in _AGENT_FIELDS}
     agent["scopes"] = ordered_scopes(row["scopes"])
+    defaults = defaults or default_quotas(Settings())
+    agent["quotas"] = effective_quotas(row, defaults).as_dict()
+    agent["quota_overrides"] = overrides_of(row)
     if tokens is not None:
         agent["tokens"] = tokens
     return agent
@@ -45,12 +53,14 @@ def ordered_scopes(scopes: Sequence[str]) -> list[str]:
     return [scope for scope in SCOPES if scope in set(scopes)]
 
 
-async def create_agent(conn: Connection, *, name: str, scopes: Sequence[str]) -> dict[str, Any]:
+async def create_agent(
+    conn: Connection, *, name: str, scopes: Sequence[str], defaults: Quotas | None = None
+) -> dict[str, Any]:
     """A new agent and its first token (``token``, shown this once); 409 for a taken name."""
     async with conn.transaction():
         row = await agents_store.insert_agent(conn, name=name, scopes=ordered_scopes(scopes))
         token = await _issue_token(conn, row["id"])
-    return {**agent_view(row), "token": token}
+    return {**agent_view(row, defaults=defaults), "token": token}
 
 
 async def delete_agent(conn: Connection, agent_id: UUID) -> None:
@@ -62,7 +72,9 @@ async def delete_agent(conn: Connection, agent_id: UUID) -> None:
         raise NotFound(f"agent {agent_id} not found")
 
 
-async def issue_token(conn: Connection, agent_id: UUID, *, keep_existing: bool) -> dict[str, Any]:
+async def issue_token(
+    conn: Connection, agent_id: UUID, *, keep_existing: bool, defaults: Quotas | None = None
+) -> dict[str, Any]:
     """A new token for a live agent (``token``, shown once); unless ``keep_existing``, the
     agent's other tokens are revoked in the same transaction (rotation)."""
     async with conn.transaction():
@@ -72,7 +84,7 @@ async def issue_token(conn: Connection, agent_id: UUID, *, keep_existing: bool) 
         if not keep_existing:
             await agents_store.revoke_tokens(conn, agent_id)
         token = await _issue_token(conn, agent_id)
-    return {**agent_view(row), "token": token}
+    return {**agent_view(row, defaults=defaults), "token": token}
 
 
 async def new_webhook_secret(conn: Connection, agent_id: UUID) -> dict[str, Any]:

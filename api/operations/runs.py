@@ -10,10 +10,12 @@ from uuid import UUID
 
 from fastapi import Request
 
+from api import quotas
 from api.deps import Principal, release_connection
 from api.live import RunFeed
 from engine.errors import Conflict, NotFound
 from engine.runs import FINAL_STATUSES, present_run
+from engine.settings import Settings
 from store import due_work as due_work_store
 from store import runs as runs_store
 from store import tasks as tasks_store
@@ -110,16 +112,22 @@ async def cancel_run(conn: Connection, principal: Principal, run_id: UUID) -> di
     return await read_run(conn, run_id, None)
 
 
-async def retry_run(conn: Connection, principal: Principal, run_id: UUID) -> dict[str, Any]:
+async def retry_run(
+    conn: Connection, principal: Principal, run_id: UUID, *, settings: Settings | None = None
+) -> dict[str, Any]:
     """A ``failed`` run waiting for its retry becomes ready now (same run); a ``dead`` run is
-    repeated by a new run (trigger ``retry``), which is returned. Other states: 409."""
+    repeated by a new run (trigger ``retry``), which is returned (429 when the run's owner
+    has as many runs waiting as its ``queued_runs`` quota; the failed run already waits, so
+    it is never refused). Other states: 409."""
     run = await visible_run(conn, run_id, principal)
     if run["status"] == "failed" and await due_work_store.retry_failed_now(conn, run_id):
         return await read_run(conn, run_id, None)
     if run["status"] == "dead":
-        queued = await due_work_store.queue_retry_of(
-            conn, dead_run_id=run_id, new_run_id=uuid.uuid4()
-        )
+        async with conn.transaction():
+            await quotas.check_queued_runs(conn, run["agent_id"], settings or Settings())
+            queued = await due_work_store.queue_retry_of(
+                conn, dead_run_id=run_id, new_run_id=uuid.uuid4()
+            )
         if queued is None:
             raise Conflict("the run's task is canceled")
         return await read_run(conn, queued["id"], None)

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from api import quotas
 from api.deps import Principal
 from engine.catalog import schema_problems
 from engine.clock import now_utc
@@ -20,6 +21,7 @@ from engine.errors import Conflict, NotFound, ValidationFailed
 from engine.expansion import plan_occurrence, resumed_state
 from engine.lifecycle import decide
 from engine.schedules import Schedule, parse_schedule
+from engine.settings import Settings
 from store import due_work as due_work_store
 from store import tasks as tasks_store
 from store.db import Connection, Row
@@ -70,15 +72,21 @@ def schedule_of(task: Row) -> Schedule | None:
     )
 
 
-async def run_now(conn: Connection, principal: Principal, task_id: UUID) -> Row:
-    """Queue a run of the task now (trigger ``manual``); 409 for a canceled task. The
-    queued row (its ``id``): callers read the run as they present it."""
+async def run_now(
+    conn: Connection, principal: Principal, task_id: UUID, *, settings: Settings | None = None
+) -> Row:
+    """Queue a run of the task now (trigger ``manual``); 409 for a canceled task, 429 when
+    the task's owner has as many runs waiting as its ``queued_runs`` quota (``settings``
+    gives the defaults; None: the built-in ones). The queued row (its ``id``): callers read
+    the run as they present it."""
     task = await visible_task(conn, task_id, principal.owner_filter)
     if task["status"] == "canceled":
         raise Conflict("the task is canceled")
-    return await due_work_store.insert_manual_run(
-        conn, run_id=uuid.uuid4(), task_id=task_id, trigger="manual"
-    )
+    async with conn.transaction():
+        await quotas.check_queued_runs(conn, task["created_by"], settings or Settings())
+        return await due_work_store.insert_manual_run(
+            conn, run_id=uuid.uuid4(), task_id=task_id, trigger="manual"
+        )
 
 
 async def pause_task(conn: Connection, principal: Principal, task_id: UUID) -> Row:

@@ -9,6 +9,10 @@ The last live agent holding ``admin`` can be neither deleted nor stripped of ``a
 Completion webhooks: an agent sets its ``webhook_url`` (``PATCH /agents/me``) and makes its
 signing secret (``POST /agents/me/webhook-secret``, shown once; making another replaces it);
 admins do both for any agent.
+
+Quotas (engine.quotas): an admin sets an agent's own with ``PATCH /agents/{id}``
+``{"quotas": {...}}``; every agent answer shows the ``quotas`` that apply and the agent's
+``quota_overrides``. An agent cannot set its own (``PATCH /agents/me`` with ``quotas``: 403).
 """
 
 from __future__ import annotations
@@ -18,9 +22,9 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query, Request, Response, status
 
-from api.body import json_body_openapi, model_body
+from api.body import json_body, json_body_openapi, model_body
 from api.components import ref
-from api.deps import Admin, Caller, Conn
+from api.deps import Admin, AppSettings, Caller, Conn
 from api.operations import agents as operations
 from api.operations.agents import agent_view, keep_an_admin, ordered_scopes
 from api.pagination import DEFAULT_LIMIT, CursorParam, Limit, list_page
@@ -30,12 +34,14 @@ from api.schemas import (
     AgentCreate,
     AgentDetail,
     AgentPage,
+    AgentQuotaUpdate,
     AgentUpdate,
     AgentWithToken,
     WebhookSecret,
     WebhookSettings,
 )
-from engine.errors import NotFound
+from engine.errors import NotFound, PermissionDenied
+from engine.quotas import default_quotas
 from store import agents as agents_store
 
 router = APIRouter(prefix="/agents", tags=["agents"])
@@ -57,11 +63,11 @@ CONFLICT = error(
     summary="The calling agent and its scopes",
     description="Any valid token may call this, whatever its scopes.",
 )
-async def me(principal: Caller, conn: Conn) -> Any:
+async def me(principal: Caller, conn: Conn, settings: AppSettings) -> Any:
     row = await agents_store.get_agent(conn, principal.agent_id)
     if row is None:  # deleted between authentication and now
         raise NotFound("agent not found")
-    return agent_view(row)
+    return agent_view(row, defaults=default_quotas(settings))
 
 
 @router.patch(
@@ -73,15 +79,21 @@ async def me(principal: Caller, conn: Conn) -> Any:
     "runs ends (a task's own `webhook_url` overrides it); null stops them. Deliveries are "
     "signed with your secret (`POST /agents/me/webhook-secret`). Any valid token.",
     openapi_extra=json_body_openapi(ref("WebhookSettings")),
+    responses=error(403, "The body sets `quotas`: only an admin sets them (PATCH /agents/{id})."),
 )
-async def update_me(request: Request, principal: Caller, conn: Conn) -> Any:
+async def update_me(request: Request, principal: Caller, conn: Conn, settings: AppSettings) -> Any:
+    document = await json_body(request)
+    if isinstance(document, dict) and "quotas" in document:
+        raise PermissionDenied(
+            "an agent cannot set its own quotas: an admin sets them with PATCH /agents/{id}"
+        )
     body = await model_body(request, WebhookSettings)
     row = await agents_store.update_agent(
         conn, principal.agent_id, set_webhook_url=True, webhook_url=body.webhook_url
     )
     if row is None:
         raise NotFound("agent not found")
-    return agent_view(row)
+    return agent_view(row, defaults=default_quotas(settings))
 
 
 @router.post(
@@ -108,9 +120,13 @@ async def create_my_secret(principal: Caller, conn: Conn) -> Any:
     responses=CONFLICT,
     openapi_extra=json_body_openapi(ref("AgentCreate")),
 )
-async def create_agent(request: Request, principal: Admin, conn: Conn) -> Any:
+async def create_agent(
+    request: Request, principal: Admin, conn: Conn, settings: AppSettings
+) -> Any:
     body = await model_body(request, AgentCreate)
-    return await operations.create_agent(conn, name=body.name, scopes=body.scopes)
+    return await operations.create_agent(
+        conn, name=body.name, scopes=body.scopes, defaults=default_quotas(settings)
+    )
 
 
 @router.get(
@@ -119,6 +135,7 @@ async def create_agent(request: Request, principal: Admin, conn: Conn) -> Any:
 async def list_agents(
     principal: Admin,
     conn: Conn,
+    settings: AppSettings,
     include_deleted: Annotated[bool, Query(description="Also list deleted agents.")] = False,
     name: Annotated[str | None, Query(max_length=200, description="Exact name.")] = None,
     limit: Limit = DEFAULT_LIMIT,
@@ -132,7 +149,8 @@ async def list_agents(
         cursor=cursor,
         key="created_at",
     )
-    return {**listed, "items": [agent_view(row) for row in listed["items"]]}
+    defaults = default_quotas(settings)
+    return {**listed, "items": [agent_view(row, defaults=defaults) for row in listed["items"]]}
 
 
 @router.get(
@@ -142,24 +160,28 @@ async def list_agents(
     summary="One agent (deleted ones too) with its tokens (prefixes only)",
     responses=AGENT_NOT_FOUND,
 )
-async def get_agent(agent_id: UUID, principal: Admin, conn: Conn) -> Any:
+async def get_agent(agent_id: UUID, principal: Admin, conn: Conn, settings: AppSettings) -> Any:
     row = await agents_store.get_agent(conn, agent_id, include_deleted=True)
     if row is None:
         raise NotFound(f"agent {agent_id} not found")
     tokens = await agents_store.list_tokens(conn, [agent_id])
-    return agent_view(row, tokens[agent_id])
+    return agent_view(row, tokens[agent_id], defaults=default_quotas(settings))
 
 
 @router.patch(
     "/{agent_id:uuid}",
     operation_id="agents_update",
     response_model=Agent,
-    summary="Rename an agent or replace its scopes",
-    description="Scope changes apply to the agent's very next request.",
+    summary="Rename an agent, replace its scopes, set its quotas",
+    description="Scope changes apply to the agent's very next request. `quotas` sets the "
+    'named quotas (`{"active_tasks": 50}`) or resets them to the default (null); the '
+    "others stay. Quota changes apply to the next check (the lease's at its next batch).",
     responses={**AGENT_NOT_FOUND, **CONFLICT},
     openapi_extra=json_body_openapi(ref("AgentUpdate")),
 )
-async def update_agent(agent_id: UUID, request: Request, principal: Admin, conn: Conn) -> Any:
+async def update_agent(
+    agent_id: UUID, request: Request, principal: Admin, conn: Conn, settings: AppSettings
+) -> Any:
     body = await model_body(request, AgentUpdate)
     scopes = ordered_scopes(body.scopes) if body.scopes is not None else None
     async with conn.transaction():
@@ -172,10 +194,11 @@ async def update_agent(agent_id: UUID, request: Request, principal: Admin, conn:
             scopes=scopes,
             set_webhook_url="webhook_url" in body.model_fields_set,
             webhook_url=body.webhook_url,
+            quotas=quota_changes(body.quotas),
         )
     if row is None:
         raise NotFound(f"agent {agent_id} not found")
-    return agent_view(row)
+    return agent_view(row, defaults=default_quotas(settings))
 
 
 @router.delete(
@@ -209,11 +232,14 @@ async def create_token(
     agent_id: UUID,
     principal: Admin,
     conn: Conn,
+    settings: AppSettings,
     keep_existing: Annotated[
         bool, Query(description="Keep the agent's current tokens valid.")
     ] = False,
 ) -> Any:
-    return await operations.issue_token(conn, agent_id, keep_existing=keep_existing)
+    return await operations.issue_token(
+        conn, agent_id, keep_existing=keep_existing, defaults=default_quotas(settings)
+    )
 
 
 @router.post(
@@ -229,3 +255,10 @@ async def create_secret(agent_id: UUID, principal: Admin, conn: Conn) -> Any:
     if await agents_store.get_agent(conn, agent_id) is None:
         raise NotFound(f"agent {agent_id} not found")
     return await operations.new_webhook_secret(conn, agent_id)
+
+
+def quota_changes(update: AgentQuotaUpdate | None) -> dict[str, int | None]:
+    """The quotas a PATCH names: a value sets, null resets to the default."""
+    if update is None:
+        return {}
+    return {name: getattr(update, name) for name in update.model_fields_set}

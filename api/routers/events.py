@@ -9,9 +9,9 @@ from fastapi import APIRouter, Request, status
 from pydantic import BaseModel
 
 from api.body import json_body, json_body_openapi
-from api.deps import Conn, EventsPublish
+from api.deps import AppSettings, Conn, EventsPublish
 from api.idempotency import IdempotencyKey
-from api.responses import IDEMPOTENCY_CONFLICT, INVALID
+from api.responses import FANOUT_EXCEEDED, IDEMPOTENCY_CONFLICT
 from engine.catalog import schema_problems
 from engine.errors import Problem, ValidationFailed
 from engine.schedules.events import MAX_LENGTH, TopicError, parse_topic
@@ -57,7 +57,7 @@ class EventPublished(BaseModel):
     "pattern matches `topic` (`*` matches exactly one segment). An agent's events reach its "
     "own tasks; an admin's reach every agent's. The run's template context `event` is "
     "`{id, topic, payload, published_at}`, so pipelines read `${event.payload.x}`.",
-    responses={**IDEMPOTENCY_CONFLICT, **INVALID},
+    responses={**IDEMPOTENCY_CONFLICT, **FANOUT_EXCEEDED},
     openapi_extra=json_body_openapi(
         EVENT_SCHEMA,
         {"topic": "orders.eu.created", "payload": {"order_id": 42}},
@@ -65,7 +65,11 @@ class EventPublished(BaseModel):
     ),
 )
 async def publish(
-    request: Request, principal: EventsPublish, idempotency: IdempotencyKey, conn: Conn
+    request: Request,
+    principal: EventsPublish,
+    idempotency: IdempotencyKey,
+    conn: Conn,
+    settings: AppSettings,
 ) -> Any:
     body = await json_body(request)
     problems = schema_problems(EVENT_SCHEMA, body)
@@ -81,5 +85,6 @@ async def publish(
         payload=body.get("payload", {}),
         published_by=principal.agent_id,
         owner_filter=principal.owner_filter,
+        fanout_limit=settings.quota_event_fanout,
     )
     return {"event_id": event_id, "runs": runs}

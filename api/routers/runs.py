@@ -11,11 +11,11 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import StreamingResponse
 
-from api.deps import Conn, RunsRead, RunsWrite
+from api.deps import AppSettings, Conn, RunsRead, RunsWrite
 from api.live import KEEPALIVE_SECONDS, RunFeed
 from api.operations import runs as operations
 from api.pagination import DEFAULT_LIMIT, CursorParam, Limit, list_page
-from api.responses import RUN_NOT_FOUND, STATE_CONFLICT
+from api.responses import QUOTA_EXCEEDED, RUN_NOT_FOUND, STATE_CONFLICT
 from api.schemas import Run, RunPage, RunStatus, RunTrigger
 from store import runs as runs_store
 
@@ -178,7 +178,7 @@ async def cancel_run(run_id: UUID, principal: RunsWrite, conn: Conn) -> Any:
         "A `dead` run is repeated by a new run with trigger `retry` and `retry_of` set; the "
         "answer is that new run. Other states are a 409."
     ),
-    responses={**RUN_NOT_FOUND, **STATE_CONFLICT},
+    responses={**RUN_NOT_FOUND, **STATE_CONFLICT, **QUOTA_EXCEEDED},
 )
-async def retry_run(run_id: UUID, principal: RunsWrite, conn: Conn) -> Any:
-    return await operations.retry_run(conn, principal, run_id)
+async def retry_run(run_id: UUID, principal: RunsWrite, conn: Conn, settings: AppSettings) -> Any:
+    return await operations.retry_run(conn, principal, run_id, settings=settings)

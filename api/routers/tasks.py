@@ -8,6 +8,7 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import BaseModel, Field
 
+from api import quotas
 from api.body import json_body, json_body_openapi
 from api.components import TASK_ANSWER, json_response, ref
 from api.creation import create_task_once, owner_scopes, resolve_owner
@@ -16,7 +17,7 @@ from api.idempotency import IdempotencyKey
 from api.operations import tasks as operations
 from api.operations.runs import wait_for_run
 from api.pagination import DEFAULT_LIMIT, CursorParam, Limit, list_page
-from api.responses import IDEMPOTENCY_CONFLICT, INVALID, TASK_NOT_FOUND, error
+from api.responses import IDEMPOTENCY_CONFLICT, INVALID, QUOTA_EXCEEDED, TASK_NOT_FOUND, error
 from api.routers.runs import Wait
 from api.schemas import ErrorDetail, Run, ScheduleKind, TaskStatus
 from engine.clock import now_utc
@@ -43,6 +44,7 @@ router = APIRouter(prefix="/tasks", tags=["tasks"])
         200: json_response("Task", "An existing task with the same `dedupe_key`."),
         **IDEMPOTENCY_CONFLICT,
         **INVALID,
+        **QUOTA_EXCEEDED,
     },
     openapi_extra=json_body_openapi(ref("TaskCreate"), QUICK_START_TASK),
 )
@@ -68,9 +70,11 @@ async def create_task(
     start = expansion_start(spec.schedule, now)
 
     async def insert() -> dict[str, Any]:
-        return await tasks_store.insert_task(
-            conn, document=spec.document(), created_by=owner, start=start
-        )
+        async with conn.transaction():
+            await quotas.check_active_tasks(conn, owner, settings)
+            return await tasks_store.insert_task(
+                conn, document=spec.document(), created_by=owner, start=start
+            )
 
     task, created = await create_task_once(
         conn,
@@ -176,10 +180,15 @@ async def get_task(task_id: UUID, principal: TasksRead, conn: Conn) -> Any:
     description="202 with the queued run. With `wait=N` (at most 60 seconds) the answer comes "
     "once the run has ended (`succeeded`, `dead` or `canceled`, with its outputs), or with "
     "the run as it is when the time runs out (check `status`; then `GET /runs/{id}?wait=N`).",
-    responses={**TASK_NOT_FOUND, **error(409, "The task is canceled.")},
+    responses={**TASK_NOT_FOUND, **error(409, "The task is canceled."), **QUOTA_EXCEEDED},
 )
 async def run_now(
-    task_id: UUID, request: Request, principal: TasksWrite, conn: Conn, wait: Wait = None
+    task_id: UUID,
+    request: Request,
+    principal: TasksWrite,
+    conn: Conn,
+    settings: AppSettings,
+    wait: Wait = None,
 ) -> Any:
-    run = await operations.run_now(conn, principal, task_id)
+    run = await operations.run_now(conn, principal, task_id, settings=settings)
     return await wait_for_run(request, conn, run["id"], None, wait)

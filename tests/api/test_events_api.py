@@ -134,7 +134,9 @@ async def test_publish_event_validates_the_topic_itself(app: FastAPI) -> None:
     """The store function (also used by the events.publish tool) refuses a bad topic."""
     async with app.state.pool.connection() as conn:
         with pytest.raises(ValidationFailed) as failure:
-            await publish_event(conn, topic="a.*", payload={}, published_by=None, owner_filter=None)
+            await publish_event(
+                conn, topic="a.*", payload={}, published_by=None, owner_filter=None, fanout_limit=9
+            )
     assert failure.value.problems[0].path == "$.topic"
 
 
@@ -150,6 +152,7 @@ async def test_a_source_publishes_once(client: httpx.AsyncClient, app: FastAPI) 
                 topic="orders.replayed",
                 payload={"n": n},
                 published_by=None,
+                fanout_limit=1000,
                 owner_filter=None,
                 source=source,
             )

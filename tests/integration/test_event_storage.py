@@ -23,6 +23,7 @@ from store.db import Connection, connect, create_pool
 from tests.factories import event_task, make_agent, make_task
 from workers.tools.events import events_publisher
 
+FAN_OUT_LIMIT = 1000  # the default event_fanout quota
 FAN_OUT = 300
 PAYLOAD_BYTES = 930_000  # the 0.93 MB event
 # Measured 292 MB before the fix (one copy per queued run and one per finished run).
@@ -83,7 +84,12 @@ async def test_a_big_event_fanned_out_to_300_tasks_is_stored_once(db: Connection
     before = await storage(db)
 
     event_id, runs = await events_store.publish_event(
-        db, topic="storage.big", payload=payload, published_by=agent["id"], owner_filter=None
+        db,
+        topic="storage.big",
+        payload=payload,
+        published_by=agent["id"],
+        owner_filter=None,
+        fanout_limit=FAN_OUT_LIMIT,
     )
     assert len(runs) == FAN_OUT
     queued = await storage(db) - before
@@ -101,7 +107,12 @@ async def test_a_run_shows_the_same_event_document_queued_and_finished(db: Conne
     agent, _ = await make_agent(db)
     await make_task(db, agent["id"], **event_task(schedule_expr="orders.created"))
     event_id, (ref,) = await events_store.publish_event(
-        db, topic="orders.created", payload={"x": 1}, published_by=agent["id"], owner_filter=None
+        db,
+        topic="orders.created",
+        payload={"x": 1},
+        published_by=agent["id"],
+        owner_filter=None,
+        fanout_limit=FAN_OUT_LIMIT,
     )
     queued = await runs_store.get_run(db, ref["run_id"], owner=None)
     assert queued is not None
@@ -127,7 +138,12 @@ async def test_a_retried_dead_event_run_keeps_its_event(db: Connection) -> None:
     agent, _ = await make_agent(db)
     await make_task(db, agent["id"], **event_task(schedule_expr="orders.failed"))
     _, (ref,) = await events_store.publish_event(
-        db, topic="orders.failed", payload={"y": 2}, published_by=agent["id"], owner_filter=None
+        db,
+        topic="orders.failed",
+        payload={"y": 2},
+        published_by=agent["id"],
+        owner_filter=None,
+        fanout_limit=FAN_OUT_LIMIT,
     )
     (dead,) = await drain(db, status="dead")
     again = uuid.uuid4()
@@ -159,13 +175,28 @@ async def test_pruning_keeps_the_events_runs_still_reference(db: Connection) -> 
     agent, _ = await make_agent(db)
     await make_task(db, agent["id"], **event_task(schedule_expr="old.referenced"))
     referenced, _ = await events_store.publish_event(
-        db, topic="old.referenced", payload={}, published_by=agent["id"], owner_filter=None
+        db,
+        topic="old.referenced",
+        payload={},
+        published_by=agent["id"],
+        owner_filter=None,
+        fanout_limit=FAN_OUT_LIMIT,
     )
     waiting, _ = await events_store.publish_event(
-        db, topic="old.referenced", payload={}, published_by=agent["id"], owner_filter=None
+        db,
+        topic="old.referenced",
+        payload={},
+        published_by=agent["id"],
+        owner_filter=None,
+        fanout_limit=FAN_OUT_LIMIT,
     )
     orphan, _ = await events_store.publish_event(
-        db, topic="nobody.listens", payload={}, published_by=agent["id"], owner_filter=None
+        db,
+        topic="nobody.listens",
+        payload={},
+        published_by=agent["id"],
+        owner_filter=None,
+        fanout_limit=FAN_OUT_LIMIT,
     )
     await db.execute("UPDATE events SET created_at = now() - interval '40 days'")
     await db.execute(
@@ -206,7 +237,7 @@ async def test_events_publish_refuses_a_payload_over_the_body_limit(fresh_db: st
     try:
         agent, _ = await make_agent(conn, "tasks:write", "events:publish")
         await make_task(conn, agent["id"], **event_task(schedule_expr="bound.check"))
-        publish = events_publisher(pool, max_payload_bytes=1000)
+        publish = events_publisher(pool, max_payload_bytes=1000, fanout_limit=1000)
         with pytest.raises(StepError) as caught:
             await publish({"topic": "bound.check", "payload": {"a": "x" * 1000}}, context(agent))
         assert caught.value.retryable is False

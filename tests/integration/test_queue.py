@@ -56,28 +56,32 @@ def finished(row, status="succeeded", error=None):
 
 
 async def test_lease_query_uses_its_partial_index(conn):
-    """The hot path's plan: an index scan on due_work_lease, never a sequential scan."""
-    _agent, task = await owner_and_task(conn)
+    """The hot path's plan: index scans on due_work_agent_lease, never a sequential scan.
+
+    Waiting rows belong to many agents; 500 run (a fleet's worth: running rows are bounded
+    by the workers' slots, and the lease counts them per agent)."""
+    tasks = [(await owner_and_task(conn))[1]["id"] for _ in range(20)]
     await conn.execute(
         """
         INSERT INTO due_work (id, task_id, scheduled_for, run_at, priority, trigger, state,
                               attempt, leased_by, lease_expires_at, started_at)
-        SELECT gen_random_uuid(), %s, now() - make_interval(secs => g), now(), 1 + g %% 9,
-               'manual', CASE WHEN g %% 10 = 0 THEN 'queued' ELSE 'running' END,
-               1, CASE WHEN g %% 10 = 0 THEN NULL ELSE 'w' END,
-               CASE WHEN g %% 10 = 0 THEN NULL ELSE now() END,
-               CASE WHEN g %% 10 = 0 THEN NULL ELSE now() END
+        SELECT gen_random_uuid(), (%s::uuid[])[1 + g %% 20], now() - make_interval(secs => g),
+               now(), 1 + g %% 9,
+               'manual', CASE WHEN g %% 40 <> 0 THEN 'queued' ELSE 'running' END,
+               1, CASE WHEN g %% 40 <> 0 THEN NULL ELSE 'w' END,
+               CASE WHEN g %% 40 <> 0 THEN NULL ELSE now() END,
+               CASE WHEN g %% 40 <> 0 THEN NULL ELSE now() END
           FROM generate_series(1, 20000) AS g
         """,
-        (task["id"],),
+        (tasks,),
     )
     await conn.execute("ANALYZE due_work")
     cursor = await conn.execute(
         "EXPLAIN (FORMAT JSON) " + q._LEASE,
-        {"limit": 50, "worker": "w1", "lease_seconds": 30},
+        q._lease_params("w1", 50, 30, 1000),
     )
     nodes = list(plan_nodes((await cursor.fetchone())["QUERY PLAN"][0]["Plan"]))
-    assert any(node.get("Index Name") == "due_work_lease" for node in nodes), nodes
+    assert any(node.get("Index Name") == "due_work_agent_lease" for node in nodes), nodes
     assert not [
         node
         for node in nodes

@@ -206,7 +206,12 @@ async def test_events_and_retries_of_dead_runs_are_heard(db, listener):
     agent, _ = await make_agent(db)
     task = await make_task(db, agent["id"], **event_task(schedule_expr="orders.created"))
     _, runs = await events_store.publish_event(
-        db, topic="orders.created", payload={}, published_by=agent["id"], owner_filter=None
+        db,
+        topic="orders.created",
+        payload={},
+        published_by=agent["id"],
+        owner_filter=None,
+        fanout_limit=1000,
     )
     (published,) = runs
     assert await changes(listener) == [("q", str(published["run_id"]), 0)]

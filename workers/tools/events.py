@@ -7,7 +7,13 @@ import uuid
 from typing import Any
 
 from engine.catalog import TOOL_SCOPES
-from engine.errors import StoreError, ToolFailed, ToolForbidden, ToolInputInvalid
+from engine.errors import (
+    FanoutExceeded,
+    StoreError,
+    ToolFailed,
+    ToolForbidden,
+    ToolInputInvalid,
+)
 from engine.pipeline import CallContext
 from engine.schedules.events import TopicError, parse_topic
 from engine.tokens import holds_scope
@@ -18,14 +24,16 @@ from store.jsonb import storable_json
 from workers.tools.builtin import Handler
 
 
-def events_publisher(pool: Pool, *, max_payload_bytes: int) -> Handler:
+def events_publisher(pool: Pool, *, max_payload_bytes: int, fanout_limit: int) -> Handler:
     """``events.publish {topic, payload}``: publish as the task's owner and start only that
     owner's matching event tasks (even for an admin: a pipeline never starts other agents'
     tasks). Once per run and step: a retried run gets the first publication's answer. The
     owner must hold ``events:publish`` when the step runs (it may have lost it since the
     task was accepted): otherwise the step fails, not retryably, and nothing is published.
     A payload larger than ``max_payload_bytes`` (what ``POST /events`` accepts) fails the
-    step, not retryably: the same payload would be refused again."""
+    step, not retryably: the same payload would be refused again. So does an event matching
+    more tasks than the owner's ``event_fanout`` quota (``fanout_limit``: the default for
+    owners without their own)."""
 
     async def publish(arguments: dict[str, Any], context: CallContext) -> dict[str, Any]:
         try:
@@ -44,8 +52,11 @@ def events_publisher(pool: Pool, *, max_payload_bytes: int) -> Handler:
                     payload=payload,
                     published_by=owner,
                     owner_filter=owner,
+                    fanout_limit=fanout_limit,
                     source=context.idempotency_key,  # a retried run does not publish twice
                 )
+        except FanoutExceeded as exc:
+            raise ToolFailed(f"events.publish: {exc.message}", retryable=False) from None
         except StoreError as exc:
             raise ToolFailed(f"events.publish: {exc.message}", retryable=True) from None
         refs = [{"task_id": str(r["task_id"]), "run_id": str(r["run_id"])} for r in runs]

@@ -62,7 +62,11 @@ def build_transports(settings: Settings, pool: Pool) -> Transports:
         max_response_bytes=settings.http_max_response_bytes,
     )
     mcp = McpTransport(McpSessions(), breakers)
-    publish = events_publisher(pool, max_payload_bytes=settings.max_body_bytes)
+    publish = events_publisher(
+        pool,
+        max_payload_bytes=settings.max_body_bytes,
+        fanout_limit=settings.quota_event_fanout,
+    )
     builtin = BuiltinTransport(extra={"http.request": http_request, "events.publish": publish})
     http = HttpTransport(http_client, breakers, settings.http_max_response_bytes)
     router = ToolRouter({"builtin": builtin, "http": http, "mcp": mcp})

@@ -339,7 +339,7 @@ async def run_now(request: Request, task_id: UUID, session: Signed, conn: Conn) 
         conn,
         task_id,
         TASK_RUN_NOW,
-        lambda c, p, t, f: operations.run_now(c, p, t),
+        lambda c, p, t, f: operations.run_now(c, p, t, settings=request.app.state.settings),
         "Run queued: a worker starts it at once.",
     )
 
