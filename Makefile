@@ -32,8 +32,11 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
 
+# Three test processes (pytest-xdist), each with its own PostgreSQL cluster; PYTEST_ARGS
+# adds options, e.g. make test PYTEST_ARGS="-n 0 tests/e2e" for one process.
+PYTEST_ARGS ?=
 test: lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n 3 $(PYTEST_ARGS)
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit

@@ -23,7 +23,9 @@ from store import databases
 from store.db import Connection, connect
 from store.migrate import migrate
 
-TEMPLATE = "ordinaut_template"
+# One template per test process (pytest-xdist names them gw0, gw1, …): processes sharing a
+# server through TEST_DATABASE_URL must not drop each other's.
+TEMPLATE = f"ordinaut_template_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
 
 
 @pytest.fixture(scope="session")
