@@ -11,6 +11,7 @@ out: one request per wait, no pause, no busy loop.
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -133,11 +134,14 @@ async def test_a_run_that_outlasts_the_wait_on_the_real_server(live, open_client
         # The server held the POST for the whole 1.5 s: no further request, no pause.
         assert [r.url.params.get("wait") for r in counted[1:]] == ["1.5"], counted
         counted.clear()
-        started = time.monotonic()
         run = await resolve(c.runs.wait(error.run.id, timeout=30))
+        answered = datetime.now(UTC)
         assert run.status == "succeeded" and run.step("nap").status == "succeeded"
-        # One GET, answered the moment the run ended (about 3 s after it started).
-        assert len(counted) == 1 and time.monotonic() - started < 3.0
+        # One GET, answered the moment the run ended (how late the worker started it, on a
+        # busy machine, is not this test's business: the database's and this process's
+        # clocks are the same machine's).
+        assert run.finished_at is not None
+        assert len(counted) == 1 and (answered - run.finished_at).total_seconds() < 1.0
 
 
 async def test_a_server_that_refuses_wait_is_polled_without_it(open_client):
