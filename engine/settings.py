@@ -1,6 +1,7 @@
 """The settings type and its parser: pure data, no I/O.
 
-The CLI (``ops/cli.py``, the only module that reads ``os.environ``) builds one frozen
+The CLI (``ops/cli.py``, the only module of the server that reads ``os.environ``; the
+public client reads its own two variables in ``ordinaut/_config.py``) builds one frozen
 :class:`Settings` with :func:`load_settings` in ``main()`` and every process passes it
 down. A bad value raises :class:`SettingsError` whose message is one line that names the
 variable and the reason; the CLI prints it and exits non-zero.

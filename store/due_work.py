@@ -84,10 +84,10 @@ async def insert_manual_run(
     run_id: UUID,
     task_id: UUID,
     trigger: str,
-    event: Any = None,
-    retry_of: UUID | None = None,
 ) -> Row:
-    """Queue a run now (run_now, an event, a retry of a dead run) and wake the workers.
+    """Queue a run now (``run_now``: trigger ``manual``) and wake the workers. Events and the
+    retry of a dead run queue theirs with :func:`store.events.publish_event` and
+    :func:`queue_retry_of`.
 
     ``scheduled_for`` is the statement's clock time. Two requests may draw the same one:
     that is fine, a requested run is identified by its id (the (task, occurrence)
@@ -97,9 +97,9 @@ async def insert_manual_run(
         """
         WITH inserted AS (
             INSERT INTO due_work (id, task_id, scheduled_for, run_at, priority,
-                                  concurrency_key, trigger, event, retry_of)
+                                  concurrency_key, trigger)
             SELECT %(id)s, t.id, clock_timestamp(), now(), t.priority,
-                   t.run_lock_key, %(trigger)s, %(event)s, %(retry_of)s
+                   t.run_lock_key, %(trigger)s
               FROM tasks t WHERE t.id = %(task_id)s
             RETURNING id, attempt
         )
@@ -111,8 +111,6 @@ async def insert_manual_run(
             "id": run_id,
             "task_id": task_id,
             "trigger": trigger,
-            "event": Jsonb(event) if event is not None else None,
-            "retry_of": retry_of,
             "channel": WAKE_CHANNEL,
         },
     )

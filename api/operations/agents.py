@@ -15,8 +15,7 @@ from uuid import UUID
 
 from engine import webhooks
 from engine.errors import Conflict, NotFound
-from engine.quotas import Quotas, default_quotas, effective_quotas, overrides_of
-from engine.settings import Settings
+from engine.quotas import Quotas, effective_quotas, overrides_of
 from engine.tokens import SCOPES, display_prefix, generate_token, hash_token
 from store import agents as agents_store
 from store import webhooks as webhooks_store
@@ -33,14 +32,11 @@ _AGENT_FIELDS = (
 )
 
 
-def agent_view(
-    row: Row, tokens: list[Row] | None = None, *, defaults: Quotas | None = None
-) -> dict[str, Any]:
+def agent_view(row: Row, tokens: list[Row] | None = None, *, defaults: Quotas) -> dict[str, Any]:
     """An agent as the API shows it (scopes in the documented order), with the quotas that
-    apply (``defaults``: those of settings; None: the built-in ones)."""
+    apply (``defaults``: those of the settings, for agents without their own)."""
     agent = {key: row[key] for key in _AGENT_FIELDS}
     agent["scopes"] = ordered_scopes(row["scopes"])
-    defaults = defaults or default_quotas(Settings())
     agent["quotas"] = effective_quotas(row, defaults).as_dict()
     agent["quota_overrides"] = overrides_of(row)
     if tokens is not None:
@@ -54,7 +50,7 @@ def ordered_scopes(scopes: Sequence[str]) -> list[str]:
 
 
 async def create_agent(
-    conn: Connection, *, name: str, scopes: Sequence[str], defaults: Quotas | None = None
+    conn: Connection, *, name: str, scopes: Sequence[str], defaults: Quotas
 ) -> dict[str, Any]:
     """A new agent and its first token (``token``, shown this once); 409 for a taken name."""
     async with conn.transaction():
@@ -73,7 +69,7 @@ async def delete_agent(conn: Connection, agent_id: UUID) -> None:
 
 
 async def issue_token(
-    conn: Connection, agent_id: UUID, *, keep_existing: bool, defaults: Quotas | None = None
+    conn: Connection, agent_id: UUID, *, keep_existing: bool, defaults: Quotas
 ) -> dict[str, Any]:
     """A new token for a live agent (``token``, shown once); unless ``keep_existing``, the
     agent's other tokens are revoked in the same transaction (rotation)."""

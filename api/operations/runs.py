@@ -113,7 +113,7 @@ async def cancel_run(conn: Connection, principal: Principal, run_id: UUID) -> di
 
 
 async def retry_run(
-    conn: Connection, principal: Principal, run_id: UUID, *, settings: Settings | None = None
+    conn: Connection, principal: Principal, run_id: UUID, *, settings: Settings
 ) -> dict[str, Any]:
     """A ``failed`` run waiting for its retry becomes ready now (same run); a ``dead`` run is
     repeated by a new run (trigger ``retry``), which is returned (429 when the run's owner
@@ -124,7 +124,7 @@ async def retry_run(
         return await read_run(conn, run_id, None)
     if run["status"] == "dead":
         async with conn.transaction():
-            await quotas.check_queued_runs(conn, run["agent_id"], settings or Settings())
+            await quotas.check_queued_runs(conn, run["agent_id"], settings)
             queued = await due_work_store.queue_retry_of(
                 conn, dead_run_id=run_id, new_run_id=uuid.uuid4()
             )

@@ -73,17 +73,17 @@ def schedule_of(task: Row) -> Schedule | None:
 
 
 async def run_now(
-    conn: Connection, principal: Principal, task_id: UUID, *, settings: Settings | None = None
+    conn: Connection, principal: Principal, task_id: UUID, *, settings: Settings
 ) -> Row:
     """Queue a run of the task now (trigger ``manual``); 409 for a canceled task, 429 when
     the task's owner has as many runs waiting as its ``queued_runs`` quota (``settings``
-    gives the defaults; None: the built-in ones). The queued row (its ``id``): callers read
+    gives the defaults). The queued row (its ``id``): callers read
     the run as they present it."""
     task = await visible_task(conn, task_id, principal.owner_filter)
     if task["status"] == "canceled":
         raise Conflict("the task is canceled")
     async with conn.transaction():
-        await quotas.check_queued_runs(conn, task["created_by"], settings or Settings())
+        await quotas.check_queued_runs(conn, task["created_by"], settings)
         return await due_work_store.insert_manual_run(
             conn, run_id=uuid.uuid4(), task_id=task_id, trigger="manual"
         )

@@ -10,8 +10,10 @@ import random
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
+from uuid import UUID
 
 import pytest
+from psycopg.types.json import Jsonb
 
 from engine.errors import StepError
 from engine.pipeline import CallContext
@@ -54,6 +56,20 @@ async def storage(db: Connection) -> int:
     return int(row["bytes"])
 
 
+async def publish(
+    db: Connection, agent_id: UUID, topic: str, payload: Any
+) -> tuple[UUID, list[dict[str, UUID]]]:
+    """Publish as ``agent_id`` to every agent's matching tasks, under the default fan-out."""
+    return await events_store.publish_event(
+        db,
+        topic=topic,
+        payload=payload,
+        published_by=agent_id,
+        owner_filter=None,
+        fanout_limit=FAN_OUT_LIMIT,
+    )
+
+
 def finished(row: dict, status: str = "succeeded") -> q.Finished:
     error = None if status == "succeeded" else {"step_id": "s", "type": "x", "message": "m"}
     return q.Finished(
@@ -83,14 +99,7 @@ async def test_a_big_event_fanned_out_to_300_tasks_is_stored_once(db: Connection
     payload = incompressible_payload(PAYLOAD_BYTES)
     before = await storage(db)
 
-    event_id, runs = await events_store.publish_event(
-        db,
-        topic="storage.big",
-        payload=payload,
-        published_by=agent["id"],
-        owner_filter=None,
-        fanout_limit=FAN_OUT_LIMIT,
-    )
+    event_id, runs = await publish(db, agent["id"], "storage.big", payload)
     assert len(runs) == FAN_OUT
     queued = await storage(db) - before
     leased = await drain(db)
@@ -106,14 +115,7 @@ async def test_a_big_event_fanned_out_to_300_tasks_is_stored_once(db: Connection
 async def test_a_run_shows_the_same_event_document_queued_and_finished(db: Connection) -> None:
     agent, _ = await make_agent(db)
     await make_task(db, agent["id"], **event_task(schedule_expr="orders.created"))
-    event_id, (ref,) = await events_store.publish_event(
-        db,
-        topic="orders.created",
-        payload={"x": 1},
-        published_by=agent["id"],
-        owner_filter=None,
-        fanout_limit=FAN_OUT_LIMIT,
-    )
+    event_id, (ref,) = await publish(db, agent["id"], "orders.created", {"x": 1})
     queued = await runs_store.get_run(db, ref["run_id"], owner=None)
     assert queued is not None
     document = queued["event"]
@@ -137,14 +139,7 @@ async def test_a_run_shows_the_same_event_document_queued_and_finished(db: Conne
 async def test_a_retried_dead_event_run_keeps_its_event(db: Connection) -> None:
     agent, _ = await make_agent(db)
     await make_task(db, agent["id"], **event_task(schedule_expr="orders.failed"))
-    _, (ref,) = await events_store.publish_event(
-        db,
-        topic="orders.failed",
-        payload={"y": 2},
-        published_by=agent["id"],
-        owner_filter=None,
-        fanout_limit=FAN_OUT_LIMIT,
-    )
+    _, (ref,) = await publish(db, agent["id"], "orders.failed", {"y": 2})
     (dead,) = await drain(db, status="dead")
     again = uuid.uuid4()
     assert await q.queue_retry_of(db, dead_run_id=ref["run_id"], new_run_id=again)
@@ -160,9 +155,9 @@ async def test_a_run_queued_before_the_migration_keeps_its_copy(db: Connection) 
     agent, _ = await make_agent(db)
     task = await make_task(db, agent["id"], **event_task())
     legacy = {"id": str(uuid.uuid4()), "topic": "old.one", "payload": {"z": 3}}
-    row = await q.insert_manual_run(
-        db, run_id=uuid.uuid4(), task_id=task["id"], trigger="event", event=legacy
-    )
+    row = await q.insert_manual_run(db, run_id=uuid.uuid4(), task_id=task["id"], trigger="event")
+    # What a run queued before migration 0012 looks like: its own copy, no event_id.
+    await db.execute("UPDATE due_work SET event = %s WHERE id = %s", (Jsonb(legacy), row["id"]))
     run = await runs_store.get_run(db, row["id"], owner=None)
     assert run is not None and run["event"] == legacy
     (leased,) = await drain(db)
@@ -174,30 +169,9 @@ async def test_a_run_queued_before_the_migration_keeps_its_copy(db: Connection) 
 async def test_pruning_keeps_the_events_runs_still_reference(db: Connection) -> None:
     agent, _ = await make_agent(db)
     await make_task(db, agent["id"], **event_task(schedule_expr="old.referenced"))
-    referenced, _ = await events_store.publish_event(
-        db,
-        topic="old.referenced",
-        payload={},
-        published_by=agent["id"],
-        owner_filter=None,
-        fanout_limit=FAN_OUT_LIMIT,
-    )
-    waiting, _ = await events_store.publish_event(
-        db,
-        topic="old.referenced",
-        payload={},
-        published_by=agent["id"],
-        owner_filter=None,
-        fanout_limit=FAN_OUT_LIMIT,
-    )
-    orphan, _ = await events_store.publish_event(
-        db,
-        topic="nobody.listens",
-        payload={},
-        published_by=agent["id"],
-        owner_filter=None,
-        fanout_limit=FAN_OUT_LIMIT,
-    )
+    referenced, _ = await publish(db, agent["id"], "old.referenced", {})
+    waiting, _ = await publish(db, agent["id"], "old.referenced", {})
+    orphan, _ = await publish(db, agent["id"], "nobody.listens", {})
     await db.execute("UPDATE events SET created_at = now() - interval '40 days'")
     await db.execute(
         "UPDATE due_work SET run_at = now() + interval '1 hour' WHERE event_id = %s", (waiting,)

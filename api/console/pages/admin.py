@@ -37,6 +37,7 @@ from api.operations import agents as operations
 from api.pagination import bigint, list_page
 from api.schemas import AgentCreate
 from engine.errors import Conflict, NotFound, Problem, ValidationFailed
+from engine.quotas import default_quotas
 from engine.tokens import SCOPES
 from store import agents as agents_store
 from store import audit as audit_store
@@ -60,7 +61,8 @@ async def agents_page(
         cursor=cursor or None,
         key="created_at",
     )
-    agents = [operations.agent_view(row) for row in listed["items"]]
+    defaults = default_quotas(request.app.state.settings)
+    agents = [operations.agent_view(row, defaults=defaults) for row in listed["items"]]
     tokens = await agents_store.list_tokens(conn, [a["id"] for a in agents])
     filters = {"deleted": "1" if include_deleted else None}
     return page(
@@ -92,7 +94,12 @@ async def create_agent(request: Request, session: Signed, conn: Conn) -> Respons
     try:
         body = _agent_body(form)
         async with conn.transaction():
-            created = await operations.create_agent(conn, name=body.name, scopes=body.scopes)
+            created = await operations.create_agent(
+                conn,
+                name=body.name,
+                scopes=body.scopes,
+                defaults=default_quotas(request.app.state.settings),
+            )
             done = [Done(str(created["id"]), 201)]
             await record(conn, request, AGENT_CREATE, session.principal, done)
     except (ValidationFailed, Conflict) as exc:
@@ -125,7 +132,9 @@ async def agent_page(request: Request, agent_id: UUID, session: Signed, conn: Co
         request,
         "agent.html",
         session,
-        agent=operations.agent_view(row, tokens[agent_id]),
+        agent=operations.agent_view(
+            row, tokens[agent_id], defaults=default_quotas(request.app.state.settings)
+        ),
         is_self=agent_id == session.principal.agent_id,
     )
 
@@ -135,7 +144,9 @@ async def rotate(request: Request, agent_id: UUID, session: Signed, conn: Conn) 
     form = await posted_form(request, session, AGENT_TOKEN)
     keep = first(form, "keep_existing") == "1"
     async with conn.transaction():
-        issued = await operations.issue_token(conn, agent_id, keep_existing=keep)
+        issued = await operations.issue_token(
+            conn, agent_id, keep_existing=keep, defaults=default_quotas(request.app.state.settings)
+        )
         await record(conn, request, AGENT_TOKEN, session.principal, [Done(str(agent_id), 201)])
     return page(request, "token_shown.html", session, agent=issued, created=False, kept=keep)
 

@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -36,6 +37,7 @@ from api.pagination import list_page
 from engine.clock import now_utc
 from engine.errors import Conflict, NotFound, ValidationFailed
 from engine.runs import FINAL_STATUSES
+from engine.settings import Settings
 from engine.timezones import parse_iso_datetime
 from store import runs as runs_store
 from store import tasks as tasks_store
@@ -308,9 +310,8 @@ async def _run_action(
 
 @router.post("/runs/{run_id}/retry")
 async def retry(request: Request, run_id: UUID, session: Signed, conn: Conn) -> Response:
-    return await _run_action(
-        request, session, conn, run_id, RUN_RETRY, operations.retry_run, "Retry queued."
-    )
+    perform = partial(operations.retry_run, settings=request.app.state.settings)
+    return await _run_action(request, session, conn, run_id, RUN_RETRY, perform, "Retry queued.")
 
 
 @router.post("/runs/{run_id}/cancel")
@@ -328,24 +329,21 @@ class BulkAction:
     perform: Callable[[Connection, Principal, UUID], Awaitable[dict[str, Any]]]
 
 
-BULK = {
-    "retry": BulkAction("Retry", RUN_RETRY, RETRYABLE, operations.retry_run),
-    "cancel": BulkAction("Cancel", RUN_CANCEL, CANCELABLE, operations.cancel_run),
-}
-
-
-def _bulk_action(form: Form) -> BulkAction:
-    action = BULK.get(first(form, "action") or "")
-    if action is None:
-        raise ValidationFailed([], "choose Retry or Cancel")
-    return action
+def _bulk_action(form: Form, settings: Settings) -> BulkAction:
+    match first(form, "action"):
+        case "retry":
+            retry = partial(operations.retry_run, settings=settings)
+            return BulkAction("Retry", RUN_RETRY, RETRYABLE, retry)
+        case "cancel":
+            return BulkAction("Cancel", RUN_CANCEL, CANCELABLE, operations.cancel_run)
+    raise ValidationFailed([], "choose Retry or Cancel")
 
 
 @router.post("/runs/bulk")
 async def bulk_confirm(request: Request, session: Signed, conn: Conn) -> Response:
     """The confirmation page: which runs the action would touch, counted."""
     form = await read_form(request)
-    action = _bulk_action(form)
+    action = _bulk_action(form, request.app.state.settings)
     check_form(request, session, form, action.mirror)
     principal = session.principal
     back = safe_next(first(form, "back"))
@@ -396,7 +394,7 @@ async def _matching(
 async def bulk_apply(request: Request, session: Signed, conn: Conn) -> Response:
     """Apply the confirmed action to the runs the confirmation page named."""
     form = await read_form(request)
-    action = _bulk_action(form)
+    action = _bulk_action(form, request.app.state.settings)
     check_form(request, session, form, action.mirror)
     principal = session.principal
     back = safe_next(first(form, "back"))
