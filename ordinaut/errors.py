@@ -89,7 +89,8 @@ class APIError(OrdinautError):
         super().__init__(self._line())
 
     def _line(self) -> str:
-        unmentioned = [p for p in self.problems if f"{p.path}: {p.message}" not in self.message]
+        # A problem the message already says (with or without its path) is not said twice.
+        unmentioned = [p for p in self.problems if p.message not in self.message]
         line = f"{self.status} {self.code}: {self.message}"
         if unmentioned:
             line += " (" + "; ".join(f"{p.path}: {p.message}" for p in unmentioned) + ")"
