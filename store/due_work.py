@@ -156,6 +156,11 @@ async def insert_manual_run(
 # like any other but marked ``task_canceled``: the worker records it as canceled without
 # starting it (filtering it out here would leave it queued, to be locked and skipped by
 # every lease; the join with tasks is there anyway).
+#
+# A run starts at the lease's own clock, read once after the statement's snapshot, not at
+# ``now()``: the worker leases at the end of the transaction that records its finished runs,
+# which may have begun before another worker freed a concurrency key this lease takes, and a
+# start stamped at that beginning would precede the previous run's ``finished_at``.
 _LEASE = """
 WITH RECURSIVE waiting AS (
     (SELECT d.agent_id, d.run_at FROM due_work d
@@ -213,13 +218,15 @@ WITH RECURSIVE waiting AS (
          WHERE concurrency_key IS NULL OR nth = 1) ranked
      ORDER BY turn, run_at
      LIMIT %(limit)s
+), clock AS MATERIALIZED (
+    SELECT clock_timestamp() AS now
 ), leased AS (
     UPDATE due_work d
        SET state = 'running', leased_by = %(worker)s,
-           lease_expires_at = now() + make_interval(secs => %(lease_seconds)s),
-           attempt = d.attempt + 1, started_at = now(),
-           first_started_at = COALESCE(d.first_started_at, now()), steps = NULL
-      FROM picked p, tasks t
+           lease_expires_at = c.now + make_interval(secs => %(lease_seconds)s),
+           attempt = d.attempt + 1, started_at = c.now,
+           first_started_at = COALESCE(d.first_started_at, c.now), steps = NULL
+      FROM picked p, tasks t, clock c
      WHERE d.id = p.id AND t.id = d.task_id
     RETURNING d.id, d.task_id, d.scheduled_for, d.trigger, d.attempt,
               COALESCE(event_document(d.event_id), d.event) AS event, d.started_at,
@@ -391,7 +398,7 @@ WITH input AS (
                       started_at, finished_at, duration_ms, worker_id, steps, error, event,
                       event_id, retry_of, attempts)
     SELECT done.id, done.task_id, i.agent_id, done.trigger, i.status, done.scheduled_for,
-           done.created_at, done.attempt, done.started_at, now(), i.duration_ms,
+           done.created_at, done.attempt, done.started_at, statement_timestamp(), i.duration_ms,
            %(worker)s, i.steps, i.error, done.event, done.event_id, done.retry_of,
            done.attempts
       FROM done JOIN input i ON i.id = done.id
@@ -414,7 +421,7 @@ WITH retried AS (
            steps = i.steps, last_error = i.error,
            attempts = COALESCE(d.attempts, '[]'::jsonb) || jsonb_build_array(
                jsonb_build_object('number', d.attempt, 'worker_id', d.leased_by,
-                                  'started_at', d.started_at, 'finished_at', now(),
+                                  'started_at', d.started_at, 'finished_at', statement_timestamp(),
                                   'duration_ms', i.duration_ms, 'error', i.error))
       FROM jsonb_to_recordset(%(items)s::jsonb)
            AS i(id uuid, attempt int, run_at timestamptz, duration_ms int, steps jsonb,
@@ -577,7 +584,7 @@ WITH expired AS (
            cancel_requested = false, last_error = %(error)s,
            attempts = COALESCE(d.attempts, '[]'::jsonb) || jsonb_build_array(
                jsonb_build_object('number', d.attempt, 'worker_id', d.leased_by,
-                                  'started_at', d.started_at, 'finished_at', now(),
+                                  'started_at', d.started_at, 'finished_at', statement_timestamp(),
                                   'duration_ms', NULL, 'error', %(error)s))
       FROM expired e
      WHERE d.id = e.id AND e.attempt <= e.max_retries AND NOT e.canceled
@@ -594,8 +601,8 @@ WITH expired AS (
                       event, event_id, retry_of, attempts)
     SELECT id, task_id, agent_id, trigger,
            CASE WHEN canceled THEN 'canceled' ELSE 'dead' END,
-           scheduled_for, created_at, attempt, started_at, now(),
-           (extract(epoch FROM now() - started_at) * 1000)::integer, NULL,
+           scheduled_for, created_at, attempt, started_at, statement_timestamp(),
+           (extract(epoch FROM statement_timestamp() - started_at) * 1000)::integer, NULL,
            COALESCE(steps, '[]'::jsonb),
            CASE WHEN canceled THEN %(canceled_error)s ELSE %(error)s END, event, event_id,
            retry_of, attempts
@@ -679,7 +686,8 @@ WITH mine AS (
                       attempt, started_at, finished_at, duration_ms, worker_id, steps, error,
                       event, event_id, retry_of, attempts)
     SELECT id, task_id, agent_id, trigger, 'canceled', scheduled_for, created_at, attempt,
-           started_at, now(), (extract(epoch FROM now() - started_at) * 1000)::integer,
+           started_at, statement_timestamp(),
+           (extract(epoch FROM statement_timestamp() - started_at) * 1000)::integer,
            %(worker)s, COALESCE(steps, '[]'::jsonb), %(error)s, event, event_id, retry_of,
            attempts
       FROM removed
@@ -745,8 +753,8 @@ async def cancel_waiting_run(
                               queued_at, attempt, started_at, finished_at, steps, error, event,
                               event_id, retry_of, attempts)
             SELECT id, task_id, agent_id, trigger, 'canceled', scheduled_for, created_at,
-                   attempt, started_at, now(), COALESCE(steps, '[]'::jsonb), %(error)s, event,
-                   event_id, retry_of, attempts
+                   attempt, started_at, statement_timestamp(), COALESCE(steps, '[]'::jsonb),
+                   %(error)s, event, event_id, retry_of, attempts
               FROM gone
             RETURNING id, task_id, agent_id, status, trigger, attempt
         )

@@ -504,8 +504,8 @@ WITH removed AS (
                       attempt, started_at, finished_at, steps, error, event, event_id,
                       retry_of, attempts)
     SELECT id, task_id, agent_id, trigger, 'canceled', scheduled_for, created_at, attempt,
-           started_at, now(), COALESCE(steps, '[]'::jsonb), %(error)s, event, event_id,
-           retry_of, attempts
+           started_at, statement_timestamp(), COALESCE(steps, '[]'::jsonb), %(error)s, event,
+           event_id, retry_of, attempts
       FROM removed
      WHERE kept
     RETURNING id, task_id, agent_id

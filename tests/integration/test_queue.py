@@ -324,3 +324,20 @@ async def test_the_worker_subscription_hears_both_channels(fresh_db):
     assert sorted((n.channel, n.payload) for n in notes) == sorted(
         [(q.WAKE_CHANNEL, ""), (q.CANCEL_CHANNEL, "run-1")]
     )
+
+
+async def test_a_key_handed_over_inside_a_longer_transaction_starts_after_it_was_freed(fresh_db):
+    """The worker leases in the transaction that records its finished runs, so the lease may
+    run well after that transaction began. A run's start is stamped when it is leased: the
+    next run of a concurrency key never appears to start before the previous one finished."""
+    async with await connect(fresh_db) as setup:
+        _, keyed = await owner_and_task(setup, concurrency_key="mailbox")
+        await queue(setup, keyed, 2)
+        (first,) = await q.lease_batch(setup, worker_id="w1", limit=1, lease_seconds=30)
+        async with await connect(fresh_db) as other, other.transaction():
+            await other.execute("SELECT now()")  # the other worker's transaction begins
+            await asyncio.sleep(0.05)
+            await q.finish_runs(setup, worker_id="w1", runs=[finished(first)])
+            (second,) = await q.lease_batch(other, worker_id="w2", limit=1, lease_seconds=30)
+        freed_at = (await stored_run(setup, first["id"]))["finished_at"]
+    assert second["started_at"] >= freed_at, "the next run of the key started before it was free"
