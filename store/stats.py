@@ -2,7 +2,7 @@
 ``ordinaut_tasks``, ``ordinaut_workers_live``).
 
 They run every few seconds in every scheduler, so each one is bounded: the queue reads use
-the partial index ``due_work_next_due`` and touch only ready rows of the small hot table;
+a partial index of queued and failed rows and touch only those rows of the small hot table;
 the task count reads the whole table and is therefore refreshed far less often (see
 :mod:`scheduler.gauges`).
 """
@@ -17,8 +17,9 @@ from store.db import Connection, Row
 TASK_STATUSES = ("active", "paused", "canceled", "completed")
 
 
-# The predicate is the partial index's (``state IN ('queued', 'failed')`` on ``run_at``),
-# so the planner walks only the ready prefix of ``due_work_next_due``.
+# The predicate implies the partial indexes' (``state IN ('queued', 'failed')``), so the
+# planner reads ``due_work_next_due`` (or a fair-lease index with the same predicate, when
+# costs tie) and never the leased rows.
 QUEUE_STATS_QUERY = """
 SELECT count(*) AS ready,
        COALESCE(EXTRACT(EPOCH FROM now() - min(run_at)), 0)::float8 AS oldest_age
