@@ -136,6 +136,24 @@ async def principal_for_token(conn: Connection, token: str) -> Principal | None:
     return Principal(row["id"], row["name"], frozenset(row["scopes"]), row["token_id"])
 
 
+def still_grants(principal: Principal, scope: str) -> Callable[[Connection], Awaitable[bool]]:
+    """Whether ``principal``'s token still grants ``scope`` over the same objects: the
+    token is not revoked, its agent not deleted, the scope not taken away, and an admin is
+    still an admin (a stream opened as admin shows every agent's runs). Open streams ask
+    it now and then (:meth:`api.live.RunFeed.follow`)."""
+
+    async def ask(conn: Connection) -> bool:
+        if principal.token_id is None:
+            return False
+        row = await agents_store.token_holder(conn, principal.token_id)
+        if row is None:
+            return False
+        now = Principal(row["id"], row["name"], frozenset(row["scopes"]), row["token_id"])
+        return now.has(scope) and now.owner_filter == principal.owner_filter
+
+    return ask
+
+
 async def authenticate(
     request: Request,
     conn: Conn,

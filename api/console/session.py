@@ -19,6 +19,7 @@ import base64
 import hashlib
 import hmac
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -29,7 +30,7 @@ from engine.errors import PermissionDenied, Unauthenticated
 from engine.tokens import hash_token
 from store import agents as agents_store
 from store import console_sessions as sessions_store
-from store.db import Connection
+from store.db import Connection, Row
 
 COOKIE = "ordinaut_session"
 COOKIE_PATH = "/ui"
@@ -117,8 +118,28 @@ async def current_session(conn: Connection, request: Request) -> ConsoleSession:
     row = await sessions_store.session_principal(conn, id_hash)
     if row is None:
         raise NotSignedIn("the session ended (signed out, expired, or its token was revoked)")
-    principal = Principal(row["id"], row["name"], frozenset(row["scopes"]), row["token_id"])
-    return ConsoleSession(principal, csrf_token_for(session_id), id_hash)
+    return ConsoleSession(_principal(row), csrf_token_for(session_id), id_hash)
+
+
+def still_signed_in(
+    session: ConsoleSession, may: Callable[[Principal], bool]
+) -> Callable[[Connection], Awaitable[bool]]:
+    """Whether ``session`` is still open and its principal, as it is now, still ``may``
+    (and sees the same agents' objects): asked now and then by an open stream
+    (:meth:`api.live.RunFeed.follow`), which a sign-out or a revoked token then closes."""
+
+    async def ask(conn: Connection) -> bool:
+        row = await sessions_store.session_principal(conn, session.id_hash)
+        if row is None:
+            return False
+        now = _principal(row)
+        return may(now) and now.owner_filter == session.principal.owner_filter
+
+    return ask
+
+
+def _principal(row: Row) -> Principal:
+    return Principal(row["id"], row["name"], frozenset(row["scopes"]), row["token_id"])
 
 
 def check_origin(request: Request) -> None:
