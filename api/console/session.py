@@ -25,12 +25,12 @@ from urllib.parse import urlsplit
 
 from fastapi import Request, Response
 
-from api.deps import Principal
+from api.deps import Principal, principal_of
 from engine.errors import PermissionDenied, Unauthenticated
 from engine.tokens import hash_token
 from store import agents as agents_store
 from store import console_sessions as sessions_store
-from store.db import Connection, Row
+from store.db import Connection
 
 COOKIE = "ordinaut_session"
 COOKIE_PATH = "/ui"
@@ -118,7 +118,7 @@ async def current_session(conn: Connection, request: Request) -> ConsoleSession:
     row = await sessions_store.session_principal(conn, id_hash)
     if row is None:
         raise NotSignedIn("the session ended (signed out, expired, or its token was revoked)")
-    return ConsoleSession(_principal(row), csrf_token_for(session_id), id_hash)
+    return ConsoleSession(principal_of(row), csrf_token_for(session_id), id_hash)
 
 
 def still_signed_in(
@@ -132,14 +132,10 @@ def still_signed_in(
         row = await sessions_store.session_principal(conn, session.id_hash)
         if row is None:
             return False
-        now = _principal(row)
+        now = principal_of(row)
         return may(now) and now.owner_filter == session.principal.owner_filter
 
     return ask
-
-
-def _principal(row: Row) -> Principal:
-    return Principal(row["id"], row["name"], frozenset(row["scopes"]), row["token_id"])
 
 
 def check_origin(request: Request) -> None:
