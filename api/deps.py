@@ -32,7 +32,7 @@ from engine.settings import Settings
 from engine.tokens import SCOPES, hash_token
 from observability.logging import bind_log_context
 from store import agents as agents_store
-from store.db import Connection, Pool, translated_errors
+from store.db import Connection, Pool, Row, translated_errors
 
 BEARER_SCHEME = "HTTPBearer"
 _bearer = HTTPBearer(
@@ -131,9 +131,30 @@ async def principal_for_token(conn: Connection, token: str) -> Principal | None:
     """The agent owning ``token`` (looked up by its hash), or None for an unknown, revoked
     or deleted agent's token. The one look-up behind every surface: REST and MCP."""
     row = await agents_store.authenticate(conn, hash_token(token))
-    if row is None:
-        return None
+    return None if row is None else principal_of(row)
+
+
+def principal_of(row: Row) -> Principal:
+    """The principal of a token look-up's row (``id, name, scopes, token_id``)."""
     return Principal(row["id"], row["name"], frozenset(row["scopes"]), row["token_id"])
+
+
+def still_grants(principal: Principal, scope: str) -> Callable[[Connection], Awaitable[bool]]:
+    """Whether ``principal``'s token still grants ``scope`` over the same objects: the
+    token is not revoked, its agent not deleted, the scope not taken away, and an admin is
+    still an admin (a stream opened as admin shows every agent's runs). Open streams ask
+    it now and then (:meth:`api.live.RunFeed.follow`)."""
+
+    async def ask(conn: Connection) -> bool:
+        if principal.token_id is None:
+            return False
+        row = await agents_store.token_holder(conn, principal.token_id)
+        if row is None:
+            return False
+        now = principal_of(row)
+        return now.has(scope) and now.owner_filter == principal.owner_filter
+
+    return ask
 
 
 async def authenticate(

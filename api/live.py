@@ -11,7 +11,9 @@ One :class:`RunFeed` per API process holds one ``LISTEN ordinaut_runs`` connecti
 - **streams** get events for the runs they may see. A batch of notifications is looked up
   once (one query, and only while some stream is open), whatever the number of streams, and
   each stream filters the events in memory: its agent's runs (an admin's: all), its
-  ``task_id`` and ``status`` filters.
+  ``task_id`` and ``status`` filters. Every ``ORDINAUT_STREAM_RECHECK_SECONDS`` (15 s) a
+  stream asks again whether its caller may still see it (:meth:`RunFeed.follow`): a revoked
+  token, a deleted agent, a scope taken away or an ended console session closes it.
 
 Events (see ``GET /runs/stream``): ``run.queued``, ``run.running``, ``run.failed`` (a retry
 waits), ``run.succeeded``, ``run.dead``, ``run.canceled`` with ``{"id", "task_id", "status",
@@ -38,11 +40,14 @@ from engine.runs import present_run, present_step
 from engine.settings import Settings
 from observability import metrics
 from store import runs as runs_store
-from store.db import Pool, Row
+from store.db import Connection, Pool, Row
 from store.notify import Notification, hold_listening
 from store.run_events import RUNS_CHANNEL, RunChange, parse_changes
 
 T = TypeVar("T")
+
+# Asked now and then while a stream is open: may its caller still see it?
+StillAllowed = Callable[[Connection], Awaitable[bool]]
 
 log = logging.getLogger("ordinaut.api.live")
 
@@ -179,6 +184,46 @@ class RunFeed:
         finally:
             metrics.RUN_STREAM_SUBSCRIBERS.dec()
             self._subscribers.discard(subscriber)
+
+    async def follow(
+        self, subscriber: Subscriber, still_allowed: StillAllowed
+    ) -> AsyncIterator[Event | None]:
+        """The subscriber's events as they come, and None whenever ``KEEPALIVE_SECONDS``
+        passed without one (the caller sends a keepalive comment). Ends when the server
+        stops, when the subscriber fell too far behind, or when ``still_allowed`` (asked
+        every ``stream_recheck_seconds``) says no: a stream opened with a token lives no
+        longer than the token's access."""
+        clock = asyncio.get_running_loop().time
+        recheck = self.settings.stream_recheck_seconds
+        next_check = clock() + recheck
+        next_keepalive = clock() + KEEPALIVE_SECONDS
+        while True:
+            if clock() >= next_check:
+                if not await self._still_allowed(still_allowed):
+                    return
+                next_check = clock() + recheck
+            if clock() >= next_keepalive:
+                yield None
+                next_keepalive = clock() + KEEPALIVE_SECONDS
+            try:
+                async with asyncio.timeout(max(0.0, min(next_check, next_keepalive) - clock())):
+                    event = await subscriber.events.get()
+            except TimeoutError:
+                continue
+            if event is None:  # the server stops, or this client fell too far behind
+                return
+            next_keepalive = clock() + KEEPALIVE_SECONDS
+            yield event
+
+    async def _still_allowed(self, still_allowed: StillAllowed) -> bool:
+        """Fails closed: without the database the answer is no (the client reconnects,
+        and its new request is answered once the database is back)."""
+        try:
+            async with self.pool.connection() as conn:
+                return await still_allowed(conn)
+        except StoreError as exc:
+            log.warning("run stream access check failed: %s", exc.message)
+            return False
 
     def format(self, event: Event) -> bytes:
         """``event``, ``id`` and ``data`` lines of one server-sent event."""

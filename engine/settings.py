@@ -68,6 +68,9 @@ class Settings:
     mcp_read_only: bool = False
     instance_id: str | None = None
     console_session_hours: float = 12.0
+    # How often an open run stream asks whether its token (or console session) still
+    # grants it: a revoked token's stream ends within this many seconds.
+    stream_recheck_seconds: float = 15.0
     # Per-agent quotas when the agent has no override (PATCH /agents/{id} "quotas").
     quota_active_tasks: int = 10000
     quota_queued_runs: int = 10000
@@ -131,6 +134,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         mcp_read_only=reader.get("ORDINAUT_MCP_READ_ONLY", _boolean, False),
         instance_id=reader.get("ORDINAUT_INSTANCE_ID", _instance_id, None),
         console_session_hours=reader.get("ORDINAUT_CONSOLE_SESSION_HOURS", _hours, 12.0),
+        stream_recheck_seconds=reader.get("ORDINAUT_STREAM_RECHECK_SECONDS", _positive_float, 15.0),
         quota_active_tasks=reader.get("ORDINAUT_QUOTA_ACTIVE_TASKS", _positive_int, 10000),
         quota_queued_runs=reader.get("ORDINAUT_QUOTA_QUEUED_RUNS", _positive_int, 10000),
         quota_concurrent_runs=reader.get("ORDINAUT_QUOTA_CONCURRENT_RUNS", _positive_int, 1000),

@@ -85,6 +85,21 @@ async def authenticate(conn: Connection, token_hash: bytes) -> Row | None:
     return await cursor.fetchone()
 
 
+async def token_holder(conn: Connection, token_id: UUID) -> Row | None:
+    """The live agent behind the unrevoked token ``token_id`` (``id, name, scopes,
+    token_id``): what an open stream asks again now and then (no ``last_used_at`` refresh:
+    the request that opened it refreshed it)."""
+    cursor = await conn.execute(
+        """
+        SELECT a.id, a.name, a.scopes, k.id AS token_id
+          FROM agent_tokens k JOIN agents a ON a.id = k.agent_id
+         WHERE k.id = %s AND k.revoked_at IS NULL AND a.deleted_at IS NULL
+        """,
+        (token_id,),
+    )
+    return await cursor.fetchone()
+
+
 async def get_agent(
     conn: Connection, agent_id: UUID, *, include_deleted: bool = False
 ) -> Row | None:

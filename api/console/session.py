@@ -19,12 +19,13 @@ import base64
 import hashlib
 import hmac
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from fastapi import Request, Response
 
-from api.deps import Principal
+from api.deps import Principal, principal_of
 from engine.errors import PermissionDenied, Unauthenticated
 from engine.tokens import hash_token
 from store import agents as agents_store
@@ -117,8 +118,24 @@ async def current_session(conn: Connection, request: Request) -> ConsoleSession:
     row = await sessions_store.session_principal(conn, id_hash)
     if row is None:
         raise NotSignedIn("the session ended (signed out, expired, or its token was revoked)")
-    principal = Principal(row["id"], row["name"], frozenset(row["scopes"]), row["token_id"])
-    return ConsoleSession(principal, csrf_token_for(session_id), id_hash)
+    return ConsoleSession(principal_of(row), csrf_token_for(session_id), id_hash)
+
+
+def still_signed_in(
+    session: ConsoleSession, may: Callable[[Principal], bool]
+) -> Callable[[Connection], Awaitable[bool]]:
+    """Whether ``session`` is still open and its principal, as it is now, still ``may``
+    (and sees the same agents' objects): asked now and then by an open stream
+    (:meth:`api.live.RunFeed.follow`), which a sign-out or a revoked token then closes."""
+
+    async def ask(conn: Connection) -> bool:
+        row = await sessions_store.session_principal(conn, session.id_hash)
+        if row is None:
+            return False
+        now = principal_of(row)
+        return may(now) and now.owner_filter == session.principal.owner_filter
+
+    return ask
 
 
 def check_origin(request: Request) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any
@@ -11,8 +10,8 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import StreamingResponse
 
-from api.deps import AppSettings, Conn, RunsRead, RunsWrite
-from api.live import KEEPALIVE_SECONDS, RunFeed
+from api.deps import AppSettings, Conn, RunsRead, RunsWrite, still_grants
+from api.live import RunFeed
 from api.operations import runs as operations
 from api.pagination import DEFAULT_LIMIT, CursorParam, Limit, list_page
 from api.responses import QUOTA_EXCEEDED, RUN_NOT_FOUND, STATE_CONFLICT
@@ -78,7 +77,8 @@ everyone's), as they happen, until the client disconnects or the server stops. F
 `task_id`, and `status` (repeatable), which keeps the events whose run has that status.
 
 Each event has `event:`, `id:` and `data:` lines (JSON); `: keepalive` comments come every
-15 s of silence. Events:
+15 s of silence. The stream closes when the token loses access (revoked, its agent deleted,
+the `runs:read` scope taken away), within `ORDINAUT_STREAM_RECHECK_SECONDS` (15 s). Events:
 
 - `run.queued`, `run.running`, `run.failed` (an attempt failed, a retry waits),
   `run.succeeded`, `run.dead`, `run.canceled`:
@@ -117,16 +117,8 @@ async def stream_runs(
             owner=principal.owner_filter, task_id=task_id, statuses=status or ()
         ) as subscriber:
             yield b": subscribed\n\n"
-            while True:
-                try:
-                    async with asyncio.timeout(KEEPALIVE_SECONDS):
-                        event = await subscriber.events.get()
-                except TimeoutError:
-                    yield b": keepalive\n\n"
-                    continue
-                if event is None:  # the server stops, or this client fell too far behind
-                    return
-                yield feed.format(event)
+            async for event in feed.follow(subscriber, still_grants(principal, "runs:read")):
+                yield b": keepalive\n\n" if event is None else feed.format(event)
 
     return StreamingResponse(
         events(),

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -34,7 +35,12 @@ def running(
     database = clone_database(server_url, template_url)
     workdir = Path(tmp_path_factory.mktemp("results"))
     try:
-        with cluster(database, workdir, ORDINAUT_RETRY_BASE_SECONDS="0.05") as processes:
+        with cluster(
+            database,
+            workdir,
+            ORDINAUT_RETRY_BASE_SECONDS="0.05",
+            ORDINAUT_STREAM_RECHECK_SECONDS="0.5",
+        ) as processes:
             processes.api()
             processes.worker(concurrency=5)
             processes.worker(concurrency=5)
@@ -194,6 +200,7 @@ class Stream:
     events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     raw: list[str] = field(default_factory=list)
     subscribed: asyncio.Event = field(default_factory=asyncio.Event)
+    ended: asyncio.Event = field(default_factory=asyncio.Event)  # the server closed it
     content_type: str = ""
 
     def about(self, run_id: str) -> list[tuple[str, dict[str, Any]]]:
@@ -224,6 +231,7 @@ async def following(http: httpx.AsyncClient, **params: Any) -> AsyncIterator[Str
                 if "event" in fields:
                     assert fields["id"].isdigit()
                     stream.events.append((fields["event"], json.loads(fields["data"])))
+        stream.ended.set()
 
     reader = asyncio.create_task(read())
     await asyncio.wait_for(stream.subscribed.wait(), timeout=10)
@@ -298,6 +306,81 @@ async def test_a_closed_stream_is_forgotten(running, agent):
     async with following(agent), following(agent):
         assert await subscribers() == 2
     await eventually(subscribers, until=lambda n: n == 0, message="streams to close")
+
+
+async def test_a_stream_ends_when_its_token_loses_access(running, admin):
+    """Each way of taking access away closes an open stream within the recheck period
+    (0.5 s here): a rotated (revoked) token, a scope taken away, a deleted agent. Until
+    then it delivers, and an untouched agent's stream stays open."""
+    agents = []
+    for _ in range(4):
+        created = await admin.post(
+            "/agents", json={"name": f"s-{time.time_ns()}", "scopes": AGENT_SCOPES}
+        )
+        assert created.status_code == 201, created.text
+        agents.append(created.json())
+    api = running.processes[0]
+    async with contextlib.AsyncExitStack() as stack:
+        clients = [await stack.enter_async_context(api_client(api, a["token"])) for a in agents]
+        streams = [await stack.enter_async_context(following(c)) for c in clients]
+        rotated, narrowed, deleted, untouched = (a["id"] for a in agents)
+        task = await create_task(
+            clients[0], pipeline_task({"id": "e", "uses": "debug.echo", "with": {"x": 1}})
+        )
+        (run_id,) = await run_now(clients[0], task["id"])
+        await eventually(
+            lambda: _value(streams[0].about(run_id)),
+            until=lambda events: any(name == "run.succeeded" for name, _ in events),
+            message="the stream to deliver while its token is valid",
+        )
+
+        rotation = await admin.post(f"/agents/{rotated}/tokens")
+        assert rotation.status_code == 201, rotation.text
+        narrowing = await admin.patch(f"/agents/{narrowed}", json={"scopes": ["tasks:read"]})
+        assert narrowing.status_code == 200, narrowing.text
+        assert (await admin.delete(f"/agents/{deleted}")).status_code == 204
+        for stream in streams[:3]:
+            await asyncio.wait_for(stream.ended.wait(), timeout=5)
+        await asyncio.sleep(1.5)  # three recheck periods
+        assert not streams[3].ended.is_set()
+        assert (await clients[3].get("/agents/me")).json()["id"] == untouched
+
+
+async def test_a_console_run_stream_ends_when_its_session_does(running, admin, agent):
+    """The console's stream of a running run closes within the recheck period once its
+    session is signed out, although the run goes on."""
+    task = await create_task(agent, sleep_task(20))
+    (run_id,) = await run_now(agent, task["id"])
+    await eventually(
+        lambda: agent.get(f"/runs/{run_id}"),
+        until=lambda r: r.json()["status"] == "running",
+        message="the run to start",
+    )
+    api = running.processes[0]
+    base = f"http://127.0.0.1:{api.port}"
+    token = agent.headers["authorization"].split(" ", 1)[1]
+    async with httpx.AsyncClient(base_url=base, timeout=10) as browser:
+        signed_in = await browser.post("/ui/login", data={"token": token}, headers={"origin": base})
+        assert signed_in.status_code == 303 and "ordinaut_session" in browser.cookies
+        page = (await browser.get(f"/ui/runs/{run_id}")).text
+        found = re.search(r'name="csrf_token" value="([^"]+)"', page)
+        assert found, page
+        csrf = found.group(1)
+        lines: list[str] = []
+        async with browser.stream("GET", f"/ui/runs/{run_id}/stream", timeout=None) as events:
+            assert events.status_code == 200
+            lines_read = events.aiter_lines()
+            lines.append(await anext(lines_read))  # "event: changed": subscribed
+            out = await browser.post(
+                "/ui/logout", data={"csrf_token": csrf}, headers={"origin": base}
+            )
+            assert out.status_code == 303
+            async with asyncio.timeout(5):
+                lines.extend([line async for line in lines_read])
+    assert lines[0] == "event: changed"
+    assert "event: ended" not in lines  # closed for the session, not because the run ended
+    assert (await agent.get(f"/runs/{run_id}")).json()["status"] == "running"
+    await agent.post(f"/runs/{run_id}/cancel")
 
 
 async def _value(value: Any) -> Any:

@@ -31,6 +31,7 @@ def test_values_are_parsed():
             "ORDINAUT_LOG_FORMAT": "TEXT",
             "ORDINAUT_LOG_LEVEL": "debug",
             "ORDINAUT_HTTP_ALLOW": "127.0.0.1, 10.0.0.0/8 ,internal.example",
+            "ORDINAUT_STREAM_RECHECK_SECONDS": "0.5",
         }
     )
     assert settings.database_url == "postgresql://u:p@db:5433/ordinaut"
@@ -39,6 +40,7 @@ def test_values_are_parsed():
     assert settings.log_format == "text"
     assert settings.log_level == "DEBUG"
     assert settings.http_allow == ("127.0.0.1", "10.0.0.0/8", "internal.example")
+    assert settings.stream_recheck_seconds == 0.5
 
 
 @pytest.mark.parametrize(
@@ -49,6 +51,7 @@ def test_values_are_parsed():
         ("ORDINAUT_LEASE_SECONDS", "-1", "greater than 0"),
         ("ORDINAUT_LEASE_SECONDS", "soon", "could not convert"),
         ("ORDINAUT_POLL_SECONDS", "0", "greater than 0"),
+        ("ORDINAUT_STREAM_RECHECK_SECONDS", "0", "greater than 0"),
         ("ORDINAUT_LEASE_SECONDS", "inf", "at most"),
         ("ORDINAUT_LEASE_SECONDS", "nan", "greater than 0"),
         ("ORDINAUT_SCHEDULER_HORIZON_SECONDS", "1e12", "at most"),

@@ -3,7 +3,6 @@ confirmation naming the count) and one run (its steps on a timeline, errors, act
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -28,10 +27,10 @@ from api.console.routing import (
     read_form,
     router,
 )
-from api.console.session import ConsoleSession
+from api.console.session import ConsoleSession, still_signed_in
 from api.console.timeline import timeline
 from api.deps import Conn, Principal
-from api.live import KEEPALIVE_SECONDS, RunFeed
+from api.live import RunFeed
 from api.operations import runs as operations
 from api.pagination import list_page
 from engine.clock import now_utc
@@ -237,21 +236,17 @@ async def run_stream(request: Request, run_id: UUID, session: Signed, conn: Conn
         async with feed.subscription(owner=owner, task_id=task_id, statuses=()) as subscriber:
             # Subscribed: whatever happened since the page was read comes next.
             yield b"event: changed\ndata: {}\n\n"
-            while True:
-                try:
-                    async with asyncio.timeout(KEEPALIVE_SECONDS):
-                        event = await subscriber.events.get()
-                except TimeoutError:
+            may_read = partial(RUN_READ.allows, request.app)
+            async for event in feed.follow(subscriber, still_signed_in(session, may_read)):
+                if event is None:
                     yield b": keepalive\n\n"
+                elif wanted not in (event.data.get("id"), event.data.get("run_id")):
                     continue
-                if event is None:  # the server stops, or this page fell too far behind
-                    return
-                if wanted not in (event.data.get("id"), event.data.get("run_id")):
-                    continue
-                if event.name.startswith("run.") and event.status in FINAL_STATUSES:
+                elif event.name.startswith("run.") and event.status in FINAL_STATUSES:
                     yield b"event: ended\ndata: {}\n\n"
                     return
-                yield b"event: changed\ndata: {}\n\n"
+                else:
+                    yield b"event: changed\ndata: {}\n\n"
 
     return secured(
         StreamingResponse(
