@@ -11,6 +11,7 @@ from typing import Any
 
 from ops.tables import EMPTY, ago, details, duration, table, when
 from ordinaut import Agent, AgentWithToken, Preview, Run, Task, Worker
+from ordinaut.models import QUOTA_NAMES
 
 FAILED_RUN = frozenset({"dead", "canceled"})
 
@@ -195,6 +196,24 @@ def agents(items: Sequence[Agent]) -> Shown:
         data=[dict(a.raw) for a in items],
         ids=tuple(str(a.id) for a in items),
     )
+
+
+def quotas(agent: Agent) -> Shown:
+    """Each quota that applies to the agent, and whether it is the agent's own or the
+    server's default."""
+    if agent.quotas is None or agent.quota_overrides is None:
+        raise ValueError("the server did not say which quotas apply (is it older?)")
+    applied, own = agent.quotas, agent.quota_overrides
+    rows = [
+        (
+            name.replace("_", " "),
+            str(getattr(applied, name)),
+            "own" if getattr(own, name) is not None else "default",
+        )
+        for name in QUOTA_NAMES
+    ]
+    text = f"agent {agent.name} ({agent.id})\n\n" + table(("quota", "limit", "set by"), rows)
+    return Shown(text=text, data=dict(agent.raw), ids=(str(agent.id),))
 
 
 def new_token(agent: AgentWithToken, verb: str) -> Shown:

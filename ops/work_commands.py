@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from api.components import TASK_STATUSES
 from api.schemas import RunStatus, RunTrigger
+from engine.quotas import QUOTA_NAMES
 from engine.schedules import SCHEDULE_KINDS
 from engine.tokens import SCOPES
 from ops import views
@@ -267,6 +268,25 @@ def _agents_parser(
         action="store_true",
         help="keep its other tokens working (default: they are revoked)",
     )
+    quotas = _add(agents, "quotas", common, agents_quotas, "show or set an agent's quotas")
+    quotas.add_argument("agent_id", help="the agent's id")
+    for name in QUOTA_NAMES:
+        quotas.add_argument(
+            f"--{name.replace('_', '-')}",
+            dest=name,
+            type=_quota,
+            metavar="N",
+            help=f"set its own {name.replace('_', ' ')} quota (default: unchanged)",
+        )
+    quotas.add_argument(
+        "--default",
+        action="append",
+        dest="defaults",
+        default=[],
+        choices=QUOTA_NAMES,
+        metavar="NAME",
+        help="give this quota back to the server's default (repeat for several)",
+    )
 
 
 def _preview_parser(
@@ -295,6 +315,13 @@ def _count(raw: str) -> int:
         raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"{raw!r} is negative")
+    return value
+
+
+def _quota(raw: str) -> int:
+    value = _count(raw)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"{raw!r} must be at least 1")
     return value
 
 
@@ -415,6 +442,18 @@ def agents_rotate(client: Client, args: argparse.Namespace) -> Shown:
     agent = client.agents.create_token(args.agent_id, keep_existing=args.keep_existing)
     kept = "kept" if args.keep_existing else "revoked"
     return views.new_token(agent, f"given a new token (its other tokens are {kept})")
+
+
+def agents_quotas(client: Client, args: argparse.Namespace) -> Shown:
+    changes: dict[str, int | None] = dict.fromkeys(args.defaults)
+    for name in QUOTA_NAMES:
+        if getattr(args, name) is not None:
+            if name in changes:
+                raise UsageError(f"--{name.replace('_', '-')} and --default {name} disagree")
+            changes[name] = getattr(args, name)
+    if changes:
+        return views.quotas(client.agents.update(args.agent_id, quotas=changes))
+    return views.quotas(client.agents.get(args.agent_id))
 
 
 def workers_list(client: Client, args: argparse.Namespace) -> Shown:

@@ -38,6 +38,8 @@ from ordinaut.errors import (
 )
 from ordinaut.models import (
     Agent,
+    AgentQuotaOverrides,
+    AgentQuotas,
     AgentToken,
     AgentWithToken,
     EventPublished,
@@ -58,6 +60,8 @@ from ordinaut.models import (
 __all__ = [
     "APIError",
     "Agent",
+    "AgentQuotaOverrides",
+    "AgentQuotas",
     "AgentToken",
     "AgentWithToken",
     "AsyncClient",

@@ -324,11 +324,18 @@ def create_agent(ctx: Context, name: str, scopes: Sequence[str]) -> Op[AgentWith
 
 
 def update_agent(
-    ctx: Context, agent_id: Id, *, name: str | None = None, scopes: Sequence[str] | None = None
+    ctx: Context,
+    agent_id: Id,
+    *,
+    name: str | None = None,
+    scopes: Sequence[str] | None = None,
+    quotas: Mapping[str, int | None] | None = None,
 ) -> Op[Agent]:
     body: dict[str, Any] = {} if name is None else {"name": name}
     if scopes is not None:
         body["scopes"] = list(scopes)
+    if quotas is not None:
+        body["quotas"] = dict(quotas)
     # Sets the given fields to the given values: repeating it changes nothing.
     request = Request("PATCH", _path("agents", agent_id), json=body, idempotent=True)
     return (yield from fetch(ctx, request, Agent.from_api))

@@ -260,10 +260,15 @@ class Agents(_Namespace):
         return await self._run(ops.create_agent, name, scopes)
 
     async def update(
-        self, agent_id: Id, name: str | None = None, scopes: Sequence[str] | None = None
+        self,
+        agent_id: Id,
+        name: str | None = None,
+        scopes: Sequence[str] | None = None,
+        quotas: Mapping[str, int | None] | None = None,
     ) -> Agent:
-        """Rename an agent or replace its scopes."""
-        return await self._run(ops.update_agent, agent_id, name=name, scopes=scopes)
+        """Rename an agent, replace its scopes, or set some of its quotas
+        (``{"queued_runs": 50}``; None resets one to the server's default)."""
+        return await self._run(ops.update_agent, agent_id, name=name, scopes=scopes, quotas=quotas)
 
     async def delete(self, agent_id: Id) -> None:
         """Delete an agent; its tokens stop working at once."""

@@ -250,10 +250,15 @@ class Agents(_Namespace):
         return self._run(ops.create_agent, name, scopes)
 
     def update(
-        self, agent_id: Id, name: str | None = None, scopes: Sequence[str] | None = None
+        self,
+        agent_id: Id,
+        name: str | None = None,
+        scopes: Sequence[str] | None = None,
+        quotas: Mapping[str, int | None] | None = None,
     ) -> Agent:
-        """Rename an agent or replace its scopes."""
-        return self._run(ops.update_agent, agent_id, name=name, scopes=scopes)
+        """Rename an agent, replace its scopes, or set some of its quotas
+        (``{"queued_runs": 50}``; None resets one to the server's default)."""
+        return self._run(ops.update_agent, agent_id, name=name, scopes=scopes, quotas=quotas)
 
     def delete(self, agent_id: Id) -> None:
         """Delete an agent; its tokens stop working at once."""

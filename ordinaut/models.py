@@ -42,6 +42,14 @@ def _maybe_str(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
+def _maybe_int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def _maybe(parse: Callable[[Raw], T], value: Any) -> T | None:
+    return None if value is None else parse(value)
+
+
 @dataclass(frozen=True, kw_only=True)
 class Task:
     """A task as the server stores it (the document's fields plus the server's)."""
@@ -299,10 +307,44 @@ class AgentToken:
         )
 
 
+QUOTA_NAMES = ("active_tasks", "queued_runs", "concurrent_runs", "event_fanout")
+
+
+@dataclass(frozen=True, kw_only=True)
+class AgentQuotas:
+    """The per-agent limits that apply (the agent's own, else the server's defaults): active
+    or paused tasks, runs waiting in the queue, runs running at once, tasks one event may
+    start."""
+
+    active_tasks: int
+    queued_runs: int
+    concurrent_runs: int
+    event_fanout: int
+
+    @classmethod
+    def from_api(cls, data: Raw) -> Self:
+        return cls(**{name: int(data[name]) for name in QUOTA_NAMES})
+
+
+@dataclass(frozen=True, kw_only=True)
+class AgentQuotaOverrides:
+    """The quotas an admin set for this agent; None: the server's default applies."""
+
+    active_tasks: int | None
+    queued_runs: int | None
+    concurrent_runs: int | None
+    event_fanout: int | None
+
+    @classmethod
+    def from_api(cls, data: Raw) -> Self:
+        return cls(**{name: _maybe_int(data.get(name)) for name in QUOTA_NAMES})
+
+
 @dataclass(frozen=True, kw_only=True)
 class Agent:
     """An agent and its scopes; ``tokens`` only where the server lists them
-    (``agents.get``), else None."""
+    (``agents.get``), else None; ``quotas`` and ``quota_overrides`` None only from a server
+    that does not say."""
 
     id: UUID
     name: str
@@ -311,6 +353,9 @@ class Agent:
     updated_at: datetime
     deleted_at: datetime | None
     tokens: tuple[AgentToken, ...] | None
+    webhook_url: str | None = None
+    quotas: AgentQuotas | None = None
+    quota_overrides: AgentQuotaOverrides | None = None
     raw: Raw = field(repr=False, compare=False)
 
     @classmethod
@@ -328,6 +373,9 @@ def _agent_fields(data: Raw) -> dict[str, Any]:
         "updated_at": parse_datetime(data["updated_at"]),
         "deleted_at": _maybe_datetime(data.get("deleted_at")),
         "tokens": None if tokens is None else tuple(AgentToken.from_api(t) for t in tokens),
+        "webhook_url": _maybe_str(data.get("webhook_url")),
+        "quotas": _maybe(AgentQuotas.from_api, data.get("quotas")),
+        "quota_overrides": _maybe(AgentQuotaOverrides.from_api, data.get("quota_overrides")),
         "raw": data,
     }
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from psycopg.types.json import Jsonb
 
 from engine.catalog import file_catalog
 from engine.expansion import expansion_start
@@ -12,7 +14,7 @@ from engine.tokens import display_prefix, generate_token, hash_token
 from engine.validation import validate_task
 from store import agents as agents_store
 from store import tasks as tasks_store
-from store.db import Connection
+from store.db import Connection, connect
 from tests.support import echo_task
 
 
@@ -46,3 +48,30 @@ async def make_task(
 def event_task(**overrides: Any) -> dict:
     """A task document that never runs on its own (an event task), for queue tests."""
     return {"schedule_kind": "event", "schedule_expr": "tests.never", **overrides}
+
+
+async def insert_dead_run(database_url: str, task_id: str, agent_id: str) -> str:
+    """A run that ended dead a minute ago (the in-process API has no workers)."""
+    run_id = str(uuid.uuid4())
+    finished = datetime.now(UTC) - timedelta(minutes=1)
+    conn = await connect(database_url)
+    async with conn:
+        await conn.execute(
+            """
+            INSERT INTO runs (id, task_id, agent_id, trigger, status, scheduled_for, queued_at,
+                              attempt, started_at, finished_at, duration_ms, steps, error)
+            VALUES (%s, %s, %s, 'manual', 'dead', %s, %s, 1, %s, %s, 5, %s, %s)
+            """,
+            (
+                run_id,
+                task_id,
+                agent_id,
+                finished,
+                finished,
+                finished,
+                finished,
+                Jsonb([]),
+                Jsonb({"step_id": "e", "type": "tool_error", "message": "boom", "retryable": True}),
+            ),
+        )
+    return run_id

@@ -19,6 +19,7 @@ from psycopg.types.json import Jsonb
 from api.openapi import api_routes
 from store.db import connect
 from tests.api.conftest import client_for, quick_task
+from tests.factories import insert_dead_run
 from tests.support import ADMIN_TOKEN
 
 ORIGIN = {"origin": "http://api"}
@@ -423,33 +424,6 @@ async def test_overview_reports_the_fleet_and_the_tokens_own_numbers(
     fragment = await admin.get("/ui/overview")
     assert fragment.status_code == 200 and "<html" not in fragment.text
     assert 'hx-trigger="every 5s"' in fragment.text
-
-
-async def insert_dead_run(database_url: str, task_id: str, agent_id: str) -> str:
-    """A run that ended dead a minute ago (the in-process API has no workers)."""
-    run_id = str(uuid.uuid4())
-    finished = datetime.now(UTC) - timedelta(minutes=1)
-    conn = await connect(database_url)
-    async with conn:
-        await conn.execute(
-            """
-            INSERT INTO runs (id, task_id, agent_id, trigger, status, scheduled_for, queued_at,
-                              attempt, started_at, finished_at, duration_ms, steps, error)
-            VALUES (%s, %s, %s, 'manual', 'dead', %s, %s, 1, %s, %s, 5, %s, %s)
-            """,
-            (
-                run_id,
-                task_id,
-                agent_id,
-                finished,
-                finished,
-                finished,
-                finished,
-                Jsonb([]),
-                Jsonb({"step_id": "e", "type": "tool_error", "message": "boom", "retryable": True}),
-            ),
-        )
-    return run_id
 
 
 async def test_a_title_search_reads_a_bounded_number_of_tasks_then_searches_on(

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from ordinaut import AsyncClient, QuotaExceededError
 from tests.api.conftest import AgentHandle, client_for, quick_task
+from tests.factories import insert_dead_run
 from tests.support import ADMIN_TOKEN
 
 WRITER = ("tasks:read", "tasks:write", "runs:read", "runs:write", "events:publish")
@@ -127,6 +128,26 @@ async def test_the_queued_runs_quota_refuses_run_now(client, make_agent):
     assert (await client.post(f"/tasks/{task['id']}/run_now")).status_code == 429
     runs = await agent.client.get("/runs", params={"task_id": task["id"]})
     assert len(runs.json()["items"]) == 2
+
+
+async def test_the_queued_runs_quota_refuses_the_retry_of_a_dead_run(
+    client, make_agent, fresh_db: str
+):
+    """A dead run's retry queues a new run, so it counts against the quota like run_now;
+    once a place is free it is accepted."""
+    agent = await make_agent(*WRITER)
+    await set_quotas(client, agent, queued_runs=1)
+    task = (await agent.client.post("/tasks", json=quick_task())).json()
+    dead = await insert_dead_run(fresh_db, task["id"], agent.id)
+    queued = await agent.client.post(f"/tasks/{task['id']}/run_now")
+    assert queued.status_code == 202, queued.text
+    refused = await agent.client.post(f"/runs/{dead}/retry")
+    assert_names_quota(refused, 429, "queued_runs", 1)
+    canceled = await agent.client.post(f"/runs/{queued.json()['id']}/cancel")
+    assert canceled.status_code == 200, canceled.text
+    retried = await agent.client.post(f"/runs/{dead}/retry")
+    assert retried.status_code == 202, retried.text
+    assert retried.json()["retry_of"] == dead
 
 
 async def test_the_event_fanout_quota_refuses_the_whole_event(client, make_agent):

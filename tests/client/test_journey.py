@@ -3,13 +3,14 @@ and runs, end to end."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 import pytest
 
-from ordinaut import ConflictError, NotFoundError, Page, Run, Task
+from ordinaut import AgentQuotaOverrides, ConflictError, NotFoundError, Page, Run, Task
 from tests.client.harness import collect, raised, resolve
 from tests.support import eventually
 
@@ -186,6 +187,16 @@ async def test_schedules_events_tools_and_agents(live, open_client):
         assert detail.tokens is not None and len(detail.tokens) == 1
         changed = await resolve(c.agents.update(bot.id, scopes=["tasks:read", "runs:read"]))
         assert changed.scopes == ("tasks:read", "runs:read") and changed.name == "reporter"
+        assert changed.webhook_url is None and changed.quotas is not None
+        assert changed.quota_overrides is not None
+        assert changed.quota_overrides == AgentQuotaOverrides(
+            active_tasks=None, queued_runs=None, concurrent_runs=None, event_fanout=None
+        )
+        limited = await resolve(c.agents.update(bot.id, quotas={"queued_runs": 50}))
+        assert limited.quotas == replace(changed.quotas, queued_runs=50)
+        assert limited.quota_overrides == replace(changed.quota_overrides, queued_runs=50)
+        reset = await resolve(c.agents.update(bot.id, quotas={"queued_runs": None}))
+        assert reset.quotas == changed.quotas and reset.quota_overrides == changed.quota_overrides
         rotated = await resolve(c.agents.create_token(bot.id))
         assert rotated.token != bot.token and rotated.id == bot.id
         assert await resolve(c.agents.delete(bot.id)) is None

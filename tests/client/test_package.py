@@ -14,7 +14,9 @@ import httpx
 import pytest
 
 import ordinaut
+from engine import quotas as engine_quotas
 from ordinaut import (
+    Agent,
     APIError,
     AsyncClient,
     Client,
@@ -24,6 +26,7 @@ from ordinaut import (
     UnexpectedResponseError,
     ValidationError,
 )
+from ordinaut import models as client_models
 from tests.client.fakes import (
     RUN_ID,
     URL,
@@ -164,6 +167,22 @@ def test_results_ignore_unknown_fields_and_keep_them_in_raw():
     assert task.raw["owner_webhook"] == "x" and task.next_run_at is not None
     older = Run.from_api(run_document("queued"))
     assert older.attempts == () and all(step.tries == () for step in older.steps)
+
+
+def test_an_agent_without_quotas_parses_and_the_quota_names_are_the_servers():
+    """An older server's agent (no quotas) parses with None; the client's list of quota
+    names (it cannot import the server's) is the server's."""
+    agent = Agent.from_api(
+        {
+            "id": RUN_ID,
+            "name": "old",
+            "scopes": ["tasks:read"],
+            "created_at": "2026-03-30T06:00:00+00:00",
+            "updated_at": "2026-03-30T06:00:00+00:00",
+        }
+    )
+    assert agent.quotas is None and agent.quota_overrides is None and agent.webhook_url is None
+    assert client_models.QUOTA_NAMES == engine_quotas.QUOTA_NAMES
 
 
 async def test_multi_valued_filters_repeat_the_parameter(open_client):

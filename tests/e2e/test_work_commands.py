@@ -176,6 +176,25 @@ def test_agents_workers_and_preview(cli: Cli) -> None:
     assert rotated.returncode == 0 and new_token.startswith("ord_") and new_token != token
     assert cli("tasks", "list", token=token).returncode == 2  # the old token is revoked: 401
     assert cli("tasks", "list", token=new_token).returncode == 0
+
+    shown = cli("agents", "quotas", reporter["id"])
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.splitlines()[2].split() == ["QUOTA", "LIMIT", "SET", "BY"]
+    assert all(line.endswith("default") for line in shown.stdout.splitlines()[3:])
+    limited = cli("agents", "quotas", reporter["id"], "--queued-runs", "50")
+    assert limited.returncode == 0, limited.stderr
+    assert [line.split() for line in limited.stdout.splitlines() if "queued" in line] == [
+        ["queued", "runs", "50", "own"]
+    ]
+    reset = cli.json("agents", "quotas", reporter["id"], "--default", "queued_runs")
+    assert reset["quota_overrides"]["queued_runs"] is None
+    assert reset["quotas"]["queued_runs"] != 50
+    zero = cli("agents", "quotas", reporter["id"], "--queued-runs", "0")
+    assert zero.returncode == 2 and "must be at least 1" in zero.stderr
+    huge = cli("agents", "quotas", reporter["id"], "--event-fanout", "9999999999")
+    assert huge.returncode == 1 and "quotas.event_fanout" in huge.stderr
+    assert len(huge.stderr.strip().splitlines()) <= 2, huge.stderr
+
     revoked = cli("agents", "revoke", reporter["id"])
     assert revoked.returncode == 0 and "deleted" in revoked.stdout
     assert cli("tasks", "list", token=new_token).returncode == 2
