@@ -282,10 +282,10 @@ def _agents_parser(
         "--default",
         action="append",
         dest="defaults",
-        default=[],
         choices=QUOTA_NAMES,
         metavar="NAME",
-        help="give this quota back to the server's default (repeat for several)",
+        help="give this quota back to the server's default (repeat for several): "
+        + ", ".join(QUOTA_NAMES),
     )
 
 
@@ -445,7 +445,7 @@ def agents_rotate(client: Client, args: argparse.Namespace) -> Shown:
 
 
 def agents_quotas(client: Client, args: argparse.Namespace) -> Shown:
-    changes: dict[str, int | None] = dict.fromkeys(args.defaults)
+    changes: dict[str, int | None] = dict.fromkeys(args.defaults or ())
     for name in QUOTA_NAMES:
         if getattr(args, name) is not None:
             if name in changes:
