@@ -388,6 +388,11 @@ class WebhookSecret(BaseModel):
     )
     created_at: Timestamp
     agent_id: UUID = Field(description="The agent whose deliveries it signs.")
+    previous_valid_until: Timestamp | None = Field(
+        default=None,
+        description="With `keep_previous=true`: until when the previous secret signs every "
+        "delivery too (a second signature in `webhook-signature`); otherwise null.",
+    )
 
 
 class AuditEntry(BaseModel):

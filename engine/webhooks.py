@@ -5,7 +5,8 @@ Webhooks signature, and when to try a failed delivery again.
 ``webhook-id`` (the delivery's id, the same on every try, so receivers can drop duplicates),
 ``webhook-timestamp`` (seconds since the epoch, of this try) and ``webhook-signature``
 (``v1,<base64 HMAC-SHA256 of "<id>.<timestamp>.<body>">``, keyed with the bytes that
-``whsec_<base64>`` encodes).
+``whsec_<base64>`` encodes; during a rotation that keeps the previous key, one such
+signature per key, separated by a space).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import hmac
 import json
 import random
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -49,13 +50,19 @@ def signature(key: bytes, message_id: str, timestamp: int, payload: bytes) -> st
     return "v1," + base64.b64encode(digest).decode("ascii")
 
 
-def headers(key: bytes, message_id: str, timestamp: int, payload: bytes) -> dict[str, str]:
-    """The Standard Webhooks headers of one try (plus the content type)."""
+def headers(
+    keys: Sequence[bytes], message_id: str, timestamp: int, payload: bytes
+) -> dict[str, str]:
+    """The Standard Webhooks headers of one try (plus the content type). Several keys (a
+    rotation that keeps the previous key for a while) give space-separated signatures, one
+    per key, current first: a receiver that knows either key accepts the request."""
     return {
         "content-type": "application/json",
         "webhook-id": message_id,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": signature(key, message_id, timestamp, payload),
+        "webhook-signature": " ".join(
+            signature(key, message_id, timestamp, payload) for key in keys
+        ),
     }
 
 

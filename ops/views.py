@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from ops.tables import EMPTY, ago, details, duration, table, when
-from ordinaut import Agent, AgentWithToken, Preview, Run, Task, Worker
+from ordinaut import Agent, AgentWithToken, Preview, Run, Task, WebhookSecret, Worker
 from ordinaut.models import QUOTA_NAMES
 
 FAILED_RUN = frozenset({"dead", "canceled"})
@@ -224,6 +224,26 @@ def new_token(agent: AgentWithToken, verb: str) -> Shown:
         "its token (shown once, store it now):"
     )
     return Shown(text=agent.token, data=dict(agent.raw), ids=(agent.token,), note=note)
+
+
+def webhook(agent: Agent) -> Shown:
+    where = f"go to {agent.webhook_url}" if agent.webhook_url else "are off"
+    text = f"agent {agent.name} ({agent.id}): its completion webhooks {where}"
+    return Shown(text=text, data=dict(agent.raw), ids=(str(agent.id),))
+
+
+def new_webhook_secret(made: WebhookSecret) -> Shown:
+    """The secret alone on stdout, like a new token; what happens to the old one on stderr."""
+    if made.previous_valid_until is None:
+        previous = "the previous secret no longer signs"
+    else:
+        until = made.previous_valid_until.isoformat(timespec="seconds")
+        previous = f"the previous secret signs too until {until}"
+    note = (
+        f"agent {made.agent_id}: a new webhook signing secret; {previous}\n"
+        "the secret (shown once, store it now):"
+    )
+    return Shown(text=made.secret, data=dict(made.raw), ids=(made.secret,), note=note)
 
 
 def workers(items: Sequence[Worker], now: datetime) -> Shown:

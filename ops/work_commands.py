@@ -268,6 +268,22 @@ def _agents_parser(
         action="store_true",
         help="keep its other tokens working (default: they are revoked)",
     )
+    webhook = _add(agents, "webhook", common, agents_webhook, "set where its webhooks go")
+    webhook.add_argument("agent_id", help="the agent's id (me: the caller)")
+    where = webhook.add_mutually_exclusive_group(required=True)
+    where.add_argument(
+        "--to", metavar="URL", help="the https:// URL that receives its completion webhooks"
+    )
+    where.add_argument("--off", action="store_true", help="stop its webhooks")
+    secret = _add(
+        agents, "webhook-secret", common, agents_webhook_secret, "a new webhook signing secret"
+    )
+    secret.add_argument("agent_id", help="the agent's id (me: the caller)")
+    secret.add_argument(
+        "--keep-previous",
+        action="store_true",
+        help="the old secret signs too for 24 hours (default: it stops at once)",
+    )
     quotas = _add(agents, "quotas", common, agents_quotas, "show or set an agent's quotas")
     quotas.add_argument("agent_id", help="the agent's id")
     for name in QUOTA_NAMES:
@@ -442,6 +458,17 @@ def agents_rotate(client: Client, args: argparse.Namespace) -> Shown:
     agent = client.agents.create_token(args.agent_id, keep_existing=args.keep_existing)
     kept = "kept" if args.keep_existing else "revoked"
     return views.new_token(agent, f"given a new token (its other tokens are {kept})")
+
+
+def agents_webhook(client: Client, args: argparse.Namespace) -> Shown:
+    return views.webhook(
+        client.agents.set_webhook_url(args.agent_id, None if args.off else args.to)
+    )
+
+
+def agents_webhook_secret(client: Client, args: argparse.Namespace) -> Shown:
+    made = client.agents.create_webhook_secret(args.agent_id, keep_previous=args.keep_previous)
+    return views.new_webhook_secret(made)
 
 
 def agents_quotas(client: Client, args: argparse.Namespace) -> Shown:

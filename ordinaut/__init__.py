@@ -54,6 +54,7 @@ from ordinaut.models import (
     Task,
     TaskValidation,
     Tool,
+    WebhookSecret,
     Worker,
 )
 
@@ -93,5 +94,6 @@ __all__ = [
     "UnexpectedResponseError",
     "ValidationError",
     "WaitTimeout",
+    "WebhookSecret",
     "Worker",
 ]

@@ -27,6 +27,7 @@ from ordinaut.models import (
     Task,
     TaskValidation,
     Tool,
+    WebhookSecret,
     Worker,
 )
 
@@ -349,6 +350,21 @@ def create_token(ctx: Context, agent_id: Id, *, keep_existing: bool = False) -> 
     params = _params(keep_existing=keep_existing or None)
     request = Request("POST", _path("agents", agent_id, "tokens"), params)
     return (yield from fetch(ctx, request, AgentWithToken.from_api))
+
+
+def set_webhook_url(ctx: Context, agent_id: Id, url: str | None) -> Op[Agent]:
+    request = Request(
+        "PATCH", _path("agents", agent_id), json={"webhook_url": url}, idempotent=True
+    )
+    return (yield from fetch(ctx, request, Agent.from_api))
+
+
+def create_webhook_secret(
+    ctx: Context, agent_id: Id, *, keep_previous: bool = False
+) -> Op[WebhookSecret]:
+    params = _params(keep_previous=keep_previous or None)
+    request = Request("POST", _path("agents", agent_id, "webhook-secret"), params)
+    return (yield from fetch(ctx, request, WebhookSecret.from_api))
 
 
 def worker_page(ctx: Context, *, cursor: str | None = None) -> Op[Page[Worker]]:

@@ -24,6 +24,7 @@ from ordinaut.models import (
     Task,
     TaskValidation,
     Tool,
+    WebhookSecret,
     Worker,
 )
 
@@ -267,6 +268,17 @@ class Agents(_Namespace):
     def create_token(self, agent_id: Id, *, keep_existing: bool = False) -> AgentWithToken:
         """A new token (shown once); the agent's other tokens are revoked unless kept."""
         return self._run(ops.create_token, agent_id, keep_existing=keep_existing)
+
+    def set_webhook_url(self, agent_id: Id, url: str | None) -> Agent:
+        """Where the agent's completion webhooks go (``"me"``: the caller); None stops them."""
+        return self._run(ops.set_webhook_url, agent_id, url)
+
+    def create_webhook_secret(
+        self, agent_id: Id = "me", *, keep_previous: bool = False
+    ) -> WebhookSecret:
+        """A new signing secret, shown this once. The old one stops signing at once, or,
+        with ``keep_previous``, signs every delivery too for 24 hours."""
+        return self._run(ops.create_webhook_secret, agent_id, keep_previous=keep_previous)
 
 
 class Client:

@@ -392,6 +392,28 @@ class AgentWithToken(Agent):
 
 
 @dataclass(frozen=True, kw_only=True)
+class WebhookSecret:
+    """A new webhook signing ``secret`` (``whsec_...``, shown this once); with
+    ``keep_previous``, ``previous_valid_until`` says until when the old one signs too."""
+
+    secret: str = field(repr=False)
+    agent_id: UUID
+    created_at: datetime
+    previous_valid_until: datetime | None
+    raw: Raw = field(repr=False, compare=False)
+
+    @classmethod
+    def from_api(cls, data: Raw) -> Self:
+        return cls(
+            secret=data["secret"],
+            agent_id=UUID(data["agent_id"]),
+            created_at=parse_datetime(data["created_at"]),
+            previous_valid_until=_maybe_datetime(data.get("previous_valid_until")),
+            raw=data,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
 class Tool:
     """A catalog entry: its address, transport and schemas."""
 

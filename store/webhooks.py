@@ -33,6 +33,8 @@ class DueDelivery:
     created_at: datetime
     # None: the agent has no signing secret (yet). Kept out of repr: never in a log line.
     secret: bytes | None = field(repr=False)
+    # The key it rotated away from, while it still signs too (``keep_previous``).
+    previous_secret: bytes | None = field(default=None, repr=False)
 
 
 async def lease_due_deliveries(
@@ -56,7 +58,10 @@ async def lease_due_deliveries(
          WHERE w.id = due.id
         RETURNING w.id::text AS id, w.run_id, w.agent_id, w.url, w.attempts, w.created_at,
                   (SELECT s.secret FROM webhook_secrets s WHERE s.agent_id = w.agent_id)
-                      AS secret
+                      AS secret,
+                  (SELECT s.previous_secret FROM webhook_secrets s
+                    WHERE s.agent_id = w.agent_id AND s.previous_until > now())
+                      AS previous_secret
         """,
         {"limit": limit, "lease_seconds": lease_seconds},
     )
@@ -68,7 +73,8 @@ async def lease_due_deliveries(
             url=row["url"],
             attempts=row["attempts"],
             created_at=row["created_at"],
-            secret=bytes(row["secret"]) if row["secret"] is not None else None,
+            secret=_key(row["secret"]),
+            previous_secret=_key(row["previous_secret"]),
         )
         for row in await cursor.fetchall()
     ]
@@ -176,17 +182,42 @@ async def prune_deliveries(conn: Connection, *, older_than_days: int, batch: int
     return cursor.rowcount
 
 
-async def replace_secret(conn: Connection, agent_id: UUID, secret: bytes) -> datetime:
-    """Give the agent a new signing key (the old one stops signing at once); returns when."""
+async def replace_secret(
+    conn: Connection, agent_id: UUID, secret: bytes, *, keep_previous_seconds: float = 0.0
+) -> Row:
+    """Give the agent a new signing key; returns ``created_at`` and ``previous_until``.
+
+    The old key stops signing at once, or, with ``keep_previous_seconds``, signs too until
+    then (a previous key still in its window is dropped: at most two keys sign).
+    """
     cursor = await conn.execute(
         """
-        INSERT INTO webhook_secrets (agent_id, secret) VALUES (%s, %s)
-        ON CONFLICT (agent_id) DO UPDATE SET secret = EXCLUDED.secret, created_at = now()
-        RETURNING created_at
+        INSERT INTO webhook_secrets AS s (agent_id, secret) VALUES (%(agent)s, %(secret)s)
+        ON CONFLICT (agent_id) DO UPDATE
+           SET secret = EXCLUDED.secret, created_at = now(),
+               previous_secret = CASE WHEN %(keep)s > 0 THEN s.secret END,
+               previous_until = CASE WHEN %(keep)s > 0
+                                     THEN now() + make_interval(secs => %(keep)s) END
+        RETURNING created_at, previous_until
         """,
-        (agent_id, secret),
+        {"agent": agent_id, "secret": secret, "keep": keep_previous_seconds},
     )
     row = await cursor.fetchone()
     assert row is not None
-    created_at: datetime = row["created_at"]
-    return created_at
+    return row
+
+
+async def forget_previous_secrets(conn: Connection) -> int:
+    """Erase the previous keys whose signing window has passed (they sign nothing any more;
+    kept, they would only be one more secret to leak); how many."""
+    cursor = await conn.execute(
+        """
+        UPDATE webhook_secrets SET previous_secret = NULL, previous_until = NULL
+         WHERE previous_until <= now()
+        """
+    )
+    return cursor.rowcount
+
+
+def _key(value: bytes | memoryview | None) -> bytes | None:
+    return None if value is None else bytes(value)

@@ -182,6 +182,7 @@ class Maintenance:
             await _until_none_left(
                 lambda: webhooks_store.prune_deliveries(conn, older_than_days=days)
             )
+            await webhooks_store.forget_previous_secrets(conn)
         if pruned:
             log.info("pruned %d runs older than %d days", pruned, days)
 

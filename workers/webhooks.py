@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -136,14 +137,17 @@ class WebhookSender:
                 False, error="the agent has no signing secret: POST /agents/me/webhook-secret"
             )
         else:
-            outcome = await self._send(delivery, delivery.secret, payload)
+            keys = [delivery.secret]
+            if delivery.previous_secret is not None:
+                keys.append(delivery.previous_secret)
+            outcome = await self._send(delivery, keys, payload)
         await self._record(delivery, outcome, give_up=payload is None)
 
-    async def _send(self, delivery: DueDelivery, key: bytes, payload: bytes) -> Outcome:
+    async def _send(self, delivery: DueDelivery, keys: Sequence[bytes], payload: bytes) -> Outcome:
         timeout = self.settings.webhook_timeout_seconds
         try:
             async with asyncio.timeout(timeout + 1):  # name resolution included
-                return await self._post(delivery, key, payload, timeout)
+                return await self._post(delivery, keys, payload, timeout)
         except TimeoutError:
             return Outcome(False, error=f"no answer within {timeout:g}s")
         except Exception as exc:  # a bug here must not leave the delivery to its lease
@@ -151,7 +155,7 @@ class WebhookSender:
             return Outcome(False, error=f"internal error: {type(exc).__name__}: {exc}")
 
     async def _post(
-        self, delivery: DueDelivery, key: bytes, payload: bytes, seconds: float
+        self, delivery: DueDelivery, keys: Sequence[bytes], payload: bytes, seconds: float
     ) -> Outcome:
         try:
             url = httpx.URL(delivery.url)
@@ -164,7 +168,7 @@ class WebhookSender:
         except (httpx.InvalidURL, ValueError) as exc:
             return Outcome(False, error=f"invalid webhook URL: {exc}")
         timestamp = int(self.clock().timestamp())
-        headers = webhooks.headers(key, delivery.id, timestamp, payload)
+        headers = webhooks.headers(keys, delivery.id, timestamp, payload)
         # Connect to the address that was checked (DNS rebinding); Host and SNI keep the name.
         headers["Host"] = url.netloc.decode("ascii")
         request = self._client.build_request(

@@ -83,12 +83,28 @@ async def issue_token(
     return {**agent_view(row, defaults=defaults), "token": token}
 
 
-async def new_webhook_secret(conn: Connection, agent_id: UUID) -> dict[str, Any]:
-    """A new signing key for the agent (the previous one stops signing); its ``whsec_`` form
-    is answered and never again."""
+# How long the previous key keeps signing after a rotation that keeps it: a day gives every
+# receiver time to deploy the new key, as Svix and Stripe do.
+PREVIOUS_SECRET_SECONDS = 24 * 3600
+
+
+async def new_webhook_secret(
+    conn: Connection, agent_id: UUID, *, keep_previous: bool = False
+) -> dict[str, Any]:
+    """A new signing key for the agent; its ``whsec_`` form is answered and never again.
+
+    The previous key stops signing at once, or, with ``keep_previous``, signs every delivery
+    too for ``PREVIOUS_SECRET_SECONDS`` (a second signature), so receivers switch unhurried.
+    """
     key, shown = webhooks.new_secret()
-    created_at = await webhooks_store.replace_secret(conn, agent_id, key)
-    return {"secret": shown, "created_at": created_at, "agent_id": agent_id}
+    keep = PREVIOUS_SECRET_SECONDS if keep_previous else 0
+    row = await webhooks_store.replace_secret(conn, agent_id, key, keep_previous_seconds=keep)
+    return {
+        "secret": shown,
+        "created_at": row["created_at"],
+        "agent_id": agent_id,
+        "previous_valid_until": row["previous_until"],
+    }
 
 
 async def _issue_token(conn: Connection, agent_id: UUID) -> str:

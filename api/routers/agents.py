@@ -44,6 +44,14 @@ from engine.errors import NotFound, PermissionDenied
 from engine.quotas import default_quotas
 from store import agents as agents_store
 
+KeepPrevious = Annotated[
+    bool,
+    Query(
+        description="Let the previous secret sign every delivery too for 24 hours (a second "
+        "signature), so receivers can switch to the new one without dropping a delivery."
+    ),
+]
+
 router = APIRouter(prefix="/agents", tags=["agents"])
 
 # Paths use the ``uuid`` convertor so that ``/agents/me`` never matches ``/agents/{agent_id}``
@@ -103,11 +111,18 @@ async def update_me(request: Request, principal: Caller, conn: Conn, settings: A
     response_model=WebhookSecret,
     summary="Make your webhook signing secret (shown once; replaces the previous one)",
     description='Answers `{"secret": "whsec_..."}` this once; the previous secret stops '
-    "signing at once. Verify deliveries with any Standard Webhooks library. Any valid token.",
+    "signing at once, or, with `keep_previous=true`, signs every delivery too for 24 hours "
+    "(two space-separated signatures in `webhook-signature`; a receiver that knows either "
+    "secret accepts it), so receivers move to the new secret without dropping a delivery. "
+    "Verify deliveries with any Standard Webhooks library. Any valid token.",
     openapi_extra={"x-audit-action": "agents.webhook_secret.create"},
 )
-async def create_my_secret(principal: Caller, conn: Conn) -> Any:
-    return await operations.new_webhook_secret(conn, principal.agent_id)
+async def create_my_secret(
+    principal: Caller, conn: Conn, keep_previous: KeepPrevious = False
+) -> Any:
+    return await operations.new_webhook_secret(
+        conn, principal.agent_id, keep_previous=keep_previous
+    )
 
 
 @router.post(
@@ -248,13 +263,16 @@ async def create_token(
     status_code=status.HTTP_201_CREATED,
     response_model=WebhookSecret,
     summary="Make an agent's webhook signing secret (shown once; replaces the previous one)",
+    description="As `POST /agents/me/webhook-secret`, for any agent. Admin scope.",
     responses=AGENT_NOT_FOUND,
     openapi_extra={"x-audit-action": "agents.webhook_secret.create"},
 )
-async def create_secret(agent_id: UUID, principal: Admin, conn: Conn) -> Any:
+async def create_secret(
+    agent_id: UUID, principal: Admin, conn: Conn, keep_previous: KeepPrevious = False
+) -> Any:
     if await agents_store.get_agent(conn, agent_id) is None:
         raise NotFound(f"agent {agent_id} not found")
-    return await operations.new_webhook_secret(conn, agent_id)
+    return await operations.new_webhook_secret(conn, agent_id, keep_previous=keep_previous)
 
 
 def quota_changes(update: AgentQuotaUpdate | None) -> dict[str, int | None]:

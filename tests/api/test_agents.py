@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import base64
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -213,10 +214,25 @@ async def test_webhook_settings_of_an_agent(client: httpx.AsyncClient, make_agen
     conn = await connect(fresh_db)
     async with conn:
         cursor = await conn.execute(
-            "SELECT secret FROM webhook_secrets WHERE agent_id = %s", (agent.id,)
+            "SELECT * FROM webhook_secrets WHERE agent_id = %s", (agent.id,)
         )
         (row,) = await cursor.fetchall()
     assert base64.b64encode(row["secret"]).decode() == second["secret"].removeprefix("whsec_")
+    assert row["previous_secret"] is None and second["previous_valid_until"] is None
+
+    # Keeping the previous secret: it is stored beside the new one, for 24 hours.
+    third = (await agent.client.post("/agents/me/webhook-secret?keep_previous=true")).json()
+    conn = await connect(fresh_db)
+    async with conn:
+        cursor = await conn.execute(
+            "SELECT previous_secret, previous_until - created_at AS window"
+            " FROM webhook_secrets WHERE agent_id = %s",
+            (agent.id,),
+        )
+        (kept,) = await cursor.fetchall()
+    previous = base64.b64encode(kept["previous_secret"]).decode()
+    assert previous == second["secret"].removeprefix("whsec_")
+    assert kept["window"] == timedelta(hours=24) and third["previous_valid_until"] is not None
 
     # Admins set any agent's; null stops the webhooks.
     cleared = await client.patch(f"/agents/{agent.id}", json={"webhook_url": None})

@@ -197,6 +197,16 @@ async def test_schedules_events_tools_and_agents(live, open_client):
         assert limited.quota_overrides == replace(changed.quota_overrides, queued_runs=50)
         reset = await resolve(c.agents.update(bot.id, quotas={"queued_runs": None}))
         assert reset.quotas == changed.quotas and reset.quota_overrides == changed.quota_overrides
+        hooked = await resolve(c.agents.set_webhook_url(bot.id, "https://hooks.example/in"))
+        assert hooked.webhook_url == "https://hooks.example/in"
+        secret = await resolve(c.agents.create_webhook_secret(bot.id))
+        assert secret.secret.startswith("whsec_") and secret.agent_id == bot.id
+        assert secret.previous_valid_until is None and secret.secret not in repr(secret)
+        kept = await resolve(c.agents.create_webhook_secret(bot.id, keep_previous=True))
+        assert kept.previous_valid_until == kept.created_at + timedelta(hours=24)
+        mine = await resolve(c.agents.create_webhook_secret())  # "me": the caller's own
+        assert mine.agent_id == me.id
+        assert (await resolve(c.agents.set_webhook_url(bot.id, None))).webhook_url is None
         rotated = await resolve(c.agents.create_token(bot.id))
         assert rotated.token != bot.token and rotated.id == bot.id
         assert await resolve(c.agents.delete(bot.id)) is None

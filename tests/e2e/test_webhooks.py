@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -205,6 +206,54 @@ async def test_webhooks_go_to_the_tasks_url_or_the_owners_and_to_nobody_else(
     with pytest.raises(WebhookVerificationError):
         verified(by_path["/second"], first_secret)
     assert [d["run_id"] for d in listed["items"]] == [runs[theirs["id"]]]
+
+
+async def test_a_rotation_that_keeps_the_previous_secret_signs_with_both_for_a_day(
+    running, admin, receiver
+):
+    agent, agent_id = await new_agent(running, admin)
+    async with agent:
+        old = await hook_up(agent, f"{receiver.url}/hook")
+        task = await create_task(agent, pipeline_task(ECHO))
+        rotated = await agent.post("/agents/me/webhook-secret", params={"keep_previous": True})
+        assert rotated.status_code == 201, rotated.text
+        new = rotated.json()["secret"]
+        until = datetime.fromisoformat(rotated.json()["previous_valid_until"])
+        made = datetime.fromisoformat(rotated.json()["created_at"])
+        assert until - made == timedelta(hours=24)
+
+        async def delivered_request(count: int) -> dict[str, Any]:
+            await agent.post(f"/tasks/{task['id']}/run_now", params={"wait": 10})
+            requests = await eventually(
+                lambda: _value(receiver.requests("/hook")), until=lambda r: len(r) >= count
+            )
+            return requests[count - 1]
+
+        # In the window: two signatures, and a receiver holding either secret accepts it.
+        during = await delivered_request(1)
+        assert len(during["headers"]["webhook-signature"].split(" ")) == 2
+        assert verified(during, old) and verified(during, new)
+        # The window over (moved into the past here), only the new secret signs.
+        query(
+            running.database_url,
+            "UPDATE webhook_secrets SET previous_until = now() - interval '1 second'"
+            " WHERE agent_id = %s RETURNING agent_id",
+            agent_id,
+        )
+        after = await delivered_request(2)
+        assert len(after["headers"]["webhook-signature"].split(" ")) == 1
+        assert verified(after, new)
+        with pytest.raises(WebhookVerificationError):
+            verified(after, old)
+        # A plain rotation drops the previous secret at once, even inside its window.
+        await agent.post("/agents/me/webhook-secret", params={"keep_previous": True})
+        plain = await agent.post("/agents/me/webhook-secret")
+        assert plain.json()["previous_valid_until"] is None
+        last = await delivered_request(3)
+    assert len(last["headers"]["webhook-signature"].split(" ")) == 1
+    assert verified(last, plain.json()["secret"])
+    bad = await admin.post(f"/agents/{agent_id}/webhook-secret", params={"keep_previous": "x"})
+    assert bad.status_code == 422 and "keep_previous" in bad.text
 
 
 async def test_the_signing_secret_is_shown_once_and_never_again(running, admin, receiver):

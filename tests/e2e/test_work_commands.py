@@ -195,6 +195,25 @@ def test_agents_workers_and_preview(cli: Cli) -> None:
     assert huge.returncode == 1 and "quotas.event_fanout" in huge.stderr
     assert len(huge.stderr.strip().splitlines()) <= 2, huge.stderr
 
+    hooked = cli("agents", "webhook", reporter["id"], "--to", "https://hooks.example/in")
+    assert hooked.returncode == 0, hooked.stderr
+    assert hooked.stdout.strip().endswith("its completion webhooks go to https://hooks.example/in")
+    refused_url = cli("agents", "webhook", reporter["id"], "--to", "ftp://x")
+    assert refused_url.returncode == 1 and "webhook_url" in refused_url.stderr
+    first = cli("agents", "webhook-secret", reporter["id"])
+    assert first.returncode == 0 and first.stdout.strip().startswith("whsec_"), first.stderr
+    assert "the previous secret no longer signs" in first.stderr
+    kept = cli("agents", "webhook-secret", reporter["id"], "--keep-previous")
+    assert kept.returncode == 0 and kept.stdout.strip() != first.stdout.strip()
+    assert "the previous secret signs too until" in kept.stderr
+    assert "whsec_" not in kept.stderr  # the secret only on stdout, once
+    mine_secret = cli.json("agents", "webhook-secret", "me")
+    assert (
+        mine_secret["secret"].startswith("whsec_") and mine_secret["previous_valid_until"] is None
+    )
+    off = cli.json("agents", "webhook", reporter["id"], "--off")
+    assert off["webhook_url"] is None
+
     revoked = cli("agents", "revoke", reporter["id"])
     assert revoked.returncode == 0 and "deleted" in revoked.stdout
     assert cli("tasks", "list", token=new_token).returncode == 2
@@ -234,6 +253,6 @@ def test_exit_statuses_for_usage_configuration_and_failures(cli: Cli) -> None:
     assert unreachable.returncode == 2  # --url belongs to the command, not before it
     down = cli("tasks", "list", "--url", "http://127.0.0.1:9")
     assert down.returncode == 1 and "cannot reach the API at http://127.0.0.1:9" in down.stderr
-    assert cli("tasks", "list", "--url", "ftp://x").returncode == 2
+    assert cli("tasks", "list", "--to", "ftp://x").returncode == 2
     timed_out = cli("runs", "wait", "00000000-0000-4000-8000-000000000000")
     assert timed_out.returncode == 1 and "404 not_found" in timed_out.stderr

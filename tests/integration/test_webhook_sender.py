@@ -257,3 +257,41 @@ def test_the_retry_schedule_backs_off_with_jitter_for_24_hours():
 
 async def _async(value: Any) -> Any:
     return value
+
+
+async def test_a_previous_key_signs_in_its_window_and_is_erased_after_it(db):
+    agent, _ = await make_agent(db)
+    (first, _), (second, _), (third, _) = (webhooks.new_secret() for _ in range(3))
+    await webhooks_store.replace_secret(db, agent["id"], first)
+    kept = await webhooks_store.replace_secret(db, agent["id"], second, keep_previous_seconds=60)
+    assert kept["previous_until"] - kept["created_at"] == timedelta(seconds=60)
+    # Another agent's keys, and a previous key still in its window, stay.
+    other, _ = await make_agent(db)
+    await webhooks_store.replace_secret(db, other["id"], first)
+    await webhooks_store.replace_secret(db, other["id"], third, keep_previous_seconds=60)
+    assert await webhooks_store.forget_previous_secrets(db) == 0
+
+    async def stored(agent_id: Any) -> dict[str, Any]:
+        cursor = await db.execute(
+            "SELECT secret, previous_secret, previous_until FROM webhook_secrets"
+            " WHERE agent_id = %s",
+            (agent_id,),
+        )
+        row = await cursor.fetchone()
+        assert row is not None
+        return row
+
+    assert bytes((await stored(agent["id"]))["previous_secret"]) == first
+    await db.execute(
+        "UPDATE webhook_secrets SET previous_until = now() - interval '1 second'"
+        " WHERE agent_id = %s",
+        (agent["id"],),
+    )
+    assert await webhooks_store.forget_previous_secrets(db) == 1
+    after = await stored(agent["id"])
+    assert bytes(after["secret"]) == second
+    assert (after["previous_secret"], after["previous_until"]) == (None, None)
+    assert bytes((await stored(other["id"]))["previous_secret"]) == first
+    # A plain rotation keeps no previous key, even inside a window.
+    await webhooks_store.replace_secret(db, other["id"], second)
+    assert (await stored(other["id"]))["previous_secret"] is None

@@ -7,7 +7,8 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from standardwebhooks.webhooks import Webhook
+import pytest
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from engine import webhooks
 from engine.retry import webhook_retry_delay
@@ -104,7 +105,7 @@ def test_signatures_verify_with_the_reference_library():
     assert shown.startswith("whsec_") and len(key) == 32
     payload = webhooks.body({"id": "r", "status": "succeeded", "note": "déjà"})
     stamp = int(datetime.now(UTC).timestamp())
-    headers = webhooks.headers(key, "msg_1", stamp, payload)
+    headers = webhooks.headers([key], "msg_1", stamp, payload)
     assert Webhook(shown).verify(payload, headers) == {
         "type": "run.finished",
         "data": {"id": "r", "status": "succeeded", "note": "déjà"},
@@ -114,6 +115,20 @@ def test_signatures_verify_with_the_reference_library():
         Webhook(shown).sign("msg_1", datetime.fromtimestamp(stamp, UTC), payload.decode())
         == (headers["webhook-signature"])
     )
+
+
+def test_during_a_rotation_either_key_verifies_and_a_third_does_not():
+    (new, new_shown), (old, old_shown) = webhooks.new_secret(), webhooks.new_secret()
+    payload = webhooks.body({"id": "r"})
+    stamp = int(datetime.now(UTC).timestamp())
+    headers = webhooks.headers([new, old], "msg_2", stamp, payload)
+    signatures = headers["webhook-signature"].split(" ")
+    assert len(signatures) == 2 and all(s.startswith("v1,") for s in signatures)
+    assert signatures[0] == webhooks.signature(new, "msg_2", stamp, payload)
+    for shown in (new_shown, old_shown):
+        assert Webhook(shown).verify(payload, headers)["data"] == {"id": "r"}
+    with pytest.raises(WebhookVerificationError):
+        Webhook(webhooks.new_secret()[1]).verify(payload, headers)
 
 
 def test_change_tokens_parse_and_malformed_ones_are_skipped():
