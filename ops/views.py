@@ -232,10 +232,12 @@ def webhook(agent: Agent) -> Shown:
     return Shown(text=text, data=dict(agent.raw), ids=(str(agent.id),))
 
 
-def new_webhook_secret(made: WebhookSecret) -> Shown:
+def new_webhook_secret(made: WebhookSecret, *, keep_previous: bool) -> Shown:
     """The secret alone on stdout, like a new token; what happens to the old one on stderr."""
-    if made.previous_valid_until is None:
-        previous = "the previous secret no longer signs"
+    if made.previous_valid_until is None and keep_previous:
+        previous = "there was no previous secret to keep"
+    elif made.previous_valid_until is None:
+        previous = "any previous secret no longer signs"
     else:
         until = made.previous_valid_until.isoformat(timespec="seconds")
         previous = f"the previous secret signs too until {until}"

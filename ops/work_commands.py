@@ -468,7 +468,7 @@ def agents_webhook(client: Client, args: argparse.Namespace) -> Shown:
 
 def agents_webhook_secret(client: Client, args: argparse.Namespace) -> Shown:
     made = client.agents.create_webhook_secret(args.agent_id, keep_previous=args.keep_previous)
-    return views.new_webhook_secret(made)
+    return views.new_webhook_secret(made, keep_previous=args.keep_previous)
 
 
 def agents_quotas(client: Client, args: argparse.Namespace) -> Shown:

@@ -30,10 +30,11 @@ async def open_session(
     return row
 
 
-async def session_principal(conn: Connection, id_hash: bytes) -> Row | None:
+async def session_principal(conn: Connection, id_hash: bytes, *, touch: bool = True) -> Row | None:
     """The live agent behind an unexpired session whose token is not revoked (``id, name,
-    scopes, token_id``); refreshes the token's ``last_used_at`` as a REST call does (at most
-    once a minute, see :func:`store.agents.authenticate`)."""
+    scopes, token_id``); with ``touch``, refreshes the token's ``last_used_at`` as a REST call
+    does (at most once a minute, see :func:`store.agents.authenticate`). An open stream's
+    re-checks do not touch: an idle tab is not a use of the token."""
     cursor = await conn.execute(
         """
         WITH hit AS (
@@ -41,18 +42,18 @@ async def session_principal(conn: Connection, id_hash: bytes) -> Row | None:
               FROM console_sessions s
               JOIN agent_tokens k ON k.id = s.token_id
               JOIN agents a ON a.id = k.agent_id
-             WHERE s.id_hash = %s AND s.expires_at > now()
+             WHERE s.id_hash = %(id_hash)s AND s.expires_at > now()
                AND k.revoked_at IS NULL AND a.deleted_at IS NULL
         ), touched AS (
             UPDATE agent_tokens k SET last_used_at = now()
               FROM hit
-             WHERE k.id = hit.token_id
+             WHERE %(touch)s AND k.id = hit.token_id
                AND (hit.last_used_at IS NULL
                     OR hit.last_used_at < now() - interval '60 seconds')
         )
         SELECT id, name, scopes, token_id FROM hit
         """,
-        (id_hash,),
+        {"id_hash": id_hash, "touch": touch},
     )
     return await cursor.fetchone()
 

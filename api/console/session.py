@@ -129,7 +129,7 @@ def still_signed_in(
     (:meth:`api.live.RunFeed.follow`), which a sign-out or a revoked token then closes."""
 
     async def ask(conn: Connection) -> bool:
-        row = await sessions_store.session_principal(conn, session.id_hash)
+        row = await sessions_store.session_principal(conn, session.id_hash, touch=False)
         if row is None:
             return False
         now = principal_of(row)

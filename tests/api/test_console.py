@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from psycopg.types.json import Jsonb
 
 from api.openapi import api_routes
+from store import console_sessions as sessions_store
 from store.db import connect
 from tests.api.conftest import client_for, quick_task
 from tests.factories import insert_dead_run
@@ -115,6 +116,21 @@ async def test_sign_in_sets_a_strict_http_only_cookie_and_keeps_only_its_hash(
         rows = await cursor.fetchall()
     assert [bytes(r["id_hash"]) for r in rows] == [hashlib.sha256(session_id.encode()).digest()]
     assert session_id.encode() not in bytes(rows[0]["id_hash"])
+
+
+async def test_a_stream_recheck_does_not_count_as_a_use_of_the_token(app: FastAPI, fresh_db: str):
+    async with client_for(app) as http:
+        response = await http.post("/ui/login", data={"token": ADMIN_TOKEN}, headers=ORIGIN)
+    id_hash = hashlib.sha256(response.cookies["ordinaut_session"].encode()).digest()
+    conn = await connect(fresh_db)
+    async with conn:
+        stale = "UPDATE agent_tokens SET last_used_at = now() - interval '1 hour'"
+        await conn.execute(stale)
+        used = "SELECT last_used_at > now() - interval '1 minute' AS recent FROM agent_tokens"
+        assert await sessions_store.session_principal(conn, id_hash, touch=False) is not None
+        assert not any(row["recent"] for row in await (await conn.execute(used)).fetchall())
+        assert await sessions_store.session_principal(conn, id_hash) is not None  # a page
+        assert any(row["recent"] for row in await (await conn.execute(used)).fetchall())
 
 
 async def test_the_cookie_is_secure_over_https(app: FastAPI):
