@@ -28,6 +28,9 @@ SECRET_BYTES = 32
 EVENT_TYPE = "run.finished"
 # Deliveries are retried with backoff for this long after the run ended, then given up.
 GIVE_UP_AFTER = timedelta(hours=24)
+# How long the previous key keeps signing after a rotation that keeps it: a day gives every
+# receiver time to deploy the new key, as Svix and Stripe do.
+PREVIOUS_KEY_OVERLAP = timedelta(hours=24)
 RETRY_CAP_SECONDS = 3600.0
 
 

@@ -19,7 +19,6 @@ from typing import Any, TypeVar
 
 from api.components import TASK_STATUSES
 from api.schemas import RunStatus, RunTrigger
-from engine.quotas import QUOTA_NAMES
 from engine.schedules import SCHEDULE_KINDS
 from engine.tokens import SCOPES
 from ops import views
@@ -35,6 +34,7 @@ from ordinaut import (
     WaitTimeout,
 )
 from ordinaut._config import DEFAULT_URL, TOKEN_VARIABLE, URL_VARIABLE
+from ordinaut.models import QUOTA_NAMES
 
 T = TypeVar("T")
 
@@ -268,11 +268,13 @@ def _agents_parser(
         action="store_true",
         help="keep its other tokens working (default: they are revoked)",
     )
-    webhook = _add(agents, "webhook", common, agents_webhook, "set where its webhooks go")
+    webhook = _add(
+        agents, "webhook", common, agents_webhook, "show or set where an agent's webhooks go"
+    )
     webhook.add_argument("agent_id", help="the agent's id (me: the caller)")
-    where = webhook.add_mutually_exclusive_group(required=True)
+    where = webhook.add_mutually_exclusive_group()
     where.add_argument(
-        "--to", metavar="URL", help="the https:// URL that receives its completion webhooks"
+        "--to", metavar="URL", help="the http(s):// URL that receives its completion webhooks"
     )
     where.add_argument("--off", action="store_true", help="stop its webhooks")
     secret = _add(
@@ -461,9 +463,9 @@ def agents_rotate(client: Client, args: argparse.Namespace) -> Shown:
 
 
 def agents_webhook(client: Client, args: argparse.Namespace) -> Shown:
-    return views.webhook(
-        client.agents.set_webhook_url(args.agent_id, None if args.off else args.to)
-    )
+    if args.off or args.to is not None:
+        return views.webhook(client.agents.set_webhook_url(args.agent_id, args.to))
+    return views.webhook(client.agents.get(args.agent_id))  # "me": GET /agents/me
 
 
 def agents_webhook_secret(client: Client, args: argparse.Namespace) -> Shown:

@@ -45,7 +45,7 @@ async def lease_due_deliveries(
     cursor = await conn.execute(
         """
         WITH due AS (
-            SELECT id FROM webhook_deliveries
+            SELECT id, agent_id FROM webhook_deliveries
              WHERE status = 'pending' AND next_attempt_at <= now()
              ORDER BY next_attempt_at
              LIMIT %(limit)s
@@ -54,13 +54,11 @@ async def lease_due_deliveries(
         UPDATE webhook_deliveries w
            SET attempts = w.attempts + 1, last_attempt_at = now(),
                next_attempt_at = now() + make_interval(secs => %(lease_seconds)s)
-          FROM due
+          FROM due LEFT JOIN webhook_secrets s ON s.agent_id = due.agent_id
          WHERE w.id = due.id
         RETURNING w.id::text AS id, w.run_id, w.agent_id, w.url, w.attempts, w.created_at,
-                  (SELECT s.secret FROM webhook_secrets s WHERE s.agent_id = w.agent_id)
-                      AS secret,
-                  (SELECT s.previous_secret FROM webhook_secrets s
-                    WHERE s.agent_id = w.agent_id AND s.previous_until > now())
+                  s.secret,
+                  CASE WHEN s.previous_until > now() THEN s.previous_secret END
                       AS previous_secret
         """,
         {"limit": limit, "lease_seconds": lease_seconds},

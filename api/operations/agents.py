@@ -83,21 +83,17 @@ async def issue_token(
     return {**agent_view(row, defaults=defaults), "token": token}
 
 
-# How long the previous key keeps signing after a rotation that keeps it: a day gives every
-# receiver time to deploy the new key, as Svix and Stripe do.
-PREVIOUS_SECRET_SECONDS = 24 * 3600
-
-
 async def new_webhook_secret(
     conn: Connection, agent_id: UUID, *, keep_previous: bool = False
 ) -> dict[str, Any]:
     """A new signing key for the agent; its ``whsec_`` form is answered and never again.
 
     The previous key stops signing at once, or, with ``keep_previous``, signs every delivery
-    too for ``PREVIOUS_SECRET_SECONDS`` (a second signature), so receivers switch unhurried.
+    too for ``webhooks.PREVIOUS_KEY_OVERLAP`` (a second signature), so receivers switch
+    unhurried.
     """
     key, shown = webhooks.new_secret()
-    keep = PREVIOUS_SECRET_SECONDS if keep_previous else 0
+    keep = webhooks.PREVIOUS_KEY_OVERLAP.total_seconds() if keep_previous else 0.0
     row = await webhooks_store.replace_secret(conn, agent_id, key, keep_previous_seconds=keep)
     return {
         "secret": shown,

@@ -211,6 +211,11 @@ def test_agents_workers_and_preview(cli: Cli) -> None:
     assert (
         mine_secret["secret"].startswith("whsec_") and mine_secret["previous_valid_until"] is None
     )
+    shown_hook = cli("agents", "webhook", "me")
+    assert shown_hook.returncode == 0 and shown_hook.stdout.strip().endswith("webhooks are off")
+    assert (
+        cli.json("agents", "webhook", reporter["id"])["webhook_url"] == "https://hooks.example/in"
+    )
     off = cli.json("agents", "webhook", reporter["id"], "--off")
     assert off["webhook_url"] is None
 
